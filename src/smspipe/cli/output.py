@@ -1,0 +1,55 @@
+"""Rendering: NDJSON for pipes, rich for terminals, plain lines on stderr.
+
+rich is imported only when something is rendered to a terminal, so that a
+piped ``validate`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO, TYPE_CHECKING, Any
+
+from smspipe.errors import redact
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_json_line(value: Any, stream: IO[str] | None = None, *, flush: bool = False) -> None:
+    out = sys.stdout if stream is None else stream
+    out.write(dumps(value) + "\n")
+    if flush:
+        out.flush()
+
+
+def write_json_pretty(value: Any, stream: IO[str] | None = None) -> None:
+    out = sys.stdout if stream is None else stream
+    out.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+def err(line: str) -> None:
+    """A plain line on stderr, secrets masked."""
+    sys.stderr.write(redact(line) + "\n")
+
+
+def console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    # Markup and highlighting off: user and API text is printed as it is.
+    return Console(stderr=stderr, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def plural(count: int, word: str, plural_word: str | None = None) -> str:
+    return f"{count} {word if count == 1 else (plural_word or word + 's')}"

@@ -1,0 +1,38 @@
+"""`smspipe schema NAME`: print a JSON Schema smspipe checks documents against."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from typing import Annotated
+
+import typer
+
+from smspipe.cli.app import guarded
+from smspipe.errors import UsageError
+
+
+def available() -> list[str]:
+    names = [p.name.removesuffix(".json")
+             for p in resources.files("smspipe.schemas").iterdir() if p.name.endswith(".json")]
+    return sorted([*names, "config"])
+
+
+def schema(
+    name: Annotated[str, typer.Argument(help="sms, request, order, customer, shipment or config",
+                                        metavar="NAME")],
+) -> None:
+    """Print the JSON Schema of a document kind (sms, request, order, customer, shipment, config)."""
+    with guarded():
+        if name == "config":
+            from smspipe.config import config_schema
+
+            document = config_schema()
+        elif name in available():
+            from smspipe.sms import load_schema
+
+            document = load_schema(name)
+        else:
+            raise UsageError(f"no schema named {name!r}", hint=f"choose one of: {', '.join(available())}")
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

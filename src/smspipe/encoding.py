@@ -1,0 +1,82 @@
+"""GSM-7 / UCS-2 detection and segment counting, as Twilio bills a message.
+
+GSM-7 (3GPP TS 23.038): 160 septets in a single segment; a concatenated message
+carries 153 septets per part. Characters of the extension table are sent as an
+escape plus the character, so they count two, and an escape pair is never split
+across parts. Anything outside GSM-7 makes the whole message UCS-2, counted in
+UTF-16 code units (an emoji is a surrogate pair, two units): 70 in one segment,
+67 per part, and a surrogate pair is never split across parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# The escape character itself is not a character a message can carry.
+GSM7_BASIC = GSM7_BASIC - {"\x1b"}
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+GSM7 = "GSM-7"
+UCS2 = "UCS-2"
+
+GSM7_SINGLE = 160
+GSM7_PART = 153
+UCS2_SINGLE = 70
+UCS2_PART = 67
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """How a message body is encoded and billed."""
+
+    name: str  # GSM7 or UCS2
+    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
+    segments: int
+    # The characters that forced UCS-2, in order of first appearance.
+    non_gsm: tuple[str, ...] = ()
+
+
+def _pack(unit_sizes: list[int], per_part: int) -> int:
+    """Count the parts needed when no character may straddle two parts."""
+    parts, used = 1, 0
+    for size in unit_sizes:
+        if used + size > per_part:
+            parts += 1
+            used = 0
+        used += size
+    return parts
+
+
+def analyse(body: str) -> Encoding:
+    """Return the encoding, length in billing units and segment count of *body*."""
+    if GSM7_ALL.issuperset(body):
+        extension = sum(body.count(c) for c in GSM7_EXTENSION)
+        septets = len(body) + extension
+        if septets <= GSM7_SINGLE:
+            return Encoding(GSM7, septets, 1 if septets else 0)
+        if not extension:
+            return Encoding(GSM7, septets, -(-septets // GSM7_PART))
+        sizes = [2 if c in GSM7_EXTENSION else 1 for c in body]
+        return Encoding(GSM7, septets, _pack(sizes, GSM7_PART))
+
+    non_gsm = tuple(dict.fromkeys(c for c in body if c not in GSM7_ALL))
+    sizes = [2 if ord(c) > 0xFFFF else 1 for c in body]
+    units = sum(sizes)
+    if units <= UCS2_SINGLE:
+        return Encoding(UCS2, units, 1, non_gsm)
+    if units == len(body):
+        return Encoding(UCS2, units, -(-units // UCS2_PART), non_gsm)
+    return Encoding(UCS2, units, _pack(sizes, UCS2_PART), non_gsm)
+
+
+def describe_chars(chars: tuple[str, ...], limit: int = 5) -> str:
+    """Name characters for a warning: ’ (U+2019), 😀 (U+1F600)."""
+    shown = [f"{c!r} (U+{ord(c):04X})" if not c.isprintable() else f"{c} (U+{ord(c):04X})"
+             for c in chars[:limit]]
+    more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
+    return ", ".join(shown) + more

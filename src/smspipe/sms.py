@@ -1,0 +1,335 @@
+"""The SMS model and its validation: schema, phone, sender, message, encoding.
+
+``validate`` and ``send`` both go through :func:`check`, so a document is
+judged the same way whichever command reads it.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from smspipe import encoding, phone
+from smspipe.documents import Document, Problem, unwrap
+
+MAX_MESSAGE_CHARS = 1600
+SMS_FIELDS = ("id", "from", "phone", "message", "media_url", "status_callback")
+SECRET_PARAMETERS = frozenset({"twilio_auth_token", "twilio_api_secret"})
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """An error or warning about one field, by JSON path (``sms.phone``)."""
+
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass(frozen=True, slots=True)
+class SMS:
+    """A message ready to send: recipient in E.164, sender checked."""
+
+    to: str
+    body: str
+    sender: str | None = None
+    media_url: tuple[str, ...] = ()
+    status_callback: str | None = None
+    id: str | int | None = None
+
+    def as_document(self) -> dict[str, Any]:
+        """The hub SMS object, normalised."""
+        out: dict[str, Any] = {}
+        if self.id is not None:
+            out["id"] = self.id
+        if self.sender is not None:
+            out["from"] = self.sender
+        out["phone"] = self.to
+        out["message"] = self.body
+        if self.media_url:
+            out["media_url"] = list(self.media_url)
+        if self.status_callback is not None:
+            out["status_callback"] = self.status_callback
+        return out
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What validation concluded about one document."""
+
+    source: str
+    line: int
+    index: int | None
+    #: JSON path of the SMS within the document ("sms", "sms[1]", "" when bare)
+    path: str
+    request_id: str | None
+    parameters: dict[str, Any]
+    original: Any
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    sms: SMS | None = None
+    encoding: str | None = None
+    segments: int | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors and self.sms is not None
+
+    @property
+    def where(self) -> str:
+        from smspipe.documents import location
+
+        return location(self.source, self.line, self.index)
+
+    def report(self) -> dict[str, Any]:
+        """The NDJSON record ``validate --json`` prints."""
+        return {
+            "source": self.source,
+            "line": self.line,
+            "index": self.index,
+            "request_id": self.request_id,
+            "valid": self.valid,
+            "errors": [e.as_dict() for e in self.errors],
+            "warnings": [w.as_dict() for w in self.warnings],
+            "phone": self.sms.to if self.sms else None,
+            "encoding": self.encoding,
+            "segments": self.segments,
+        }
+
+    def normalised(self, *, keep_secrets: bool = False) -> dict[str, Any]:
+        """The document as ``validate --pass`` writes it: request form, E.164 phone.
+
+        Secrets in ``parameters`` are dropped unless *keep_secrets*: smspipe
+        never writes a token to its output.
+        """
+        assert self.sms is not None
+        out: dict[str, Any] = {}
+        if self.request_id is not None:
+            out["request_id"] = self.request_id
+        params = {k: v for k, v in self.parameters.items()
+                  if keep_secrets or k not in SECRET_PARAMETERS}
+        if params:
+            out["parameters"] = params
+        out["sms"] = self.sms.as_document()
+        return out
+
+    def key(self, account: str | None = None) -> str:
+        """A stable identity: the request_id, else a hash of what would be sent."""
+        if self.request_id:
+            return self.request_id
+        return content_hash(self.sms, account) if self.sms else f"{self.source}:{self.line}"
+
+
+def content_hash(sms: SMS, account: str | None) -> str:
+    material = json.dumps([account, sms.to, sms.sender, sms.body, list(sms.media_url)],
+                          ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+# --- schemas -----------------------------------------------------------------
+
+def load_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped as package data (sms, request, order, …)."""
+    text = resources.files("smspipe.schemas").joinpath(f"{name}.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator(name: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(load_schema(name))
+
+
+@cache
+def _envelope_validator() -> Any:
+    """The request schema without its ``sms``: checks request_id and parameters."""
+    from jsonschema import Draft202012Validator
+
+    schema = copy.deepcopy(load_schema("request"))
+    del schema["properties"]["sms"]
+    schema["required"] = []
+    return Draft202012Validator(schema)
+
+
+def schema_issues(validator: Any, value: Any, prefix: str) -> list[Issue]:
+    """Run a compiled validator and turn its errors into one Issue each."""
+    if validator.is_valid(value):
+        return []
+    issues = []
+    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+        issues.append(_describe_schema_error(error, prefix))
+    return issues
+
+
+def join_path(prefix: str, *parts: str | int) -> str:
+    path = prefix
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else part
+    return path
+
+
+def _describe_schema_error(error: Any, prefix: str) -> Issue:
+    path = join_path(prefix, *error.absolute_path)
+    validator = error.validator
+    if validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        return Issue(join_path(path, missing), "required field is missing")
+    if validator == "additionalProperties":
+        known = list(error.schema.get("properties", {}))
+        extras = [k for k in error.instance if k not in known]
+        name = extras[0] if extras else "?"
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(known)}"
+        return Issue(join_path(path, str(name)), f"unknown field{hint}")
+    if validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return Issue(path, f"must be {_article(expected)}, got {_json_type(error.instance)}")
+    if validator == "maxLength":
+        return Issue(path, f"is {len(error.instance)} characters; at most "
+                           f"{error.validator_value} are allowed")
+    if validator == "minLength":
+        return Issue(path, "must not be empty")
+    if validator == "maxItems":
+        return Issue(path, f"has {len(error.instance)} items; at most "
+                           f"{error.validator_value} are allowed")
+    if validator == "pattern":
+        if path.endswith("status_callback") or "media_url" in path:
+            return Issue(path, f"{error.instance!r} is not an http(s) URL")
+        return Issue(path, f"{error.instance!r} is not of the expected form")
+    if validator == "oneOf":
+        return Issue(path, "must be an SMS object or a list of SMS objects")
+    return Issue(path, error.message)
+
+
+def _article(type_name: str) -> str:
+    names = {"object": "an object", "array": "a list", "string": "a string",
+             "integer": "an integer", "number": "a number", "boolean": "true or false"}
+    return names.get(type_name, type_name)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+# --- checks ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the checks beyond the schema need from the configuration."""
+
+    default_region: str = "US"
+    allowed_countries: frozenset[str] = frozenset()
+    max_segments: int | None = None
+
+
+def split(doc: Document) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """The SMS items of a document: wrapped, hub request, bare, or a collection."""
+    return unwrap(doc, "sms", "sms")
+
+
+def check(doc: Document, policy: Policy) -> Iterator[Verdict]:
+    """Validate every SMS in *doc* (one, or several for ``{"sms": [...]}``)."""
+    for path, item, envelope in split(doc):
+        yield check_item(doc, path, item, envelope, policy)
+
+
+def check_item(
+    doc: Document, path: str, item: Any, envelope: dict[str, Any], policy: Policy
+) -> Verdict:
+    request_id = envelope.get("request_id")
+    parameters = envelope.get("parameters")
+    verdict = Verdict(
+        source=doc.source, line=doc.line, index=doc.index, path=path,
+        request_id=request_id if isinstance(request_id, str) and request_id else None,
+        parameters=parameters if isinstance(parameters, dict) else {},
+        original=doc.value,
+    )
+    if verdict.request_id is not None and path.endswith("]"):
+        # One request, several messages: each needs its own ledger identity.
+        verdict.request_id = f"{verdict.request_id}{path[path.index('['):]}"
+    if envelope:
+        verdict.errors.extend(schema_issues(_envelope_validator(), envelope, ""))
+    verdict.errors.extend(schema_issues(_validator("sms"), item, path))
+    if not isinstance(item, dict):
+        return verdict
+
+    to = _check_phone(item.get("phone"), join_path(path, "phone"), policy, verdict)
+    sender = _check_from(item.get("from"), join_path(path, "from"), policy, verdict)
+    body = item.get("message")
+    if isinstance(body, str):
+        if not body.strip():
+            verdict.errors.append(Issue(join_path(path, "message"), "must not be blank"))
+        analysis = encoding.analyse(body)
+        verdict.encoding = analysis.name
+        verdict.segments = analysis.segments
+        if analysis.non_gsm:
+            verdict.warnings.append(Issue(
+                join_path(path, "message"),
+                f"UCS-2 encoding (70 characters a segment, not 160) because of "
+                f"{encoding.describe_chars(analysis.non_gsm)}; "
+                f"{analysis.segments} segment{'s' if analysis.segments != 1 else ''}"))
+        if policy.max_segments is not None and analysis.segments > policy.max_segments:
+            verdict.errors.append(Issue(
+                join_path(path, "message"),
+                f"needs {analysis.segments} segments, more than --max-segments "
+                f"{policy.max_segments}; shorten the text"))
+    if verdict.errors or to is None or not isinstance(body, str):
+        return verdict
+    media = item.get("media_url") or ()
+    callback = item.get("status_callback")
+    verdict.sms = SMS(to=to, body=body, sender=sender, media_url=tuple(media),
+                      status_callback=callback, id=item.get("id"))
+    return verdict
+
+
+def _check_phone(raw: Any, path: str, policy: Policy, verdict: Verdict) -> str | None:
+    if not isinstance(raw, str) or not raw.strip():
+        return None  # the schema already said so
+    result = phone.check_number(raw, policy.default_region, policy.allowed_countries)
+    if result.e164 is None:
+        verdict.errors.append(Issue(path, result.error or "not a valid phone number"))
+    return result.e164
+
+
+def _check_from(raw: Any, path: str, policy: Policy, verdict: Verdict) -> str | None:
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    result = phone.check_sender(raw, policy.default_region)
+    if result.e164 is None:
+        verdict.errors.append(Issue(path, result.error or "not a valid sender"))
+    return result.e164
+
+
+def problem_verdict(problem: Problem) -> Verdict:
+    """An unreadable line or item, as a verdict so that reports treat it alike."""
+    return Verdict(source=problem.source, line=problem.line, index=problem.index, path="",
+                   request_id=None, parameters={}, original=None,
+                   errors=[Issue("", problem.message)])
