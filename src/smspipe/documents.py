@@ -106,6 +106,8 @@ def _skip_ws(text: str, pos: int) -> int:
 def _describe_json_error(exc: json.JSONDecodeError) -> str:
     if exc.pos >= len(exc.doc) and exc.doc.strip():
         return "invalid JSON: the document ends too early (truncated?)"
+    if exc.msg.startswith("Unterminated string"):
+        return f"invalid JSON: a string starting at column {exc.colno} never ends (truncated?)"
     if exc.lineno == 1:
         return f"invalid JSON: {exc.msg} (column {exc.colno})"
     return f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"

@@ -1,0 +1,126 @@
+"""The installed command: version, entry points, internal errors, tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from smspipe import __version__
+from smspipe.cli.app import app
+
+ROOT = Path(__file__).resolve().parent.parent
+SMSPIPE = Path(sys.executable).parent / "smspipe"
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TWILIO_", "SMSPIPE_"))}
+    env["SMSPIPE_HOME"] = str(tmp_path / "home")
+    return env
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"smspipe {__version__}\n"
+
+
+def test_no_arguments_prints_help() -> None:
+    result = CliRunner().invoke(app, [])
+    assert result.exit_code in (0, 2)
+    assert "validate" in result.stdout + result.stderr
+
+
+def test_installed_console_script_in_a_real_pipe(tmp_path: Path) -> None:
+    assert SMSPIPE.exists(), "smspipe is not installed in this environment"
+    sample = (ROOT / "samples" / "sms.json").read_text()
+    proc = subprocess.run([str(SMSPIPE), "validate", "-"], input=sample, capture_output=True,
+                          text=True, env=clean_env(tmp_path), timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["phone"] == "+14155552671"
+    assert "1 valid" in proc.stderr
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "smspipe", "--version"], capture_output=True,
+                          text=True, env=clean_env(tmp_path), timeout=60, check=False)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"smspipe {__version__}"
+
+
+def test_missing_file_exit_code_from_a_real_process(tmp_path: Path) -> None:
+    proc = subprocess.run([str(SMSPIPE), "validate", str(tmp_path / "missing.ndjson")],
+                          capture_output=True, text=True, env=clean_env(tmp_path), timeout=60,
+                          check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "no such file" in proc.stderr
+
+
+def _explode(*_: object, **__: object) -> None:
+    raise RuntimeError(f"simulated bug while holding token {TOKEN}")
+
+
+@pytest.fixture
+def buggy_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Stand-in for a bug deep in the core: the only way to reach the bug path."""
+    monkeypatch.setenv("SMSPIPE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SMSPIPE_CONFIG", raising=False)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+    monkeypatch.setattr("smspipe.sms.check", _explode)
+
+
+@pytest.mark.usefixtures("buggy_check")
+def test_internal_error_is_one_line_and_exit_70_without_secrets() -> None:
+    result = CliRunner().invoke(app, ["validate"], input='{"phone": "+14155552671", "message": "x"}')
+    assert result.exit_code == 70
+    assert "internal error: RuntimeError" in result.stderr
+    assert "--traceback" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert TOKEN not in result.stderr + result.stdout
+
+
+@pytest.mark.usefixtures("buggy_check")
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_traceback_on_request_masks_secrets(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ["--traceback", "validate"] if how == "flag" else ["validate"]
+    if how == "env":
+        monkeypatch.setenv("SMSPIPE_DEBUG", "1")
+    result = CliRunner().invoke(app, args, input='{"phone": "+14155552671", "message": "x"}')
+    assert result.exit_code == 70
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "simulated bug while holding token ****" in result.stderr
+    assert TOKEN not in result.stderr + result.stdout
+
+
+def test_schema_command_prints_valid_json_schemas() -> None:
+    for name in ("sms", "request", "config"):
+        result = CliRunner().invoke(app, ["schema", name])
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["type"] == "object"
+    result = CliRunner().invoke(app, ["schema", "nope"])
+    assert result.exit_code == 2
+    assert "choose one of" in result.stderr
+
+
+def test_request_schema_accepts_the_hub_request_shape() -> None:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    from smspipe.sms import load_schema
+
+    sms_schema = load_schema("sms")
+    registry: Registry = Registry().with_resource(sms_schema["$id"],
+                                                  Resource.from_contents(sms_schema))
+    validator = Draft202012Validator(load_schema("request"), registry=registry)
+    request = json.loads((ROOT / "samples" / "request.json").read_text())
+    assert validator.is_valid(request)
+    request["sms"]["extra"] = 1
+    assert not validator.is_valid(request)
