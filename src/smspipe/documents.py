@@ -119,7 +119,7 @@ def _open_binary(source: str, stdin: IO[bytes] | None) -> IO[bytes]:
             return stdin
         return sys.stdin.buffer
     try:
-        return open(source, "rb")  # noqa: SIM115 - closed by the caller
+        return open(source, "rb")
     except FileNotFoundError:
         raise InputError(f"{source}: no such file",
                          hint="check the path, or use - to read from stdin") from None

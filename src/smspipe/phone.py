@@ -61,8 +61,8 @@ def check_number(raw: str, default_region: str, allowed: frozenset[str] = frozen
         return PhoneCheck(None, error=f"{raw!r} {_describe_parse_error(exc)}; "
                                       f"give it in E.164 form ({EXAMPLE_E164})")
     if not phonenumbers.is_valid_number(number):
-        region = default_region if not text.startswith("+") else "its country code"
-        return PhoneCheck(None, error=f"{raw!r} is not a valid phone number for {region}; "
+        where = default_region if not text.startswith("+") else "its country code"
+        return PhoneCheck(None, error=f"{raw!r} is not a valid phone number for {where}; "
                                       f"give it in E.164 form ({EXAMPLE_E164})")
     region = phonenumbers.region_code_for_number(number)
     if phonenumbers.number_type(number) == PhoneNumberType.PREMIUM_RATE:
