@@ -23,8 +23,19 @@ def is_terminal(stream: IO[str]) -> bool:
         return False
 
 
+# Characters that some line readers (Python's str.splitlines, JavaScript) take
+# for line breaks: escaped, so that one NDJSON record is always one line.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON for one NDJSON line: UTF-8 kept, odd line breaks escaped."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii():
+        for char, escaped in _LINE_BREAKS.items():
+            if char in text:
+                text = text.replace(char, escaped)
+    return text
 
 
 def write_json_line(value: Any, stream: IO[str] | None = None, *, flush: bool = False) -> None:
