@@ -1,0 +1,269 @@
+"""smspipe benchmarks: start-up, throughput, memory, delivery.
+
+    python bench/bench.py              # everything, writes bench/RESULTS.md
+    python bench/bench.py --quick      # fewer runs and smaller inputs, for a smoke check
+
+Each figure is a median of several runs of the installed ``smspipe`` (next to
+this interpreter), compared with a floor measured in the same run: bare
+``python -c pass`` for start-up, the loops of bench/floors.py for throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data"
+BIN = Path(sys.executable).parent
+SMSPIPE = str(BIN / "smspipe")
+PYTHON = sys.executable
+
+FIRST_NAMES = ["Ana", "Tom", "Zoë", "Łukasz", "Joe", "Mia", "Renée", "Sam"]
+COUNTRIES = [("US", "+1415555{:04d}"), ("GB", "+447911{:06d}"), ("DE", "+4915123{:06d}"),
+             ("CA", "+1604555{:04d}")]
+
+
+@dataclass
+class Row:
+    what: str
+    value: str
+    floor: str
+    ratio: str
+    target: str
+    ok: bool | None
+
+    def cells(self) -> list[str]:
+        verdict = "" if self.ok is None else ("yes" if self.ok else "NO")
+        return [self.what, self.value, self.floor, self.ratio, self.target, verdict]
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SMSPIPE_"))}
+    env["SMSPIPE_HOME"] = str(DATA / "home")
+    return env
+
+
+def run(cmd: list[str], stdin_path: Path | None = None) -> float:
+    env = clean_env()
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        start = time.perf_counter()
+        subprocess.run(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env=env, check=False)
+        return time.perf_counter() - start
+    finally:
+        if stdin_path:
+            stdin.close()  # type: ignore[union-attr]
+
+
+def median_time(cmd: list[str], runs: int) -> float:
+    run(cmd)  # warm the page cache and .pyc files
+    return statistics.median(run(cmd) for _ in range(runs))
+
+
+def peak_rss_mb(cmd: list[str]) -> float:
+    """Peak resident set size of one child process, in MB."""
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          env=clean_env()) as proc:
+        _, _, usage = os.wait4(proc.pid, 0)
+        proc.returncode = 0
+    return usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+# --- inputs ------------------------------------------------------------------
+
+def phone(i: int) -> tuple[str, str]:
+    country, pattern = COUNTRIES[i % len(COUNTRIES)]
+    return country, pattern.format(i % 10_000 if "{:04d}" in pattern else 100_000 + i % 900_000)
+
+
+def sms_file(lines: int) -> Path:
+    path = DATA / f"sms-{lines}.ndjson"
+    if path.exists():
+        return path
+    DATA.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(lines)
+    with path.open("w") as out:
+        for i in range(lines):
+            name = rng.choice(FIRST_NAMES)
+            out.write(json.dumps({"request_id": f"bench:{i}", "sms": {
+                "phone": phone(rng.randrange(1_000_000))[1],
+                "message": f"Hi {name}, your order R{100000 + i} was received. Thank you!"}},
+                ensure_ascii=False) + "\n")
+    return path
+
+
+def order_file(lines: int) -> Path:
+    path = DATA / f"orders-{lines}.ndjson"
+    if path.exists():
+        return path
+    DATA.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(lines)
+    sample = json.loads((ROOT / "samples" / "order.json").read_text())["order"]
+    with path.open("w") as out:
+        for i in range(lines):
+            country, number = phone(rng.randrange(1_000_000))
+            address = {**sample["shipping_address"], "firstname": rng.choice(FIRST_NAMES),
+                       "country": country, "phone": number}
+            order = {**sample, "id": f"R{100000 + i}",
+                     "status": rng.choice(["complete", "complete", "canceled", "shipped"]),
+                     "shipping_address": address, "billing_address": address}
+            out.write(json.dumps({"order": order}, ensure_ascii=False) + "\n")
+    return path
+
+
+def one_files() -> tuple[Path, Path]:
+    DATA.mkdir(parents=True, exist_ok=True)
+    return ROOT / "samples" / "sms.json", ROOT / "samples" / "order.json"
+
+
+# --- measurements --------------------------------------------------------------
+
+def startup(runs: int) -> list[Row]:
+    floor = median_time([PYTHON, "-c", "pass"], runs)
+    one_sms, one_order = one_files()
+    cases = [
+        ("`smspipe --version`", [SMSPIPE, "--version"], None),
+        ("`smspipe validate one.json`", [SMSPIPE, "validate", str(one_sms)], 0.150),
+        ("`smspipe translate order one.json`", [SMSPIPE, "translate", "order", str(one_order)], None),
+        ("`smspipe send --dry-run one.json`", [SMSPIPE, "send", "--dry-run", str(one_sms)], 0.250),
+    ]
+    rows = []
+    for what, cmd, budget in cases:
+        took = median_time(cmd, runs)
+        extra = took - floor
+        rows.append(Row(f"start-up {what}", f"{took * 1000:.0f} ms", f"{floor * 1000:.0f} ms",
+                        f"+{extra * 1000:.0f} ms",
+                        f"≤ +{budget * 1000:.0f} ms" if budget else "",
+                        extra <= budget if budget else None))
+    return rows
+
+
+def throughput(kind: str, lines: int, runs: int, target: float) -> Row:
+    path = sms_file(lines) if kind == "validate" else order_file(lines)
+    cmd = ([SMSPIPE, "validate", "--json", str(path)] if kind == "validate"
+           else [SMSPIPE, "translate", "order", "--json", str(path)])
+    ours = lines / median_time(cmd, runs)
+    floor = lines / median_time([PYTHON, str(HERE / "floors.py"), kind, str(path)], runs)
+    ratio = floor / ours
+    return Row(f"`{kind}` {lines:,} lines", f"{ours:,.0f} docs/s", f"{floor:,.0f} docs/s",
+               f"{ratio:.2f}× slower", f"≤ {target}×", ratio <= target)
+
+
+def memory(lines_list: list[int]) -> list[Row]:
+    rows = []
+    for lines in lines_list:
+        path = sms_file(lines)
+        rss = peak_rss_mb([SMSPIPE, "validate", "--json", str(path)])
+        rows.append(Row(f"peak RSS `validate` {lines:,} lines", f"{rss:.0f} MB", "", "",
+                        "< 120 MB", rss < 120))
+    return rows
+
+
+def delivery(quick: bool) -> list[Row]:
+    script = HERE / "bench_delivery.py"
+    if not script.exists():
+        return []
+    args = [PYTHON, str(script), "--json"] + (["--quick"] if quick else [])
+    proc = subprocess.run(args, capture_output=True, text=True, env=clean_env(), check=False)
+    rows = []
+    for line in proc.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        item = json.loads(line)
+        bound = item["bound_per_second"]
+        rate = item["messages_per_second"]
+        target = item.get("target_seconds")
+        rows.append(Row(
+            f"delivery {item['messages']:,} msgs, concurrency {item['concurrency']}, "
+            f"{item['latency'] * 1000:.0f} ms latency",
+            f"{rate:,.1f} msg/s ({item['seconds']:.1f} s)", f"{bound:,.1f} msg/s (bound)",
+            f"{rate / bound:.0%} of bound",
+            f"≤ {target} s" if target else "",
+            item["seconds"] <= target if target else None))
+    if proc.returncode != 0 and not rows:
+        rows.append(Row("delivery", "failed: " + proc.stderr.strip()[-200:], "", "", "", False))
+    return rows
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def commit() -> str:
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, cwd=ROOT, check=False).stdout.strip()
+    return proc.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer runs, smaller inputs")
+    parser.add_argument("--no-delivery", action="store_true", help="skip the delivery benchmark")
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+
+    runs = 5 if args.quick else 15
+    big_runs = 1 if args.quick else 3
+    sizes = [2_000, 20_000] if args.quick else [20_000, 200_000]
+    memory_sizes = [20_000, 100_000] if args.quick else [100_000, 1_000_000]
+
+    rows: list[Row] = []
+    print("start-up…", file=sys.stderr)
+    rows += startup(runs)
+    for kind, target in (("validate", 1.5), ("translate", 2.0)):
+        for lines in sizes:
+            print(f"{kind} {lines:,}…", file=sys.stderr)
+            rows.append(throughput(kind, lines, big_runs, target))
+    print("memory…", file=sys.stderr)
+    rows += memory(memory_sizes)
+    if not args.no_delivery:
+        print("delivery…", file=sys.stderr)
+        rows += delivery(args.quick)
+
+    header = ["measure", "smspipe", "floor", "ratio / overhead", "target", "met"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- machine: {machine()}",
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- commit: {commit()}",
+        f"- command: `python bench/bench.py{' --quick' if args.quick else ''}`"
+        f" ({runs} runs a start-up figure, {big_runs} a throughput figure; medians)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row.cells()) + " |" for row in rows),
+        "",
+    ]
+    text = "\n".join(lines)
+    args.output.write_text(text)
+    print(text)
+    return 0 if all(row.ok is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
