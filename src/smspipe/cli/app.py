@@ -92,10 +92,11 @@ def _silence_stdout() -> None:
 
 
 def _register_commands() -> None:
-    from smspipe.cli import schema, validate
+    from smspipe.cli import config_cmd, schema, validate
 
     app.command("validate", no_args_is_help=False)(validate.validate)
     app.command("schema")(schema.schema)
+    app.add_typer(config_cmd.app, name="config")
 
 
 _register_commands()
