@@ -1,0 +1,126 @@
+"""`smspipe translate order|customer|shipment`: hub objects into SMS request documents."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from smspipe.cli import output
+from smspipe.cli.app import guarded
+
+
+class Kind(StrEnum):
+    order = "order"
+    customer = "customer"
+    shipment = "shipment"
+
+
+class AddressChoice(StrEnum):
+    shipping = "shipping"
+    billing = "billing"
+
+
+def translate(
+    kind: Annotated[Kind, typer.Argument(help="What the inputs hold: order, customer or shipment.",
+                                         metavar="KIND", show_default=False)],
+    inputs: Annotated[list[str] | None, typer.Argument(
+        metavar="[INPUT]...", help="Files of hub objects (JSON, array or NDJSON; {\"order\": …}, "
+                                   "{\"orders\": […]} or bare); - for stdin (the default when "
+                                   "stdin is piped).")] = None,
+    template: Annotated[str | None, typer.Option(
+        "--template", "-t", help="Jinja2 template for every object (wins over everything).",
+        show_default=False)] = None,
+    template_file: Annotated[Path | None, typer.Option(
+        "--template-file", "-T", help="Read the template from a file.",
+        show_default=False)] = None,
+    sender: Annotated[str | None, typer.Option(
+        "--from", help="Sender written into every document (config from; else left out "
+                       "for send to fill in).", show_default=False)] = None,
+    address: Annotated[AddressChoice | None, typer.Option(
+        "--address", help="Whose phone to try first (config address; shipping). The other "
+                          "address is the fallback.", show_default=False)] = None,
+    shop_name: Annotated[str | None, typer.Option(
+        "--shop-name", help="Shop name the built-in texts start with (config shop_name).",
+        show_default=False)] = None,
+    max_segments: Annotated[int | None, typer.Option(
+        "--max-segments", min=1, help="Refuse messages longer than N segments "
+                                      "(config max_segments; no limit).")] = None,
+    region: Annotated[str | None, typer.Option(
+        "--region", help="Region for phones in national form when an address names no "
+                         "country (config default_region; US).", show_default=False)] = None,
+    config_path: Annotated[Path | None, typer.Option(
+        "--config", help="Config file (else SMSPIPE_CONFIG, else the user config dir).",
+        show_default=False)] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="NDJSON, one document a line, also on a terminal.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No warnings and no summary on stderr (errors still).")] = False,
+) -> None:
+    """Render hub objects into SMS request documents, one per object.
+
+    Exit 0 when every object was translated, 1 when some could not be (a line
+    on stderr says which and why), 2 on a usage error (bad flag, missing file,
+    template that does not compile).
+
+      smspipe translate order orders.ndjson | smspipe validate --pass | smspipe send
+
+      smspipe translate shipment -t 'Order {{ shipment.order_id }} is on its way' shipments.json
+    """
+    with guarded():
+        from smspipe import config, documents
+        from smspipe import translate as core
+        from smspipe.errors import ExitCode, UsageError
+
+        if template is not None and template_file is not None:
+            raise UsageError("--template and --template-file both given",
+                             hint="use one of them")
+        settings = config.load(config_path, flags={
+            "from": sender, "address": address.value if address else None,
+            "shop_name": shop_name, "max_segments": max_segments, "default_region": region})
+        if not quiet:
+            for warning in settings.warnings:
+                output.err(f"smspipe: warning: {warning}")
+        flag_template = (template, "--template") if template is not None else (
+            core.read_template_file(template_file) if template_file is not None else None)
+        configured = (settings.get("templates") or {}).get(kind.value)
+        translator = core.Translator(core.Options(
+            kind=kind.value,
+            template=flag_template,
+            config_templates=configured,
+            address=settings.get("address") or "shipping",
+            default_region=str(settings.get("default_region") or "US"),
+            allowed_countries=frozenset(settings.get("allowed_countries") or ()),
+            sender=settings.get("from"),
+            max_segments=settings.get("max_segments"),
+            shop_name=settings.get("shop_name") or "",
+        ))
+        sources = documents.input_sources(inputs, output.is_terminal(sys.stdin))
+        if not sources:
+            raise UsageError("no input", hint=f"give a file path, or pipe objects to stdin "
+                                              f"(smspipe translate {kind.value} - < "
+                                              f"{kind.value}s.ndjson)")
+        documents.check_inputs(sources)
+
+        pretty = not json_output and output.is_terminal(sys.stdout)
+        write = output.write_json_pretty if pretty else output.write_json_line
+        translated = failed = 0
+        for outcome in translator.run(documents.read_values(sources)):
+            if outcome.request is not None:
+                write(outcome.request)
+                translated += 1
+            else:
+                output.err(outcome.error_line())
+                failed += 1
+            if outcome.warnings and not quiet:
+                for line in outcome.warning_lines():
+                    output.err(line)
+        sys.stdout.flush()
+        if not quiet:
+            output.err(f"{output.plural(translated + failed, kind.value)}: "
+                       f"{translated} translated, {failed} failed")
+        if failed:
+            raise typer.Exit(int(ExitCode.INVALID))
