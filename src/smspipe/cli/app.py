@@ -96,6 +96,8 @@ def _register_commands() -> None:
 
     app.command("validate", no_args_is_help=False)(validate.validate)
     app.command("schema")(schema.schema)
+    from smspipe.cli import send as send_cmd
+    app.command("send", no_args_is_help=False)(send_cmd.send)
     from smspipe.cli import translate as translate_cmd
     app.command("translate")(translate_cmd.translate)
     app.add_typer(config_cmd.app, name="config")

@@ -1,0 +1,307 @@
+"""`smspipe send`: validate SMS documents, then deliver them through Twilio."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any, ClassVar
+
+import typer
+
+from smspipe.cli import output
+from smspipe.cli.app import guarded
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from smspipe import config
+    from smspipe.delivery import Result, Totals
+
+
+def send(
+    inputs: Annotated[list[str] | None, typer.Argument(
+        metavar="[INPUT]...", help="Files of SMS documents (JSON, array or NDJSON); - for stdin "
+                                   "(the default when stdin is piped).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate and show what would be sent; no HTTP, no credentials "
+                          "needed.")] = False,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="One NDJSON result per document (the default when stdout is not a "
+                       "terminal).")] = False,
+    sender: Annotated[str | None, typer.Option(
+        "--from", help="Default sender (E.164 number, short code or alphanumeric ID); "
+                       "else the document's from, SMSPIPE_FROM, config `from`.",
+        show_default=False)] = None,
+    messaging_service_sid: Annotated[str | None, typer.Option(
+        "--messaging-service-sid", help="Send through this Messaging Service (MG…).",
+        show_default=False)] = None,
+    status_callback: Annotated[str | None, typer.Option(
+        "--status-callback", help="URL Twilio calls with delivery status updates.",
+        show_default=False)] = None,
+    account_sid: Annotated[str | None, typer.Option(
+        "--account-sid", help="Twilio Account SID (AC…); else the document's parameters, "
+                              "TWILIO_ACCOUNT_SID, config.", show_default=False)] = None,
+    auth_token: Annotated[str | None, typer.Option(
+        "--auth-token", help="Twilio auth token (prefer TWILIO_AUTH_TOKEN: a flag shows in "
+                             "`ps`).", show_default=False)] = None,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", help="Twilio API key SID (SK…), with --api-secret.",
+        show_default=False)] = None,
+    api_secret: Annotated[str | None, typer.Option(
+        "--api-secret", help="Twilio API key secret (prefer TWILIO_API_SECRET).",
+        show_default=False)] = None,
+    api_url: Annotated[str | None, typer.Option(
+        "--api-url", help="Twilio-compatible base URL (a mock, a proxy); also SMSPIPE_API_URL.",
+        show_default=False)] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.001, help="HTTP timeout per request, seconds (default 30).",
+        show_default=False)] = None,
+    region: Annotated[str | None, typer.Option(
+        "--region", help="Region for numbers in national form (config default_region; US).",
+        show_default=False)] = None,
+    max_segments: Annotated[int | None, typer.Option(
+        "--max-segments", min=1, help="Refuse messages longer than N segments.",
+        show_default=False)] = None,
+    failed_path: Annotated[Path | None, typer.Option(
+        "--failed", help="Write the documents that were not delivered to this file (NDJSON), "
+                         "ready for a re-run.", show_default=False)] = None,
+    config_path: Annotated[Path | None, typer.Option(
+        "--config", help="Config file (else SMSPIPE_CONFIG, else the user config dir).",
+        show_default=False)] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Log each HTTP request (method, URL, status) to stderr; "
+                                "secrets masked.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")] = False,
+) -> None:
+    """Validate SMS documents and deliver them through Twilio.
+
+    Every document is checked exactly as `smspipe validate` checks it; an
+    invalid one is reported and not sent. Exit 0 when all were sent (or
+    skipped as already sent), 1 when some were invalid or rejected by Twilio,
+    2 on a usage or credentials error (Twilio refusing the credentials stops
+    the batch), 75 when some are undelivered because of temporary faults
+    (run again later), 130 when interrupted.
+
+      smspipe translate order orders.ndjson | smspipe send
+
+      smspipe send --dry-run samples/sms.json
+    """
+    with guarded():
+        from smspipe.errors import register_secret
+
+        register_secret(auth_token)
+        register_secret(api_secret)
+        flags = {
+            "account_sid": account_sid, "auth_token": auth_token, "api_key": api_key,
+            "api_secret": api_secret, "from": sender,
+            "messaging_service_sid": messaging_service_sid, "status_callback": status_callback,
+            "api_url": api_url, "timeout": timeout, "default_region": region,
+            "max_segments": max_segments,
+        }
+        run = _Run(inputs=inputs, flags=flags, config_path=config_path, dry_run=dry_run,
+                   json_output=json_output, failed_path=failed_path, verbose=verbose,
+                   quiet=quiet)
+        code = run.execute()
+        if code:
+            raise typer.Exit(code)
+
+
+def check_flags(flags: dict[str, Any]) -> None:
+    """Refuse ill-formed flag values (exit 2) before anything is read or sent."""
+    from jsonschema import Draft202012Validator
+
+    from smspipe import config
+    from smspipe.errors import UsageError
+
+    for name, value in flags.items():
+        if value is None or name not in config.KEYS:
+            continue
+        key = config.KEYS[name]
+        validator = Draft202012Validator(key.schema)
+        if not validator.is_valid(value):
+            option = "--from" if name == "from" else "--" + name.replace("_", "-")
+            shown = "(hidden)" if key.secret else repr(value)
+            raise UsageError(f"{option} {shown} is not valid", hint=key.doc)
+
+
+def build_policy(settings: config.Settings) -> Any:
+    """The validation policy, exactly as `validate` builds it."""
+    from smspipe import phone, sms
+    from smspipe.errors import UsageError
+
+    region_code = settings.policy_region
+    if not phone.is_region(region_code):
+        raise UsageError(f"unknown region {region_code!r}",
+                         hint="use a two-letter country code such as US, GB or DE")
+    return sms.Policy(
+        default_region=region_code,
+        allowed_countries=frozenset(c.upper() for c in settings.get("allowed_countries")),
+        max_segments=settings.get("max_segments"),
+    )
+
+
+class _Run:
+    """One invocation of `send`: settings, inputs, delivery, rendering, exit code."""
+
+    def __init__(self, *, inputs: list[str] | None, flags: dict[str, Any],
+                 config_path: Path | None, dry_run: bool, json_output: bool,
+                 failed_path: Path | None, verbose: bool, quiet: bool) -> None:
+        self.inputs = inputs
+        self.flags = flags
+        self.config_path = config_path
+        self.dry_run = dry_run
+        self.failed_path = failed_path
+        self.verbose = verbose
+        self.quiet = quiet
+        self.as_json = json_output or not output.is_terminal(sys.stdout)
+        self._print_lock = threading.Lock()
+        self._table: _Table | None = None
+        self._failed: IO[str] | None = None
+
+    def log(self, line: str) -> None:
+        with self._print_lock:
+            output.err(line)
+            sys.stderr.flush()
+
+    def execute(self) -> int:
+        from smspipe import config, delivery, documents
+        from smspipe.errors import ExitCode, UsageError
+
+        check_flags(self.flags)
+        settings = config.load(self.config_path, flags=self.flags)
+        for warning in settings.warnings:
+            output.err(f"smspipe: warning: {warning}")
+        policy = build_policy(settings)
+        sources = documents.input_sources(self.inputs, output.is_terminal(sys.stdin))
+        if not sources:
+            raise UsageError("no input", hint="give a file path, or pipe documents to stdin "
+                                              "(smspipe send - < batch.ndjson)")
+        documents.check_inputs(sources)
+        planner = delivery.Planner(settings, policy, need_credentials=not self.dry_run)
+        planned = (job for item in documents.read_values(sources) for job in planner.plan(item))
+        self._open_failed()
+        totals = delivery.Totals()
+        try:
+            if self.dry_run:
+                results = delivery.dry_run(planned)
+                for result in results:
+                    self.emit(result, totals)
+            else:
+                gateways = delivery.Gateways(self._gateway_factory(settings))
+                try:
+                    for result in delivery.deliver(planned, gateways):
+                        self.emit(result, totals)
+                finally:
+                    gateways.close()
+        finally:
+            self._close_failed()
+        sys.stdout.flush()
+        return self.finish(totals, ExitCode)
+
+    def _gateway_factory(self, settings: config.Settings) -> Any:
+        from smspipe.gateway import Gateway
+
+        api_url = settings.get("api_url")
+        timeout = float(settings.get("timeout"))
+        http_log = self.log if self.verbose else None
+
+        def factory(credentials: config.Credentials) -> Gateway:
+            return Gateway(credentials, api_url=api_url, timeout=timeout, http_log=http_log)
+
+        return factory
+
+    # --- results -------------------------------------------------------------
+
+    def emit(self, result: Result, totals: Totals) -> None:
+        with self._print_lock:
+            totals.add(result)
+            if self.as_json:
+                output.write_json_line(result.record(), flush=True)
+            else:
+                if self._table is None:
+                    self._table = _Table(output.console())
+                self._table.add(result)
+            if self._failed is not None and not result.delivered:
+                document = result.failed_document()
+                if document is not None:
+                    output.write_json_line(document, self._failed, flush=True)
+
+    def _open_failed(self) -> None:
+        if self.failed_path is None:
+            return
+        from smspipe.errors import UsageError
+
+        try:
+            # Documents may carry credentials in their parameters: owner-only.
+            fd = os.open(self.failed_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            raise UsageError(f"--failed {self.failed_path}: cannot write it ({exc.strerror})",
+                             hint="give a path in a writable directory") from None
+        self._failed = os.fdopen(fd, "w", encoding="utf-8")
+
+    def _close_failed(self) -> None:
+        if self._failed is not None:
+            self._failed.close()
+            self._failed = None
+
+    def finish(self, totals: Totals, codes: Any) -> int:
+        from smspipe.delivery import NO_SENDER_HINT
+
+        if not self.quiet:
+            output.err(totals.line())
+        if totals.no_sender:
+            output.err(f"smspipe: some documents have no sender: {NO_SENDER_HINT}")
+        if totals.fatal_message:
+            output.err(f"smspipe: error: {totals.fatal_message}")
+            return int(codes.USAGE)
+        if totals.interrupted:
+            return int(codes.INTERRUPTED)
+        if totals.temporary:
+            return int(codes.TEMPFAIL)
+        if totals.counts[_status("failed")] or totals.counts[_status("invalid")]:
+            return int(codes.INVALID)
+        return int(codes.OK)
+
+
+def _status(name: str) -> Any:
+    from smspipe.delivery import Status
+
+    return Status(name)
+
+
+class _Table:
+    """Results on a terminal, one aligned row each, as they complete."""
+
+    STYLES: ClassVar[dict[str, str]] = {"sent": "green", "skipped": "cyan", "failed": "red", "invalid": "red",
+              "dry-run": "yellow"}
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._header = False
+
+    def add(self, result: Result) -> None:
+        from rich.text import Text
+
+        if not self._header:
+            self.console.print(Text(f"{'STATUS':<8} {'TO':<16} {'SID':<34} SUMMARY",
+                                    style="bold"))
+            self._header = True
+        line = Text()
+        line.append(f"{result.status.value:<8} ", style=self.STYLES[result.status.value])
+        line.append(f"{result.to or '-':<16} ")
+        line.append(f"{result.sid or '-':<34} ", style="dim")
+        line.append(result.summary)
+        self.console.print(line)
+        if result.error is not None and result.error.more_info:
+            self.console.print(Text(f"{'':<8} {result.error.more_info}", style="dim"))
+        if result.status.value == "dry-run" and result.job is not None:
+            job = result.job
+            via = job.sender.sender or "-"
+            if job.sender.messaging_service_sid:
+                via += f" (messaging service {job.sender.messaging_service_sid})"
+            self.console.print(Text(
+                f"{'':<8} from {via}, {result.verdict.encoding}, "
+                f"{output.plural(result.verdict.segments or 0, 'segment')}: {job.sms.body}",
+                style="dim"))

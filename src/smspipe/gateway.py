@@ -1,0 +1,408 @@
+"""The Twilio gateway: the one module that talks to Twilio, and the only one that imports twilio.
+
+``twilio`` (and ``requests``) are imported inside :class:`Gateway`'s constructor,
+so importing this module costs nothing: ``send --dry-run``, ``validate`` and
+``translate`` never load them.
+
+Every failure of a call becomes one of four exceptions, by what it means for
+delivery rather than by how it happened:
+
+- :class:`Rejected`: Twilio refused the request for good (a 4xx); no message was
+  created and retrying cannot help.
+- :class:`AuthRefused`: the credentials were refused (401 / 20003); stop the batch.
+- :class:`TemporaryFault`: a fault that may pass (429, 5xx, a connection that
+  could not be opened). ``may_have_created`` is set for 500/502/504, after
+  which the message log must be checked before a retry.
+- :class:`AmbiguousFault`: the request was sent but no answer came back (a
+  timeout, a dropped connection): the message may exist; never resend it
+  before looking it up in the message log.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from smspipe.config import Credentials
+from smspipe.errors import redact, register_secret
+from smspipe.sms import SMS
+
+TWILIO_BASE_URL = "https://api.twilio.com"
+ERROR_DOCS = "https://www.twilio.com/docs/errors/{code}"
+AUTH_ERROR_CODES = frozenset({20003})
+# Statuses after which Twilio may nonetheless have processed the request (an
+# internal error, or a gateway that gave up while the backend went on).
+MAYBE_PROCESSED_STATUSES = frozenset({500, 502, 504})
+# Clocks differ: the message log is searched from a little before the attempt.
+CLOCK_SKEW = timedelta(seconds=120)
+# How far back a message log lookup pages at most (records for one recipient).
+LOOKUP_LIMIT = 500
+# Second lookup without a date filter: a message still queued has no date_sent.
+RECENT_LIMIT = 50
+
+
+def docs_link(code: int | None) -> str | None:
+    return ERROR_DOCS.format(code=code) if code else None
+
+
+class GatewayError(Exception):
+    """A call to Twilio that did not succeed."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
+                 more_info: str | None = None) -> None:
+        super().__init__(redact(message))
+        self.message = redact(message)
+        self.status = status
+        self.code = code
+        self.more_info = more_info or docs_link(code)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``error`` object of a send result."""
+        return {"code": self.code, "message": self.message, "more_info": self.more_info}
+
+
+class Rejected(GatewayError):
+    """Twilio refused this request for good (a 4xx other than 401 and 429)."""
+
+
+class AuthRefused(GatewayError):
+    """Twilio refused the credentials: nothing else will succeed with them."""
+
+
+class TemporaryFault(GatewayError):
+    """A fault that may pass: rate limited, a 5xx, a connection that could not be opened."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
+                 more_info: str | None = None, retry_after: float | None = None,
+                 may_have_created: bool = False) -> None:
+        super().__init__(message, status=status, code=code, more_info=more_info)
+        self.retry_after = retry_after
+        self.may_have_created = may_have_created
+
+
+class AmbiguousFault(GatewayError):
+    """The request went out and no answer came back: the message may exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """A message as Twilio reports it."""
+
+    sid: str
+    status: str | None
+    to: str | None
+    sender: str | None
+    segments: int | None
+    date_created: datetime | None
+    body: str | None = None
+
+
+def rebase_url(url: str, base: str | None) -> str:
+    """*url* with its scheme and host (whatever edge or region chose) replaced by *base*."""
+    if not base:
+        return url
+    target = urlsplit(base.rstrip("/"))
+    parts = urlsplit(url)
+    return urlunsplit((target.scheme, target.netloc, target.path + parts.path, parts.query, ""))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def classify_response(status: int, payload: Any, headers: Any, where: str) -> GatewayError:
+    """The exception for an HTTP error answer from Twilio (or a Twilio-compatible server)."""
+    body = payload if isinstance(payload, dict) else {}
+    raw_code = body.get("code")
+    code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+    text = body.get("message") or body.get("detail") or body.get("title")
+    message = str(text) if text else f"HTTP {status}"
+    problems = body.get("validation")  # a mock's (Prism's) reasons for a 422
+    if isinstance(problems, list):
+        reasons = [str(p.get("message")) for p in problems if isinstance(p, dict)]
+        if reasons:
+            message = f"{message}: {'; '.join(reasons)}"
+    more_info = body.get("more_info") if isinstance(body.get("more_info"), str) else None
+    if status == 401 or code in AUTH_ERROR_CODES:
+        return AuthRefused(f"Twilio refused the credentials ({where}): {message}",
+                           status=status, code=code or 20003, more_info=more_info)
+    if status == 429:
+        retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
+        return TemporaryFault(f"rate limited by Twilio ({where}): {message}", status=status,
+                              code=code or 20429, more_info=more_info, retry_after=retry_after)
+    if status >= 500:
+        retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
+        return TemporaryFault(f"Twilio answered {status} ({where}): {message}", status=status,
+                              code=code, more_info=more_info, retry_after=retry_after,
+                              may_have_created=status in MAYBE_PROCESSED_STATUSES)
+    return Rejected(message, status=status, code=code, more_info=more_info)
+
+
+class Gateway:
+    """One Twilio client for one set of credentials.
+
+    Thread-safe: the delivery engine calls it from several worker threads.
+    """
+
+    def __init__(self, credentials: Credentials, *, api_url: str | None, timeout: float,
+                 http_log: Callable[[str], None] | None = None, pool_size: int = 10) -> None:
+        from twilio.rest import Client
+
+        register_secret(credentials.password)
+        self.credentials = credentials
+        self.account_sid = credentials.account_sid
+        self.api_url = api_url.rstrip("/") if api_url else None
+        self.host = urlsplit(self.api_url or TWILIO_BASE_URL).netloc
+        self._http = _http_client(api_url=self.api_url, timeout=timeout, http_log=http_log,
+                                  pool_size=pool_size)
+        self._client = Client(credentials.username, credentials.password,
+                              account_sid=credentials.account_sid, http_client=self._http)
+        if self.api_url:
+            # TWILIO_EDGE / TWILIO_REGION rewrite the host; a base URL given by the
+            # user wins (the HTTP client rebases every URL anyway).
+            self._client.edge = None
+            self._client.region = None
+
+    def __repr__(self) -> str:
+        return f"<Gateway {self.account_sid} via {self.host}>"
+
+    @property
+    def _account(self) -> Any:
+        return self._client.api.v2010.accounts(self.account_sid)
+
+    def create_message(self, sms: SMS, *, sender: str | None,
+                       messaging_service_sid: str | None,
+                       status_callback: str | None) -> SentMessage:
+        """POST a message. Raises one of the :class:`GatewayError` subclasses on failure."""
+        arguments: dict[str, Any] = {"to": sms.to, "body": sms.body}
+        if sender:
+            arguments["from_"] = sender
+        if messaging_service_sid:
+            arguments["messaging_service_sid"] = messaging_service_sid
+        if sms.media_url:
+            arguments["media_url"] = list(sms.media_url)
+        if status_callback:
+            arguments["status_callback"] = status_callback
+        try:
+            message = self._account.messages.create(**arguments)
+        except GatewayError:
+            raise
+        except ValueError as exc:
+            # The answer was not Twilio's JSON: the request went out, the
+            # message may exist.
+            raise AmbiguousFault(f"unexpected answer from {self.host}: {exc}") from None
+        return _sent_message(message)
+
+    def find_messages(self, to: str, sender: str | None, body: str, since: datetime,
+                      exclude: Collection[str] = ()) -> SentMessage | None:
+        """The message to *to* (from *sender*) with this *body*, created since *since*.
+
+        Looks in Twilio's message log: first filtered by the date sent, then
+        among the most recent messages to *to* (a message still queued has no
+        date sent yet). Sids in *exclude* (known to belong to other documents)
+        are passed over.
+        """
+        since = since.astimezone(UTC) - CLOCK_SKEW
+        filters: dict[str, Any] = {"to": to}
+        if sender:
+            filters["from_"] = sender
+        queries = [({**filters, "date_sent_after": since}, LOOKUP_LIMIT),
+                   (filters, RECENT_LIMIT)]
+        try:
+            for query, limit in queries:
+                for record in self._account.messages.stream(limit=limit, page_size=50, **query):
+                    found = _sent_message(record)
+                    if found.sid in exclude or record.body != body:
+                        continue
+                    if found.date_created is not None and found.date_created < since:
+                        continue
+                    return found
+        except GatewayError:
+            raise
+        except ValueError as exc:
+            raise TemporaryFault(f"unexpected answer from {self.host}: {exc}") from None
+        return None
+
+    def fetch_account(self) -> dict[str, Any]:
+        """The account the credentials belong to (never its auth token)."""
+        try:
+            account = self._account.fetch()
+        except ValueError as exc:
+            raise Rejected(f"unexpected answer from {self.host}: {exc}") from None
+        return {"sid": account.sid, "friendly_name": account.friendly_name,
+                "status": account.status, "type": account.type}
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _sent_message(record: Any) -> SentMessage:
+    segments = record.num_segments
+    created = record.date_created
+    return SentMessage(
+        sid=str(record.sid),
+        status=str(record.status) if record.status is not None else None,
+        to=record.to,
+        sender=record.from_,
+        segments=int(segments) if isinstance(segments, str | int) and str(segments).isdigit()
+        else None,
+        date_created=created if isinstance(created, datetime) else None,
+        body=record.body,
+    )
+
+
+def _http_client(*, api_url: str | None, timeout: float,
+                 http_log: Callable[[str], None] | None, pool_size: int) -> Any:
+    """A twilio HttpClient over requests that rebases URLs and classifies failures."""
+    import logging
+
+    import requests
+    from requests.adapters import HTTPAdapter
+    from twilio.http import HttpClient
+    from twilio.http.response import Response
+
+    class SmspipeHttpClient(HttpClient):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(logging.getLogger("smspipe.http"), False, timeout)
+            self.session = requests.Session()
+            # One pooled connection per worker; no retries inside urllib3:
+            # retrying is the delivery engine's decision, not the transport's.
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1),
+                                  max_retries=0)
+            self.session.mount("https://", adapter)
+            self.session.mount("http://", adapter)
+
+        def request(self, method: str, url: str, params: dict[str, object] | None = None,
+                    data: dict[str, object] | None = None,
+                    headers: dict[str, str] | None = None,
+                    auth: tuple[str, str] | None = None, timeout: float | None = None,
+                    allow_redirects: bool = False) -> Any:
+            url = rebase_url(url, api_url)
+            shown = _describe_url(url, params)
+            where = f"{method.upper()} {urlsplit(url).netloc}"
+            started = time.monotonic()
+            try:
+                # session.request applies HTTPS_PROXY/NO_PROXY as requests does.
+                query: Any = params
+                answer = self.session.request(
+                    method.upper(), url, params=query, data=data, headers=headers, auth=auth,
+                    timeout=timeout or self.timeout, allow_redirects=allow_redirects)
+            except requests.exceptions.RequestException as exc:
+                fault = _classify_transport(exc, where, timeout or self.timeout)
+                if http_log is not None:
+                    http_log(f"http: {method.upper()} {shown} -> {fault.message}")
+                raise fault from None
+            if http_log is not None:
+                elapsed = (time.monotonic() - started) * 1000
+                http_log(f"http: {method.upper()} {shown} -> {answer.status_code} "
+                         f"({elapsed:.0f} ms)")
+            if answer.status_code >= 400:
+                try:
+                    payload = answer.json()
+                except ValueError:
+                    payload = None
+                raise classify_response(answer.status_code, payload, answer.headers, where)
+            return Response(int(answer.status_code), answer.text, answer.headers)
+
+        def close(self) -> None:
+            self.session.close()
+
+    return SmspipeHttpClient()
+
+
+def _describe_url(url: str, params: dict[str, object] | None) -> str:
+    if not params:
+        return redact(url)
+    from urllib.parse import urlencode
+
+    query = urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
+    return redact(f"{url}?{query}" if query else url)
+
+
+def _classify_transport(exc: Exception, where: str, timeout: float | None) -> GatewayError:
+    """A requests exception as a TemporaryFault (nothing sent) or an AmbiguousFault."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return TemporaryFault(f"cannot connect ({where}): timed out after {timeout} s")
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return AmbiguousFault(f"no answer within {timeout} s ({where})")
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return TemporaryFault(f"the proxy refused the connection ({where}): {_reason(exc)}")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TemporaryFault(f"TLS handshake failed ({where}): {_reason(exc)}")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if _never_connected(exc):
+            return TemporaryFault(f"cannot connect ({where}): {_reason(exc)}")
+        return AmbiguousFault(f"the connection dropped before Twilio answered ({where}): "
+                              f"{_reason(exc)}")
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema |
+                  requests.exceptions.InvalidSchema):
+        return Rejected(f"invalid API URL ({where}): {exc}")
+    return AmbiguousFault(f"request failed ({where}): {_reason(exc)}")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        pending.extend([current.__cause__, current.__context__])
+        pending.extend(a for a in current.args if isinstance(a, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return seen
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the connection was never established, so the request never left."""
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+    return any(isinstance(e, NewConnectionError | NameResolutionError | ConnectTimeoutError |
+                          ConnectionRefusedError) for e in _chain(exc))
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause, in a few words (no URL: it may be long)."""
+    chain = _chain(exc)
+    for candidate in reversed(chain):
+        if isinstance(candidate, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(candidate, ConnectionResetError):
+            return "connection reset by peer"
+    from urllib3.exceptions import NameResolutionError, ProtocolError
+
+    for candidate in chain:
+        if isinstance(candidate, NameResolutionError):
+            return "host name not found"
+        if isinstance(candidate, ProtocolError) and len(candidate.args) > 1:
+            inner = candidate.args[1]
+            return str(inner) or type(inner).__name__
+    text = str(chain[-1]) if chain else str(exc)
+    return (text[:200] or type(exc).__name__).split("(Caused by")[0].strip()

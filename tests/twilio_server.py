@@ -1,0 +1,481 @@
+"""A Twilio-compatible HTTP server on 127.0.0.1 for tests (and bench/), with fault injection.
+
+It speaks the slice of Twilio's 2010-04-01 REST API smspipe uses, the way the
+real ``twilio`` library expects it:
+
+- ``POST /2010-04-01/Accounts/{AC}/Messages.json``: checks Basic auth (account
+  SID + auth token, or API key + secret), checks the form fields, answers 201
+  with Twilio's message JSON or 4xx with Twilio's error JSON.
+- ``GET /2010-04-01/Accounts/{AC}/Messages.json``: the message log, newest
+  first, filtered by ``To``, ``From``, ``DateSent>``, paged with
+  ``next_page_uri`` as twilio-python follows it.
+- ``GET /2010-04-01/Accounts/{AC}.json``: the account.
+
+Everything it receives is recorded (:attr:`TwilioServer.requests`), and every
+message created is kept (:attr:`TwilioServer.messages`): tests assert on
+what the server saw, not on what smspipe says.
+
+Faults, injected per request by :meth:`TwilioServer.inject` (the next N
+creates) or at random by :attr:`TwilioServer.fault_mix` (seeded):
+
+- ``429``: rate limited, with ``Retry-After``;
+- ``500`` / ``503``: server errors, nothing created;
+- ``reset``: the connection is reset before the body is read, nothing created;
+- ``drop``: the message is created, then the connection is closed without an answer;
+- ``slow``: the message is created and the answer comes after ``slow_seconds``
+  (longer than the client's timeout).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import random
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+API = "/2010-04-01"
+FAULTS = ("429", "500", "503", "reset", "drop", "slow")
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "tok_" + "s3cr3t" * 5
+API_KEY = "SK" + "2" * 32
+API_SECRET = "sec_" + "k3y" * 10
+OTHER_ACCOUNT_SID = "AC" + "3" * 32
+OTHER_AUTH_TOKEN = "tok_" + "0th3r" * 6
+
+CREATE_FIELDS = frozenset({
+    "To", "From", "MessagingServiceSid", "Body", "MediaUrl", "StatusCallback",
+    "ApplicationSid", "MaxPrice", "ProvideFeedback", "Attempt", "ValidityPeriod",
+    "ForceDelivery", "ContentRetention", "AddressRetention", "SmartEncoded",
+    "PersistentAction", "TrafficType", "ShortenUrls", "ScheduleType", "SendAt", "SendAsMms",
+    "ContentVariables", "MessageIntent", "RiskCheck", "FallbackFrom", "ContentSid",
+})
+
+
+def rfc2822(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC))
+
+
+def twilio_error(code: int, message: str, status: int) -> dict[str, Any]:
+    return {"code": code, "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+
+
+@dataclass
+class Recorded:
+    """One request as the server received it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    form: dict[str, list[str]]
+    username: str | None
+    password: str | None
+    started: float
+    status: int | None = None
+    fault: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    #: the request target as sent: a path, or an absolute URL when sent to a proxy
+    target: str = ""
+
+    @property
+    def is_create(self) -> bool:
+        return self.method == "POST" and self.path.endswith("/Messages.json")
+
+    def field(self, name: str) -> str | None:
+        values = self.form.get(name)
+        return values[0] if values else None
+
+
+class TwilioServer:
+    """The server, its state, and the knobs tests turn."""
+
+    def __init__(self, *, latency: float = 0.0, seed: int = 0) -> None:
+        self.accounts: dict[str, str] = {ACCOUNT_SID: AUTH_TOKEN, OTHER_ACCOUNT_SID: OTHER_AUTH_TOKEN}
+        self.api_keys: dict[str, tuple[str, str]] = {API_KEY: (ACCOUNT_SID, API_SECRET)}
+        #: seconds every request takes (after it is read, before it is answered)
+        self.latency = latency
+        #: seconds a created message stays without date_sent (queued)
+        self.queue_seconds = 0.0
+        #: recipient -> (code, message): Twilio's permanent rejections
+        self.rejections: dict[str, tuple[int, str]] = {}
+        #: fault name -> probability, for creates (seeded)
+        self.fault_mix: dict[str, float] = {}
+        self.retry_after = "1"
+        self.slow_seconds = 2.0
+        self.page_size_cap = 1000
+        self.requests: list[Recorded] = []
+        self.messages: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._planned: deque[str] = deque()
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def start(self) -> TwilioServer:
+        handler = _handler_for(self)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        server.request_queue_size = 256
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="twilio-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> TwilioServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # --- knobs ---------------------------------------------------------------
+
+    def inject(self, *faults: str) -> None:
+        """The next creates meet these faults, in order (then behave)."""
+        for fault in faults:
+            assert fault in FAULTS, fault
+        with self._lock:
+            self._planned.extend(faults)
+
+    def reject(self, to: str, code: int = 21211, message: str | None = None) -> None:
+        self.rejections[to] = (code, message or f"The 'To' number {to} is not a valid phone number.")
+
+    def reset_records(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.max_in_flight = 0
+
+    # --- what was received ---------------------------------------------------
+
+    def creates(self) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.is_create]
+
+    def created_bodies(self) -> list[str]:
+        with self._lock:
+            return [m["body"] for m in self.messages]
+
+    def created_count(self, body: str) -> int:
+        return self.created_bodies().count(body)
+
+    def create_starts(self) -> list[float]:
+        return sorted(r.started for r in self.creates())
+
+    def max_starts_in_window(self, window: float = 1.0) -> int:
+        starts = self.create_starts()
+        best = 0
+        left = 0
+        for right, moment in enumerate(starts):
+            while moment - starts[left] >= window:
+                left += 1
+            best = max(best, right - left + 1)
+        return best
+
+    def all_text(self) -> str:
+        """Everything received, as text (to search for leaked secrets, say)."""
+        with self._lock:
+            return "\n".join(json.dumps(r.__dict__, default=str) for r in self.requests)
+
+    # --- handling ------------------------------------------------------------
+
+    def _next_fault(self) -> str | None:
+        with self._lock:
+            if self._planned:
+                return self._planned.popleft()
+            if self.fault_mix:
+                roll = self._random.random()
+                for name, probability in self.fault_mix.items():
+                    if roll < probability:
+                        return name
+                    roll -= probability
+        return None
+
+    def _authenticate(self, username: str | None, password: str | None,
+                      account: str) -> bool:
+        if username is None or password is None:
+            return False
+        if username.startswith("AC"):
+            return self.accounts.get(username) == password and username == account
+        key = self.api_keys.get(username)
+        return key is not None and key[1] == password and key[0] == account
+
+    def _create(self, account: str, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        def first(name: str) -> str | None:
+            values = form.get(name)
+            return values[0] if values else None
+
+        unknown = sorted(set(form) - CREATE_FIELDS)
+        if unknown:
+            return 400, twilio_error(21000, f"Unknown parameter {unknown[0]}", 400)
+        to = first("To")
+        sender = first("From")
+        service = first("MessagingServiceSid")
+        body = first("Body")
+        media = form.get("MediaUrl", [])
+        if not to:
+            return 400, twilio_error(21604, "A 'To' phone number is required.", 400)
+        if not sender and not service:
+            return 400, twilio_error(21603, "A 'From' or 'MessagingServiceSid' parameter is "
+                                            "required to send a message.", 400)
+        if not body and not media:
+            return 400, twilio_error(21602, "Message body is required.", 400)
+        if len(media) > 10:
+            return 400, twilio_error(21623, "Too many media URLs", 400)
+        if to in self.rejections:
+            code, message = self.rejections[to]
+            return 400, twilio_error(code, message, 400)
+        now = datetime.now(UTC)
+        sid = "SM" + uuid.uuid4().hex
+        body = body or ""
+        segments = max(1, -(-len(body) // 153)) if len(body) > 160 else 1
+        message = {
+            "account_sid": account, "api_version": "2010-04-01", "body": body,
+            "date_created": rfc2822(now), "date_updated": rfc2822(now),
+            "date_sent": None, "direction": "outbound-api", "error_code": None,
+            "error_message": None, "from": sender, "messaging_service_sid": service,
+            "num_media": str(len(media)), "num_segments": str(segments), "price": None,
+            "price_unit": "USD", "sid": sid, "status": "accepted" if service and not sender
+            else "queued",
+            "subresource_uris": {"media": f"{API}/Accounts/{account}/Messages/{sid}/Media.json"},
+            "to": to, "uri": f"{API}/Accounts/{account}/Messages/{sid}.json",
+            "_created": time.time(), "_status_callback": first("StatusCallback"),
+            "_media": media,
+        }
+        with self._lock:
+            self.messages.append(message)
+        return 201, _public(message)
+
+    def _list(self, account: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        def first(name: str) -> str | None:
+            values = query.get(name)
+            return values[0] if values else None
+
+        now = time.time()
+        with self._lock:
+            records = [dict(m) for m in self.messages if m["account_sid"] == account]
+        for record in records:
+            if record["date_sent"] is None and now - record["_created"] >= self.queue_seconds:
+                record["date_sent"] = rfc2822(datetime.fromtimestamp(record["_created"], UTC))
+                record["status"] = "sent"
+        to, sender, after = first("To"), first("From"), first("DateSent>")
+        if to:
+            records = [r for r in records if r["to"] == to]
+        if sender:
+            records = [r for r in records if r["from"] == sender]
+        if after:
+            bound = _parse_date(after)
+            records = [r for r in records if r["date_sent"] is not None and
+                       datetime.fromtimestamp(r["_created"], UTC).replace(microsecond=0) >= bound]
+        records.sort(key=lambda r: r["_created"], reverse=True)
+        size = min(int(first("PageSize") or 50), self.page_size_cap)
+        page = int(first("Page") or 0)
+        chunk = records[page * size:(page + 1) * size]
+        base = {k: v[0] for k, v in query.items() if k not in ("Page", "PageToken")}
+        uri = f"{API}/Accounts/{account}/Messages.json"
+
+        def page_uri(number: int) -> str:
+            return f"{uri}?{urlencode({**base, 'PageSize': size, 'Page': number})}"
+
+        has_next = (page + 1) * size < len(records)
+        return {
+            "messages": [_public(r) for r in chunk], "page": page, "page_size": size,
+            "start": page * size, "end": page * size + max(len(chunk) - 1, 0),
+            "uri": page_uri(page), "first_page_uri": page_uri(0),
+            "next_page_uri": (page_uri(page + 1) + f"&PageToken=PA{page + 1}") if has_next
+            else None,
+            "previous_page_uri": page_uri(page - 1) if page > 0 else None,
+        }
+
+    def _account(self, account: str) -> dict[str, Any]:
+        return {"sid": account, "friendly_name": f"Test account {account[-4:]}",
+                "status": "active", "type": "Full", "owner_account_sid": account,
+                # Twilio returns the auth token with the account: it must never be shown.
+                "auth_token": self.accounts.get(account, ""),
+                "date_created": rfc2822(datetime(2024, 1, 2, tzinfo=UTC)),
+                "date_updated": rfc2822(datetime(2024, 1, 2, tzinfo=UTC)),
+                "uri": f"{API}/Accounts/{account}.json", "subresource_uris": {}}
+
+
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if not k.startswith("_")}
+
+
+def _parse_date(text: str) -> datetime:
+    for pattern in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+        with contextlib.suppress(ValueError):
+            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
+    raise ValueError(text)
+
+
+def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "twilio-test/1.0"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def setup(self) -> None:
+            super().setup()
+            # Answers are written in two parts: without this, Nagle and delayed
+            # ACKs add 40 ms to every request on a kept-alive connection.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def do_GET(self) -> None:
+            self._handle("GET")
+
+        def do_POST(self) -> None:
+            self._handle("POST")
+
+        def _credentials(self) -> tuple[str | None, str | None]:
+            header = self.headers.get("Authorization", "")
+            if not header.startswith("Basic "):
+                return None, None
+            try:
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except ValueError:
+                return None, None
+            return user, password
+
+        def _handle(self, method: str) -> None:
+            started = time.monotonic()
+            parts = urlsplit(self.path)
+            query = parse_qs(parts.query, keep_blank_values=True)
+            username, password = self._credentials()
+            record = Recorded(method, parts.path, query, {}, username, password, started,
+                              headers={k: v for k, v in self.headers.items()},
+                              target=self.path)
+            fault = server._next_fault() if method == "POST" else None
+            with server._lock:
+                server.requests.append(record)
+                server.in_flight += 1
+                server.max_in_flight = max(server.max_in_flight, server.in_flight)
+            try:
+                if fault == "reset":
+                    record.fault = fault
+                    self._reset()
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode() if length else ""
+                record.form = parse_qs(raw, keep_blank_values=True)
+                if server.latency:
+                    time.sleep(server.latency)
+                status, payload, headers = self._route(method, parts.path, query, record, fault)
+                record.status = status
+                if status == 0:
+                    return  # the connection was dropped
+                self._answer(status, payload, headers)
+            finally:
+                with server._lock:
+                    server.in_flight -= 1
+
+        def _route(self, method: str, path: str, query: dict[str, list[str]],
+                   record: Recorded, fault: str | None
+                   ) -> tuple[int, dict[str, Any], dict[str, str]]:
+            if not path.startswith(f"{API}/Accounts/"):
+                return 404, twilio_error(20404, "The requested resource was not found", 404), {}
+            rest = path[len(f"{API}/Accounts/"):]
+            account = rest.split("/")[0].removesuffix(".json")
+            if not server._authenticate(record.username, record.password, account):
+                return 401, twilio_error(20003, "Authenticate", 401), {
+                    "WWW-Authenticate": 'Basic realm="Twilio API"'}
+            if rest == f"{account}.json" and method == "GET":
+                return 200, server._account(account), {}
+            if rest != f"{account}/Messages.json":
+                return 404, twilio_error(20404, "The requested resource was not found", 404), {}
+            if method == "GET":
+                return 200, server._list(account, query), {}
+            record.fault = fault
+            if fault == "429":
+                return 429, twilio_error(20429, "Too Many Requests", 429), {
+                    "Retry-After": server.retry_after}
+            if fault in ("500", "503"):
+                code = int(fault)
+                return code, twilio_error(20500 if code == 500 else 20503,
+                                          "Internal Server Error" if code == 500
+                                          else "Service Unavailable", code), {}
+            status, payload = server._create(account, record.form)
+            if fault == "drop" and status == 201:
+                self._drop()
+                return 0, {}, {}
+            if fault == "slow" and status == 201:
+                time.sleep(server.slow_seconds)
+            return status, payload, {}
+
+        def _answer(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                self.close_connection = True
+
+        def _reset(self) -> None:
+            """Close with RST, the request body unread."""
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.connection.close()
+            self.close_connection = True
+
+        def _drop(self) -> None:
+            """Close the connection cleanly, without an answer."""
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.connection.close()
+            self.close_connection = True
+
+    return Handler
+
+
+@contextlib.contextmanager
+def running(**options: Any) -> Iterator[TwilioServer]:
+    server = TwilioServer(**options).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
