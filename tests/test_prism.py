@@ -155,7 +155,7 @@ def test_prism_accepts_every_message_send_puts_on_the_wire(prism_env: dict[str, 
                                            "phone": "whatsapp:+14155552674",
                                            "message": "Hello on WhatsApp"}},
     ]
-    run = invoke("send", "--verbose", input=ndjson(documents))
+    run = invoke("send", "--no-ledger", "--verbose", input=ndjson(documents))
 
     assert run.exit_code == 0, run.stdout + run.stderr
     assert run.statuses() == ["sent"] * len(documents), run.stdout
@@ -166,7 +166,7 @@ def test_prism_accepts_every_message_send_puts_on_the_wire(prism_env: dict[str, 
 
 def test_prism_accepts_the_status_callback_flag(prism_env: dict[str, str]) -> None:
     document = {"sms": {"phone": "+14155552671", "message": "hello"}}
-    run = invoke("send", "--from", "+15017122661", "--status-callback",
+    run = invoke("send", "--no-ledger", "--from", "+15017122661", "--status-callback",
                  "https://example.com/cb", input=json.dumps(document))
     assert run.exit_code == 0, run.stdout + run.stderr
 

@@ -52,7 +52,7 @@ def test_sends_each_valid_document_once_and_prints_the_servers_sid(
     run = invoke("send", input=ndjson(documents))
 
     assert run.exit_code == 1, run.stderr  # one invalid document
-    records = run.records
+    records = sorted(run.records, key=lambda r: r["line"])  # written as they complete
     assert [r["status"] for r in records] == ["sent", "invalid", "sent", "sent"]
     created = {m["sid"]: m for m in twilio_server.messages}
     assert len(created) == 3
@@ -113,19 +113,21 @@ def test_sender_precedence_flag_then_document_then_environment_then_config(
                                                "message": "without from"}}
     documents = ndjson([with_from, without_from])
 
-    invoke("send", "--config", str(config_file), input=documents)
-    assert [c.field("From") for c in twilio_server.creates()] == ["+15017120001", SENDER]
+    def senders() -> list[str | None]:
+        creates = sorted(twilio_server.creates(), key=lambda c: c.field("To") or "")
+        twilio_server.reset_records()
+        return [c.field("From") for c in creates]
 
-    twilio_server.reset_records()
+    invoke("send", "--no-ledger", "--config", str(config_file), input=documents)
+    assert senders() == ["+15017120001", SENDER]
+
     os.environ.pop("SMSPIPE_FROM")
-    invoke("send", "--config", str(config_file), input=documents)
-    assert [c.field("From") for c in twilio_server.creates()] == ["+15017120001",
-                                                                 "+15017120003"]
+    invoke("send", "--no-ledger", "--config", str(config_file), input=documents)
+    assert senders() == ["+15017120001", "+15017120003"]
 
-    twilio_server.reset_records()
-    invoke("send", "--config", str(config_file), "--from", "+15017120009",
+    invoke("send", "--no-ledger", "--config", str(config_file), "--from", "+15017120009",
            input=documents)
-    assert [c.field("From") for c in twilio_server.creates()] == ["+15017120009"] * 2
+    assert senders() == ["+15017120009"] * 2
 
 
 def test_no_sender_anywhere_is_invalid_with_a_hint(send_env: dict[str, str],
@@ -172,12 +174,13 @@ def test_credentials_precedence_flags_then_parameters_then_environment(
     documents = ndjson([hub_request("with-params", "+14155550001", "one"),
                         {"request_id": "no-params", "sms": {"phone": "+14155550002",
                                                             "message": "two"}}])
-    run = invoke("send", input=documents)
+    run = invoke("send", "--no-ledger", input=documents)
     assert run.exit_code == 0, run.stderr
-    assert [c.username for c in twilio_server.creates()] == [OTHER_ACCOUNT_SID, ACCOUNT_SID]
+    by_recipient = {c.field("To"): c.username for c in twilio_server.creates()}
+    assert by_recipient == {"+14155550001": OTHER_ACCOUNT_SID, "+14155550002": ACCOUNT_SID}
 
     twilio_server.reset_records()
-    run = invoke("send", "--api-key", API_KEY, "--api-secret", API_SECRET,
+    run = invoke("send", "--no-ledger", "--api-key", API_KEY, "--api-secret", API_SECRET,
                  "--account-sid", ACCOUNT_SID, input=documents)
     assert run.exit_code == 0, run.stderr
     creates = twilio_server.creates()
@@ -220,7 +223,7 @@ def test_wrong_credentials_exit_2_stop_the_batch_and_never_show_the_token(
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", wrong)
     head = extra if extra == ["--traceback"] else []
     tail = extra if extra == ["--verbose"] else []
-    run = invoke(*head, "send", *tail, input=ndjson(sms_documents(5)))
+    run = invoke(*head, "send", "--concurrency", "1", *tail, input=ndjson(sms_documents(5)))
 
     assert run.exit_code == 2
     assert "refused the credentials" in run.stderr
@@ -232,6 +235,16 @@ def test_wrong_credentials_exit_2_stop_the_batch_and_never_show_the_token(
     assert_no_secrets(run.everything)
     if extra == ["--verbose"]:
         assert "-> 401" in run.stderr
+
+
+def test_wrong_credentials_stop_new_requests_at_any_concurrency(
+        send_env: dict[str, str], twilio_server: TwilioServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "wrong-token-for-sure")
+    run = invoke("send", "--concurrency", "4", input=ndjson(sms_documents(40)))
+    assert run.exit_code == 2
+    assert len(twilio_server.creates()) <= 4  # only those already in flight
+    assert "refused the credentials" in run.stderr
 
 
 def test_wrong_credentials_in_a_real_process_with_traceback(
@@ -266,11 +279,12 @@ def test_a_rejection_fails_that_document_and_the_batch_goes_on(
     run = invoke("send", input=ndjson(documents))
 
     assert run.exit_code == 1
-    assert run.statuses() == ["sent", "failed", "sent"]
-    error = run.records[1]["error"]
+    records = sorted(run.records, key=lambda r: r["line"])
+    assert [r["status"] for r in records] == ["sent", "failed", "sent"]
+    error = records[1]["error"]
     assert error == {"code": 21610, "message": "Attempt to send to unsubscribed recipient",
                      "more_info": "https://www.twilio.com/docs/errors/21610"}
-    assert "failed: Attempt to send to unsubscribed recipient" in run.records[1]["summary"]
+    assert "failed: Attempt to send to unsubscribed recipient" in records[1]["summary"]
     assert len(twilio_server.creates()) == 3  # a 4xx is never retried
 
 
@@ -280,7 +294,7 @@ def test_connection_refused_is_one_line_with_the_host_and_exit_75(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("SMSPIPE_API_URL", f"http://127.0.0.1:{port}")
-    run = invoke("send", input=ndjson(sms_documents(1)))
+    run = invoke("send", "--retries", "0", input=ndjson(sms_documents(1)))
 
     assert run.exit_code == 75
     [record] = run.records
@@ -330,7 +344,8 @@ def test_failed_file_holds_the_original_documents_not_delivered(
 
     assert run.exit_code == 1
     written = [json.loads(line) for line in failed.read_text().splitlines()]
-    assert written == [documents[0], documents[3]]
+    assert sorted(written, key=json.dumps) == sorted([documents[0], documents[3]],
+                                                     key=json.dumps)
     assert failed.stat().st_mode & 0o077 == 0
 
 
@@ -341,7 +356,7 @@ def test_a_collection_is_one_message_per_item(send_env: dict[str, str],
         {"phone": "+14155550002", "message": "second"}]}
     run = invoke("send", input=json.dumps(document))
     assert run.exit_code == 0, run.stderr
-    assert [r["request_id"] for r in run.records] == ["batch[0]", "batch[1]"]
+    assert sorted(r["request_id"] for r in run.records) == ["batch[0]", "batch[1]"]
     assert sorted(twilio_server.created_bodies()) == ["first", "second"]
 
 

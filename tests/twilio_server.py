@@ -115,6 +115,8 @@ class TwilioServer:
         #: fault name -> probability, for creates (seeded)
         self.fault_mix: dict[str, float] = {}
         self.retry_after = "1"
+        #: the next N message log lookups (GET Messages.json) are answered 503
+        self.fail_lookups = 0
         self.slow_seconds = 2.0
         self.page_size_cap = 1000
         self.requests: list[Recorded] = []
@@ -176,6 +178,18 @@ class TwilioServer:
             self.max_in_flight = 0
 
     # --- what was received ---------------------------------------------------
+
+    def lookups(self) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.method == "GET" and
+                    r.path.endswith("/Messages.json")]
+
+    def duplicates(self) -> dict[str, int]:
+        """Bodies created more than once (the thing that must never happen)."""
+        counts: dict[str, int] = {}
+        for body in self.created_bodies():
+            counts[body] = counts.get(body, 0) + 1
+        return {body: n for body, n in counts.items() if n > 1}
 
     def creates(self) -> list[Recorded]:
         with self._lock:
@@ -414,6 +428,12 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
             if rest != f"{account}/Messages.json":
                 return 404, twilio_error(20404, "The requested resource was not found", 404), {}
             if method == "GET":
+                with server._lock:
+                    failing = server.fail_lookups > 0
+                    server.fail_lookups -= failing
+                if failing:
+                    record.fault = "503"
+                    return 503, twilio_error(20503, "Service Unavailable", 503), {}
                 return 200, server._list(account, query), {}
             record.fault = fault
             if fault == "429":

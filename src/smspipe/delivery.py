@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,8 @@ from smspipe import config, documents, phone, sms
 from smspipe.errors import ConfigError, CredentialsError, UsageError, redact
 
 if TYPE_CHECKING:
-    from smspipe.gateway import Gateway, GatewayError
+    from smspipe.gateway import Gateway, GatewayError, SentMessage
+    from smspipe.ledger import Ledger, Row
 
 MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 SUMMARY_BODY_CHARS = 80
@@ -407,32 +409,481 @@ def dry_run(planned: Iterable[Job | Result]) -> Iterator[Result]:
             yield Result(item.verdict, Status.DRY_RUN, item.key, job=item)
 
 
-def deliver(planned: Iterable[Job | Result], gateways: Gateways) -> Iterator[Result]:
-    """Send each job once, in order; stop at the first refusal of credentials."""
-    from smspipe.gateway import AmbiguousFault, AuthRefused, Rejected, TemporaryFault
+# --- the engine ----------------------------------------------------------------
 
-    for item in planned:
-        if isinstance(item, Result):
-            yield item
-            continue
-        job = item
-        assert job.credentials is not None
-        gateway = gateways.get(job.credentials)
-        try:
-            message = gateway.create_message(
-                job.sms, sender=job.sender.sender,
-                messaging_service_sid=job.sender.messaging_service_sid,
-                status_callback=job.status_callback)
-        except AuthRefused as exc:
-            yield Result(job.verdict, Status.FAILED, job.key, job=job, attempts=1,
-                         error=auth_error(exc, job.credentials))
-            return
-        except Rejected as exc:
-            yield Result(job.verdict, Status.FAILED, job.key, job=job, attempts=1,
-                         error=ErrorInfo.from_gateway(exc))
-        except (TemporaryFault, AmbiguousFault) as exc:
-            yield Result(job.verdict, Status.FAILED, job.key, job=job, attempts=1,
-                         error=ErrorInfo.from_gateway(exc, temporary=True))
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    concurrency: int = 4
+    #: at most this many requests started in any one second (None: no limit)
+    rate: float | None = None
+    #: retries of a temporary fault per message
+    retries: int = 5
+    #: the longest wait between two attempts, in seconds
+    max_wait: float = 60.0
+    #: send even what the ledger says was sent
+    force: bool = False
+    #: first backoff step, in seconds (doubles each retry, full jitter)
+    backoff: float = 0.5
+    #: lookups of the message log per reconciliation (GETs, safe to repeat)
+    lookups: int = 3
+
+
+class RateLimiter:
+    """Never more than *rate* starts in any window of one second.
+
+    Each start reserves a moment: no earlier than the start ``floor(rate)``
+    places before it plus the window, so that any ``floor(rate) + 1``
+    consecutive starts span more than a second. Below one per second the
+    window stretches to ``1 / rate`` seconds. The window has a small margin so
+    that network jitter cannot crowd rate + 1 arrivals into one second at
+    Twilio's end. A 429's Retry-After holds every start until it has passed.
+    """
+
+    MARGIN = 0.05
+
+    def __init__(self, rate: float | None, *, clock: Callable[[], float] | None = None) -> None:
+        import time
+        from collections import deque
+
+        self.rate = rate
+        self._clock = clock or time.monotonic
+        self._capacity = max(1, int(rate)) if rate else 0
+        self._window = (1.0 / rate if rate and rate < 1 else 1.0) + self.MARGIN
+        self._starts: deque[float] = deque(maxlen=max(self._capacity, 1))
+        self._hold_until = 0.0
+        self._lock = threading.Lock()
+
+    def hold(self, seconds: float) -> None:
+        """No start before *seconds* from now (a 429's Retry-After)."""
+        with self._lock:
+            self._hold_until = max(self._hold_until, self._clock() + seconds)
+
+    def reserve(self) -> float:
+        """Reserve the next start; return how long to wait for it (seconds)."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._hold_until)
+            if self._capacity:
+                if len(self._starts) == self._capacity:
+                    start = max(start, self._starts[0] + self._window)
+                self._starts.append(start)
+            return start - now
+
+    def acquire(self, stop: threading.Event) -> bool:
+        """Wait for a start; False if *stop* was set meanwhile."""
+        if stop.is_set():
+            return False
+        delay = self.reserve()
+        if delay > 0:
+            return not stop.wait(delay)
+        return True
+
+
+@dataclass(slots=True)
+class Progress:
+    """Live counters for a progress display (read from another thread)."""
+
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    invalid: int = 0
+    retrying: int = 0
+    in_flight: int = 0
+    started: float = 0.0
+
+    def count(self, result: Result) -> None:
+        if result.status == Status.SENT:
+            self.sent += 1
+        elif result.status == Status.SKIPPED:
+            self.skipped += 1
+        elif result.status == Status.FAILED:
+            self.failed += 1
+        elif result.status == Status.INVALID:
+            self.invalid += 1
+
+
+class _OtherKeys:
+    """Sids the ledger records under another key: never taken as this message."""
+
+    def __init__(self, ledger: Ledger | None, key: str) -> None:
+        self._ledger = ledger
+        self._key = key
+
+    def __contains__(self, sid: object) -> bool:
+        if self._ledger is None or not isinstance(sid, str):
+            return False
+        owner = self._ledger.sid_owner(sid)
+        return owner is not None and owner != self._key
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """What the message log said: found (a message), absent, or could not tell."""
+
+    message: SentMessage | None = None
+    failed: GatewayError | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.message is not None
+
+
+class Engine:
+    """Sends jobs with bounded concurrency, a rate limit, retries and the ledger.
+
+    :meth:`submit` blocks while the pipeline is full, so memory stays
+    constant whatever the input's length; results are handed to *on_result*
+    (from worker threads, one at a time) as they complete.
+    """
+
+    def __init__(self, options: EngineOptions, gateways: Gateways, ledger: Ledger | None,
+                 on_result: Callable[[Result], None], *,
+                 sleep: Callable[[float], None] | None = None) -> None:
+        import random
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.options = options
+        self.gateways = gateways
+        self.ledger = ledger
+        self.progress = Progress()
+        self.limiter = RateLimiter(options.rate)
+        self._on_result = on_result
+        self._result_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._interrupted = False
+        self._stop_reason: ErrorInfo | None = None
+        self._random = random.Random()
+        self._sleep = sleep
+        self._slots = threading.BoundedSemaphore(options.concurrency * 2)
+        self._executor = ThreadPoolExecutor(max_workers=options.concurrency,
+                                            thread_name_prefix="smspipe-send")
+
+    # --- control ---------------------------------------------------------------
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted
+
+    def interrupt(self) -> None:
+        """Ctrl-C: start nothing new; requests in flight finish and are recorded."""
+        self._interrupted = True
+        self._stop.set()
+
+    def _halt(self, reason: ErrorInfo) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop.set()
+
+    def submit(self, job: Job) -> bool:
+        """Queue *job*; blocks while the pipeline is full. False once the batch stopped."""
+        while not self._slots.acquire(timeout=0.1):
+            if self._stop.is_set():
+                break
         else:
-            yield Result(job.verdict, Status.SENT, job.key, job=job, sid=message.sid,
-                         segments=message.segments, attempts=1)
+            if not self._stop.is_set():
+                future = self._executor.submit(self._run, job)
+                future.add_done_callback(lambda _: self._slots.release())
+                return True
+            self._slots.release()
+        self.report(self._not_sent(job))
+        return False
+
+    def close(self) -> None:
+        """Wait for every job in flight; then the ledger is consistent."""
+        self._executor.shutdown(wait=True)
+
+    def report(self, result: Result) -> None:
+        """Hand a result to on_result (also for documents that were never jobs)."""
+        with self._result_lock:
+            self.progress.count(result)
+            self._on_result(result)
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep; False if the batch stopped meanwhile (woken at once)."""
+        if seconds <= 0:
+            return not self._stop.is_set()
+        if self._sleep is not None:
+            self._sleep(seconds)
+            return not self._stop.is_set()
+        return not self._stop.wait(seconds)
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float | None:
+        """Full jitter: uniform(0, min(max_wait, backoff * 2**attempt)), at least Retry-After.
+
+        None when Retry-After is longer than --max-wait: the message waits for
+        the next run rather than for Twilio here.
+        """
+        ceiling = min(self.options.max_wait, self.options.backoff * 2 ** max(attempt - 1, 0))
+        delay = self._random.uniform(0, ceiling)
+        if retry_after is not None:
+            if retry_after > self.options.max_wait:
+                return None
+            delay = max(delay, retry_after)
+        return delay
+
+    # --- one job -----------------------------------------------------------------
+
+    def _run(self, job: Job) -> None:
+        try:
+            result = self._deliver(job)
+        except Exception as exc:  # a bug: report it with the document, keep the batch going
+            result = Result(job.verdict, Status.FAILED, job.key, job=job,
+                            error=ErrorInfo(f"internal error: {type(exc).__name__}: {exc}",
+                                            temporary=True))
+        self.report(result)
+
+    def _not_sent(self, job: Job) -> Result:
+        reason = self._stop_reason
+        if self._interrupted or reason is None:
+            message = "not sent: interrupted"
+        else:
+            message = "not sent: the batch stopped because Twilio refused the credentials"
+        return Result(job.verdict, Status.FAILED, job.key, job=job, note=message,
+                      error=ErrorInfo(message, temporary=True))
+
+    def _deliver(self, job: Job) -> Result:
+        from smspipe.ledger import ClaimResult, Entry
+
+        if self._stop.is_set():
+            return self._not_sent(job)
+        assert job.credentials is not None
+        gateway = self.gateways.get(job.credentials)
+        entry = Entry(key=job.key, account_sid=job.credentials.account_sid, to=job.sms.to,
+                      sender=job.sender.sender,
+                      messaging_service_sid=job.sender.messaging_service_sid, body=job.sms.body)
+        previous: Row | None = None
+        since = _now()
+        if self.ledger is not None:
+            claim = self.ledger.claim(entry, force=self.options.force)
+            if claim.result == ClaimResult.ALREADY_SENT:
+                assert claim.row is not None
+                return Result(job.verdict, Status.SKIPPED, job.key, job=job, sid=claim.row.sid,
+                              segments=claim.row.segments)
+            if claim.result == ClaimResult.BUSY:
+                return Result(job.verdict, Status.SKIPPED, job.key, job=job,
+                              note=f"being sent by {claim.holder}")
+            if claim.result == ClaimResult.STALE:
+                assert claim.row is not None
+                stale = self._reconcile_row(claim.row, gateway)
+                if stale is not None:
+                    return stale.as_result(job)
+                self.ledger.restart(entry)
+            else:
+                previous = claim.row
+        return self._send(job, gateway, previous, since)
+
+    def _send(self, job: Job, gateway: Gateway, previous: Row | None,
+              since: datetime) -> Result:
+        """Create the message: retry what may pass, never resend what may exist unseen."""
+        from smspipe.gateway import AmbiguousFault, AuthRefused, Rejected, TemporaryFault
+
+        attempt = 0
+        retrying = False
+        try:
+            while True:
+                if not self.limiter.acquire(self._stop):
+                    self._release(job, previous)
+                    return self._not_sent(job)
+                attempt += 1
+                self.progress.in_flight += 1
+                fault: GatewayError
+                try:
+                    message = gateway.create_message(
+                        job.sms, sender=job.sender.sender,
+                        messaging_service_sid=job.sender.messaging_service_sid,
+                        status_callback=job.status_callback)
+                except Rejected as exc:
+                    if self.ledger is not None:
+                        self.ledger.mark_failed(job.key, exc.code, exc.message)
+                    return Result(job.verdict, Status.FAILED, job.key, job=job,
+                                  attempts=attempt, error=ErrorInfo.from_gateway(exc))
+                except AuthRefused as exc:
+                    assert job.credentials is not None
+                    self._release(job, previous)
+                    error = auth_error(exc, job.credentials)
+                    self._halt(error)
+                    return Result(job.verdict, Status.FAILED, job.key, job=job,
+                                  attempts=attempt, error=error)
+                except TemporaryFault as exc:
+                    if exc.status == 429 and exc.retry_after:
+                        self.limiter.hold(exc.retry_after)
+                    fault, maybe_created = exc, exc.may_have_created
+                    delay = self.backoff(attempt, exc.retry_after)
+                except AmbiguousFault as exc:
+                    fault, maybe_created = exc, True
+                    delay = self.backoff(attempt)
+                else:
+                    if self.ledger is not None:
+                        self.ledger.mark_sent(job.key, message.sid, message.segments)
+                    return Result(job.verdict, Status.SENT, job.key, job=job, sid=message.sid,
+                                  segments=message.segments, attempts=attempt)
+                finally:
+                    self.progress.in_flight -= 1
+                if maybe_created:
+                    # The message may exist: wait as for a retry (the log may lag),
+                    # then look, and resend only if it is not there.
+                    if delay is not None:
+                        self._wait(delay)
+                    found = self._lookup(job, gateway, since)
+                    if found.found or found.failed:
+                        return self._settle(job, found, attempt, fault)
+                    delay = 0.0 if delay is not None else None
+                # The message certainly does not exist.
+                if attempt > self.options.retries or delay is None or self._stop.is_set():
+                    self._release(job, previous)
+                    if self._stop.is_set():
+                        return self._not_sent(job)
+                    return Result(job.verdict, Status.FAILED, job.key, job=job,
+                                  attempts=attempt,
+                                  error=ErrorInfo.from_gateway(fault, temporary=True),
+                                  note=_undelivered_note(fault, attempt, delay is None))
+                if not retrying:
+                    retrying = True
+                    self.progress.retrying += 1
+                if not self._wait(delay):
+                    self._release(job, previous)
+                    return self._not_sent(job)
+        finally:
+            if retrying:
+                self.progress.retrying -= 1
+
+    def _settle(self, job: Job, found: _Lookup, attempt: int, fault: GatewayError) -> Result:
+        """After an ambiguous failure: the log had the message, or could not tell."""
+        if found.message is not None:
+            if self.ledger is not None:
+                self.ledger.mark_sent(job.key, found.message.sid, found.message.segments)
+            return Result(job.verdict, Status.SENT, job.key, job=job, sid=found.message.sid,
+                          segments=found.message.segments, attempts=attempt,
+                          note="found in Twilio's message log after: " + fault.message)
+        lookup_error = found.failed
+        assert lookup_error is not None
+        message = (f"{fault.message}; the message may have been created and Twilio's "
+                   f"message log could not be checked ({lookup_error.message}): the next run "
+                   "checks again before sending")
+        if self.ledger is not None:
+            self.ledger.mark_unknown(job.key, message)
+        return Result(job.verdict, Status.FAILED, job.key, job=job, attempts=attempt,
+                      error=ErrorInfo(message, code=fault.code, more_info=fault.more_info,
+                                      temporary=True))
+
+    def _release(self, job: Job, previous: Row | None) -> None:
+        if self.ledger is not None:
+            self.ledger.release(job.key, previous)
+
+    def _lookup(self, job: Job, gateway: Gateway, since: datetime, *, to: str | None = None,
+                sender: str | None = None, body: str | None = None) -> _Lookup:
+        """Look for the message in Twilio's log (a few tries: a GET is safe to repeat)."""
+        from smspipe.gateway import AuthRefused, GatewayError
+
+        last: GatewayError | None = None
+        for attempt in range(1, self.options.lookups + 1):
+            try:
+                found = gateway.find_messages(
+                    to or job.sms.to, sender if to else job.sender.sender,
+                    body if body is not None else job.sms.body, since,
+                    exclude=_OtherKeys(self.ledger, job.key))
+            except AuthRefused as exc:
+                assert job.credentials is not None
+                self._halt(auth_error(exc, job.credentials))
+                return _Lookup(failed=exc)
+            except GatewayError as exc:
+                last = exc
+                if attempt < self.options.lookups and \
+                        not self._wait(self.backoff(attempt) or 0):
+                    break
+                continue
+            return _Lookup(message=found)
+        return _Lookup(failed=last)
+
+    # --- rows left by dead runs ----------------------------------------------------
+
+    def _reconcile_row(self, row: Row, gateway: Gateway) -> _Settled | None:
+        """A row a dead run left pending or unknown (now ours): what became of it?
+
+        Returns the settled outcome, or None when the message was not created
+        (the caller sends it).
+        """
+        assert self.ledger is not None
+        since = datetime.fromtimestamp(row.attempted_at or 0, UTC)
+        probe = Job(verdict=_placeholder_verdict(), sms=sms.SMS(to=row.to, body=row.body or ""),
+                    key=row.key, credentials=gateway.credentials,
+                    sender=Sender(row.sender, row.messaging_service_sid), status_callback=None)
+        found = self._lookup(probe, gateway, since)
+        if found.message is not None:
+            self.ledger.mark_sent(row.key, found.message.sid, found.message.segments)
+            return _Settled(Status.SKIPPED, found.message.sid, found.message.segments,
+                            note="found in Twilio's message log: sent by an earlier run that "
+                                 "was interrupted")
+        if found.failed is not None:
+            message = ("an earlier run was interrupted while sending it, and Twilio's message "
+                       f"log could not be checked ({found.failed.message}): not sent again yet")
+            self.ledger.mark_unknown(row.key, message)
+            return _Settled(Status.FAILED, None, None, error=ErrorInfo(
+                message, code=found.failed.code, temporary=True))
+        return None
+
+    def reconcile_open_rows(self, credentials: config.Credentials | None) -> dict[str, int]:
+        """Before anything is sent: settle rows that dead runs left pending or unknown.
+
+        Rows of other accounts (whose credentials came with their documents)
+        are settled when their document comes through.
+        """
+        counts = {"found": 0, "absent": 0, "unknown": 0, "skipped": 0}
+        if self.ledger is None:
+            return counts
+        rows = self.ledger.open_rows()
+        if not rows:
+            return counts
+        if credentials is None:
+            counts["skipped"] = len(rows)
+            return counts
+        gateway = self.gateways.get(credentials)
+        mine = [row for row in rows if row.account_sid in (None, credentials.account_sid)]
+        counts["skipped"] = len(rows) - len(mine)
+
+        def settle(row: Row) -> str:
+            assert self.ledger is not None
+            if not self.ledger.adopt(row):
+                return "skipped"
+            outcome = self._reconcile_row(row, gateway)
+            if outcome is None:
+                self.ledger.release(row.key)
+                return "absent"
+            return "found" if outcome.status == Status.SKIPPED else "unknown"
+
+        for outcome in self._executor.map(settle, mine):
+            counts[outcome] += 1
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    status: Status
+    sid: str | None
+    segments: int | None
+    note: str | None = None
+    error: ErrorInfo | None = None
+
+    def as_result(self, job: Job) -> Result:
+        return Result(job.verdict, self.status, job.key, job=job, sid=self.sid,
+                      segments=self.segments, note=self.note, error=self.error)
+
+
+def _placeholder_verdict() -> sms.Verdict:
+    return sms.Verdict(source="ledger", line=0, index=None, path="", request_id=None,
+                       parameters={}, original=None)
+
+
+def _undelivered_note(fault: GatewayError, attempts: int, waited_too_long: bool) -> str:
+    if waited_too_long:
+        return f"not sent: Twilio asked to wait longer than --max-wait ({fault.message})"
+    tries = "once" if attempts == 1 else f"{attempts} times"
+    return f"not sent after trying {tries}: {fault.message}; run again later"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -216,7 +216,7 @@ class Gateway:
         return _sent_message(message)
 
     def find_messages(self, to: str, sender: str | None, body: str, since: datetime,
-                      exclude: Collection[str] = ()) -> SentMessage | None:
+                      exclude: Container[str] = ()) -> SentMessage | None:
         """The message to *to* (from *sender*) with this *body*, created since *since*.
 
         Looks in Twilio's message log: first filtered by the date sent, then

@@ -14,10 +14,12 @@ from smspipe.cli import output
 from smspipe.cli.app import guarded
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from rich.console import Console
 
     from smspipe import config
-    from smspipe.delivery import Result, Totals
+    from smspipe.delivery import Engine, Job, Planner, Progress, Result, Totals
 
 
 def send(
@@ -64,6 +66,26 @@ def send(
     max_segments: Annotated[int | None, typer.Option(
         "--max-segments", min=1, help="Refuse messages longer than N segments.",
         show_default=False)] = None,
+    ledger_path: Annotated[Path | None, typer.Option(
+        "--ledger", help="SQLite ledger of what was sent (default: the state dir; config "
+                         "`ledger`; SMSPIPE_LEDGER).", show_default=False)] = None,
+    no_ledger: Annotated[bool, typer.Option(
+        "--no-ledger", help="Neither skip what was sent before nor record what is sent.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Send even what the ledger says was already sent.")] = False,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", "-c", help="Requests in flight at once, 1-100 (default 4).",
+        show_default=False)] = None,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", help="At most R messages started per second (default: no limit).",
+        show_default=False)] = None,
+    retries: Annotated[int | None, typer.Option(
+        "--retries", help="Retries of a temporary fault (429, 5xx, network) per message "
+                          "(default 5).", show_default=False)] = None,
+    max_wait: Annotated[float | None, typer.Option(
+        "--max-wait", help="Longest wait between two attempts, seconds (default 60); a longer "
+                           "Retry-After leaves the message for the next run.",
+        show_default=False)] = None,
     failed_path: Annotated[Path | None, typer.Option(
         "--failed", help="Write the documents that were not delivered to this file (NDJSON), "
                          "ready for a re-run.", show_default=False)] = None,
@@ -73,16 +95,24 @@ def send(
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Log each HTTP request (method, URL, status) to stderr; "
                                 "secrets masked.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress and no summary line on stderr.")] = False,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a "
+                                         "terminal).", show_default=False)] = None,
 ) -> None:
     """Validate SMS documents and deliver them through Twilio.
 
     Every document is checked exactly as `smspipe validate` checks it; an
-    invalid one is reported and not sent. Exit 0 when all were sent (or
-    skipped as already sent), 1 when some were invalid or rejected by Twilio,
-    2 on a usage or credentials error (Twilio refusing the credentials stops
-    the batch), 75 when some are undelivered because of temporary faults
-    (run again later), 130 when interrupted.
+    invalid one is reported and not sent. A ledger remembers what was sent,
+    so a re-run skips it; 429, 5xx and network faults are retried, and a
+    message whose fate is unknown is looked up in Twilio's message log before
+    it is ever sent again.
+
+    Exit 0 when all were sent (or skipped as already sent), 1 when some were
+    invalid or rejected by Twilio, 2 on a usage or credentials error (Twilio
+    refusing the credentials stops the batch), 75 when some are undelivered
+    because of temporary faults (run again later), 130 when interrupted.
 
       smspipe translate order orders.ndjson | smspipe send
 
@@ -98,11 +128,12 @@ def send(
             "api_secret": api_secret, "from": sender,
             "messaging_service_sid": messaging_service_sid, "status_callback": status_callback,
             "api_url": api_url, "timeout": timeout, "default_region": region,
-            "max_segments": max_segments,
+            "max_segments": max_segments, "ledger": str(ledger_path) if ledger_path else None,
+            "concurrency": concurrency, "rate": rate, "retries": retries, "max_wait": max_wait,
         }
         run = _Run(inputs=inputs, flags=flags, config_path=config_path, dry_run=dry_run,
                    json_output=json_output, failed_path=failed_path, verbose=verbose,
-                   quiet=quiet)
+                   quiet=quiet, use_ledger=not no_ledger, force=force, progress=progress)
         code = run.execute()
         if code:
             raise typer.Exit(code)
@@ -147,8 +178,13 @@ class _Run:
 
     def __init__(self, *, inputs: list[str] | None, flags: dict[str, Any],
                  config_path: Path | None, dry_run: bool, json_output: bool,
-                 failed_path: Path | None, verbose: bool, quiet: bool) -> None:
+                 failed_path: Path | None, verbose: bool, quiet: bool, use_ledger: bool = True,
+                 force: bool = False, progress: bool | None = None) -> None:
         self.inputs = inputs
+        self.use_ledger = use_ledger
+        self.force = force
+        self.show_progress = (progress if progress is not None
+                              else output.is_terminal(sys.stderr)) and not quiet
         self.flags = flags
         self.config_path = config_path
         self.dry_run = dry_run
@@ -158,6 +194,7 @@ class _Run:
         self.as_json = json_output or not output.is_terminal(sys.stdout)
         self._print_lock = threading.Lock()
         self._table: _Table | None = None
+        self._display: _Display | None = None
         self._failed: IO[str] | None = None
 
     def log(self, line: str) -> None:
@@ -185,22 +222,93 @@ class _Run:
         totals = delivery.Totals()
         try:
             if self.dry_run:
-                results = delivery.dry_run(planned)
-                for result in results:
-                    self.emit(result, totals)
+                self._dry_run(settings, planned, totals)
             else:
-                gateways = delivery.Gateways(self._gateway_factory(settings))
-                try:
-                    for result in delivery.deliver(planned, gateways):
-                        self.emit(result, totals)
-                finally:
-                    gateways.close()
+                self._deliver(settings, planner, planned, totals)
         finally:
             self._close_failed()
         sys.stdout.flush()
         return self.finish(totals, ExitCode)
 
-    def _gateway_factory(self, settings: config.Settings) -> Any:
+    def _dry_run(self, settings: config.Settings, planned: Iterable[Job | Result],
+                 totals: Totals) -> None:
+        from smspipe import delivery, ledger
+
+        seen = None
+        if self.use_ledger and not self.force:
+            seen = ledger.read_only(settings.ledger_path)
+        try:
+            for result in delivery.dry_run(planned):
+                if seen is not None and result.status == delivery.Status.DRY_RUN:
+                    row = seen.get(result.key)
+                    if row is not None and row.state == ledger.State.SENT:
+                        result = delivery.Result(result.verdict, delivery.Status.SKIPPED,
+                                                 result.key, job=result.job, sid=row.sid,
+                                                 segments=row.segments)
+                self.emit(result, totals)
+        finally:
+            if seen is not None:
+                seen.close()
+
+    def _deliver(self, settings: config.Settings, planner: Planner,
+                 planned: Iterable[Job | Result], totals: Totals) -> None:
+        from smspipe import delivery
+        from smspipe.ledger import Ledger
+
+        options = delivery.EngineOptions(
+            concurrency=int(settings.get("concurrency")), rate=settings.get("rate"),
+            retries=int(settings.get("retries")), max_wait=float(settings.get("max_wait")),
+            force=self.force)
+        gateways = delivery.Gateways(self._gateway_factory(settings, options.concurrency))
+        book = Ledger(settings.ledger_path) if self.use_ledger else None
+        engine = delivery.Engine(options, gateways, book,
+                                 on_result=lambda result: self.emit(result, totals))
+        display = _Display(engine.progress, shared=_same_terminal()) \
+            if self.show_progress else None
+        self._display = display
+        try:
+            if display is not None:
+                display.start()
+            try:
+                self._reconcile(engine, planner)
+                for item in planned:
+                    if isinstance(item, delivery.Result):
+                        engine.report(item)
+                    elif not engine.submit(item):
+                        break
+                    if engine.stopped:
+                        break
+            except KeyboardInterrupt:
+                self.log("smspipe: interrupted: finishing the requests in flight "
+                         "(Ctrl-C again to abandon them; the next run reconciles)")
+                engine.interrupt()
+            except BaseException:
+                engine.interrupt()  # start nothing more; what is in flight finishes
+                raise
+        finally:
+            try:
+                engine.close()  # waits for the requests in flight: the ledger is consistent
+            finally:
+                if display is not None:
+                    display.stop()
+                gateways.close()
+                if book is not None:
+                    book.close()
+        totals.interrupted = engine.interrupted
+
+    def _reconcile(self, engine: Engine, planner: Planner) -> None:
+        counts = engine.reconcile_open_rows(planner.default_credentials)
+        settled = counts["found"] + counts["absent"] + counts["unknown"]
+        if settled:
+            self.log(f"smspipe: reconciled {output.plural(settled, 'message')} an interrupted "
+                     f"run left unfinished: {counts['found']} found in Twilio's message log, "
+                     f"{counts['absent']} not created (sent when their document comes), "
+                     f"{counts['unknown']} still unknown")
+        if counts["skipped"]:
+            self.log(f"smspipe: {output.plural(counts['skipped'], 'message')} an interrupted "
+                     "run left unfinished will be checked when their documents come")
+
+    def _gateway_factory(self, settings: config.Settings, pool_size: int) -> Any:
         from smspipe.gateway import Gateway
 
         api_url = settings.get("api_url")
@@ -208,7 +316,8 @@ class _Run:
         http_log = self.log if self.verbose else None
 
         def factory(credentials: config.Credentials) -> Gateway:
-            return Gateway(credentials, api_url=api_url, timeout=timeout, http_log=http_log)
+            return Gateway(credentials, api_url=api_url, timeout=timeout, http_log=http_log,
+                           pool_size=pool_size)
 
         return factory
 
@@ -221,7 +330,10 @@ class _Run:
                 output.write_json_line(result.record(), flush=True)
             else:
                 if self._table is None:
-                    self._table = _Table(output.console())
+                    shared = self._display is not None and self._display.shared
+                    # On one terminal, rows go through the bar's console (above the bar).
+                    self._table = _Table(self._display.console if shared and self._display
+                                         else output.console())
                 self._table.add(result)
             if self._failed is not None and not result.delivered:
                 document = result.failed_document()
@@ -305,3 +417,61 @@ class _Table:
                 f"{'':<8} from {via}, {result.verdict.encoding}, "
                 f"{output.plural(result.verdict.segments or 0, 'segment')}: {job.sms.body}",
                 style="dim"))
+
+
+def _same_terminal() -> bool:
+    """True when stdout and stderr are one and the same terminal."""
+    if not (output.is_terminal(sys.stdout) and output.is_terminal(sys.stderr)):
+        return False
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno()))
+    except (OSError, ValueError):
+        return False
+
+
+class _Display:
+    """A progress bar on stderr (a terminal): sent, skipped, failed, retrying, rate."""
+
+    def __init__(self, progress: Progress, *, shared: bool) -> None:
+        self.counters = progress
+        #: stdout is the terminal the bar is drawn on
+        self.shared = shared
+        self.console = output.console(stderr=True)
+        self._live: Any = None
+
+    def start(self) -> None:
+        import time
+
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        describe = self._describe
+
+        class Bar(Progress):
+            def get_renderables(self) -> Any:
+                for task in self.tasks:  # counters change between results too
+                    task.description = describe()
+                yield from super().get_renderables()
+
+        self.counters.started = time.monotonic()
+        self._live = Bar(SpinnerColumn(), TextColumn("sending"), BarColumn(),
+                         TextColumn("{task.description}"), TimeElapsedColumn(),
+                         console=self.console, transient=True,
+                         # Lines written meanwhile go above the bar; stdout only when it
+                         # is the same terminal (NDJSON piped elsewhere is left alone).
+                         redirect_stdout=self.shared, redirect_stderr=True)
+        self._live.add_task(describe(), total=None)
+        self._live.start()
+
+    def _describe(self) -> str:
+        import time
+
+        c = self.counters
+        elapsed = max(time.monotonic() - c.started, 1e-6)
+        rate = (c.sent + c.failed) / elapsed
+        return (f"{c.sent} sent · {c.skipped} skipped · {c.failed} failed · "
+                f"{c.retrying} retrying · {rate:.1f}/s")
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
