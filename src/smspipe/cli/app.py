@@ -92,16 +92,14 @@ def _silence_stdout() -> None:
 
 
 def _register_commands() -> None:
-    from smspipe.cli import config_cmd, schema, validate
+    from smspipe.cli import check, config_cmd, schema, send, translate, validate
 
     app.command("validate", no_args_is_help=False)(validate.validate)
+    app.command("translate")(translate.translate)
+    app.command("send", no_args_is_help=False)(send.send)
     app.command("schema")(schema.schema)
-    from smspipe.cli import send as send_cmd
-    app.command("send", no_args_is_help=False)(send_cmd.send)
-    from smspipe.cli import translate as translate_cmd
-    app.command("translate")(translate_cmd.translate)
+    config_cmd.app.command("check")(check.check)
     app.add_typer(config_cmd.app, name="config")
-
 
 _register_commands()
 
