@@ -18,6 +18,7 @@ from typing import Any
 
 from smspipe import encoding, phone
 from smspipe.documents import Document, Problem, unwrap
+from smspipe.schemacheck import Schema
 
 MAX_MESSAGE_CHARS = 1600
 SMS_FIELDS = ("id", "from", "phone", "message", "media_url", "status_callback")
@@ -148,25 +149,22 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @cache
-def _validator(name: str) -> Any:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(load_schema(name))
+def _validator(name: str) -> Schema:
+    return Schema(load_schema(name))
 
 
 @cache
-def _envelope_validator() -> Any:
+def _envelope_validator() -> Schema:
     """The request schema without its ``sms``: checks request_id and parameters."""
-    from jsonschema import Draft202012Validator
-
     schema = copy.deepcopy(load_schema("request"))
     del schema["properties"]["sms"]
     schema["required"] = []
-    return Draft202012Validator(schema)
+    return Schema(schema)
 
 
 def schema_issues(validator: Any, value: Any, prefix: str) -> list[Issue]:
-    """Run a compiled validator and turn its errors into one Issue each."""
+    """Run a validator (a :class:`~smspipe.schemacheck.Schema`, or jsonschema's) and
+    turn its errors into one Issue each."""
     if validator.is_valid(value):
         return []
     issues = []
@@ -275,17 +273,19 @@ def check_item(
     if verdict.request_id is not None and path.endswith("]"):
         # One request, several messages: each needs its own ledger identity.
         verdict.request_id = f"{verdict.request_id}{path[path.index('['):]}"
-    if envelope:
+    if envelope and not _envelope_validator().is_valid(envelope):
         verdict.errors.extend(schema_issues(_envelope_validator(), envelope, ""))
-    verdict.errors.extend(schema_issues(_validator("sms"), item, path))
+    sms_schema = _validator("sms")
+    if not sms_schema.is_valid(item):
+        verdict.errors.extend(schema_issues(sms_schema, item, path))
     if not isinstance(item, dict):
         return verdict
 
-    to = _check_phone(item.get("phone"), join_path(path, "phone"), policy, verdict)
-    sender = _check_from(item.get("from"), join_path(path, "from"), policy, verdict)
+    to = _check_phone(item.get("phone"), path, policy, verdict)
+    sender = _check_from(item.get("from"), path, policy, verdict)
     body = item.get("message")
     if isinstance(body, str):
-        if not body.strip():
+        if not body or body.isspace():  # what not body.strip() says, without a copy
             verdict.errors.append(Issue(join_path(path, "message"), "must not be blank"))
         analysis = encoding.analyse(body)
         verdict.encoding = analysis.name
@@ -310,21 +310,22 @@ def check_item(
     return verdict
 
 
-def _check_phone(raw: Any, path: str, policy: Policy, verdict: Verdict) -> str | None:
+def _check_phone(raw: Any, prefix: str, policy: Policy, verdict: Verdict) -> str | None:
     if not isinstance(raw, str) or not raw.strip():
         return None  # the schema already said so
     result = phone.check_number(raw, policy.default_region, policy.allowed_countries)
     if result.e164 is None:
-        verdict.errors.append(Issue(path, result.error or "not a valid phone number"))
+        verdict.errors.append(Issue(join_path(prefix, "phone"),
+                                    result.error or "not a valid phone number"))
     return result.e164
 
 
-def _check_from(raw: Any, path: str, policy: Policy, verdict: Verdict) -> str | None:
+def _check_from(raw: Any, prefix: str, policy: Policy, verdict: Verdict) -> str | None:
     if not isinstance(raw, str) or not raw.strip():
         return None
     result = phone.check_sender(raw, policy.default_region)
     if result.e164 is None:
-        verdict.errors.append(Issue(path, result.error or "not a valid sender"))
+        verdict.errors.append(Issue(join_path(prefix, "from"), result.error or "not a valid sender"))
     return result.e164
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
@@ -27,6 +27,7 @@ from jinja2.utils import missing
 from smspipe import phone, sms
 from smspipe.documents import Document, Problem, unwrap
 from smspipe.errors import InputError, UsageError
+from smspipe.schemacheck import Schema
 
 # kind -> (wrapper key for one object, wrapper key for a list)
 KINDS: dict[str, tuple[str, str]] = {
@@ -256,106 +257,25 @@ _CLEAN[0x2028] = "\n"
 _CLEAN[0x2029] = "\n"
 
 
+# What _CLEAN would change: most texts have none of it, and a search is cheaper than translate.
+_UNCLEAN = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_CLEAN) if c != 0x0A) + "]")
+
+
 def clean_text(text: str) -> str:
     """Strip control characters (keeping line breaks) and surrounding whitespace."""
+    if _UNCLEAN.search(text) is None:
+        return text.strip()
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.translate(_CLEAN).strip()
 
 
-# --- fast schema check -------------------------------------------------------------
-
-# JSON Schema type -> Python test of the value named {v}, as jsonschema decides
-_TYPE_TESTS = {
-    "object": "isinstance({v}, dict)",
-    "array": "isinstance({v}, list)",
-    "string": "isinstance({v}, str)",
-    "null": "{v} is None",
-    "boolean": "isinstance({v}, bool)",
-    "number": "(isinstance({v}, (int, float)) and not isinstance({v}, bool))",
-    "integer": "((isinstance({v}, int) and not isinstance({v}, bool))"
-               " or (isinstance({v}, float) and {v}.is_integer()))",
-}
-_ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "title", "description"})
-Check = Callable[[Any], bool]
-
-
-class _Unsupported(Exception):
-    pass
-
-
-def compile_fast_check(schema: Mapping[str, Any]) -> Check | None:
-    """A plain-Python ``is_valid`` for the small subset of JSON Schema our hub schemas use.
-
-    jsonschema takes ~100 us to accept an order; this one expression takes ~1 us.
-    It answers as jsonschema does (a hypothesis test compares them); jsonschema
-    still explains the errors. None when the schema uses a keyword outside the
-    subset. The code is generated from our own package schema, never from input.
-    """
-    defs = schema.get("$defs", {})
-
-    def expression(node: Mapping[str, Any], value: str, depth: int) -> str:
-        if depth > 20:
-            raise _Unsupported("nested too deeply (a recursive $ref?)")
-        if "$ref" in node:
-            ref = node["$ref"]
-            if not ref.startswith("#/$defs/") or node.keys() - {"$ref", "description"}:
-                raise _Unsupported(ref)
-            return expression(defs[ref.removeprefix("#/$defs/")], value, depth + 1)
-        terms: list[str] = []
-        not_dict = f"not isinstance({value}, dict)"
-        for keyword, arg in node.items():
-            if keyword in _ANNOTATIONS:
-                continue
-            if keyword == "type":
-                names = [arg] if isinstance(arg, str) else list(arg)
-                terms.append("(" + " or ".join(_TYPE_TESTS[n].format(v=value)
-                                               for n in names) + ")")
-            elif keyword == "required":
-                keys = " and ".join(f"{str(k)!r} in {value}" for k in arg) or "True"
-                terms.append(f"({not_dict} or ({keys}))")
-            elif keyword == "minLength":
-                terms.append(f"(not isinstance({value}, str) or len({value}) >= {int(arg)})")
-            elif keyword == "additionalProperties":
-                if arg is not True:
-                    raise _Unsupported(keyword)
-            elif keyword == "properties":
-                for key, sub in arg.items():
-                    item = f"{value}[{str(key)!r}]"
-                    terms.append(f"({not_dict} or {str(key)!r} not in {value} or "
-                                 f"{expression(sub, item, depth + 1)})")
-            elif keyword == "anyOf":
-                terms.append("(" + " or ".join(expression(sub, value, depth + 1)
-                                               for sub in arg) + ")")
-            else:
-                raise _Unsupported(keyword)
-        return "(" + " and ".join(terms) + ")" if terms else "True"
-
-    try:
-        source = "lambda value: " + expression(schema, "value", 0)
-    except (_Unsupported, KeyError, TypeError):
-        return None
-    check: Check = eval(compile(source, "<schema>", "eval"), {})  # noqa: S307 - see above
-    return check
-
-
-@dataclass(frozen=True, slots=True)
-class _Schema:
-    validator: Any
-    fast: Callable[[Any], bool] | None
-
-    def issues(self, value: Any) -> list[sms.Issue]:
-        if self.fast is not None and self.fast(value):
-            return []
-        return sms.schema_issues(self.validator, value, "")
-
+# --- schema check --------------------------------------------------------------------
 
 @cache
-def kind_schema(kind: str) -> _Schema:
-    from jsonschema import Draft202012Validator
-
-    schema = sms.load_schema(kind)
-    return _Schema(Draft202012Validator(schema), compile_fast_check(schema))
+def kind_schema(kind: str) -> Schema:
+    """The kind's schema: a compiled check, and jsonschema only to explain a refusal."""
+    return Schema(sms.load_schema(kind))
 
 
 # --- results -----------------------------------------------------------------------
@@ -485,6 +405,11 @@ class Translator:
                                  "sandbox refuses",
                                  hint="templates may only read the object's fields")
             template = self.env.from_string(text)
+            # Jinja2 keeps the globals as a ChainMap over the environment's, and
+            # copies them into every render's context: half the cost of a short
+            # render. The environment's globals never change after this, so a
+            # plain dict of the same names is the same thing, quicker to copy.
+            template.globals = dict(template.globals)
         except TemplateSyntaxError as exc:
             raise UsageError(f"{origin}: line {exc.lineno}: {exc.message}",
                              hint="fix the Jinja2 syntax") from None
@@ -510,7 +435,8 @@ class Translator:
         label = f"{self.kind} {_show(ident)}" if ident not in (None, "") else self.kind
         if "[" in path:
             label = f"{path}: {label}"
-        issues = [i for i in self.schema.issues(obj) if i.message and not _is_phone_rule(i)]
+        issues = [i for i in sms.schema_issues(self.schema, obj, "")
+                  if i.message and not _is_phone_rule(i)]
         if issues:
             return Outcome(where, label, error=self._schema_error(obj, issues))
         assert isinstance(obj, dict)
@@ -548,7 +474,10 @@ class Translator:
         body["message"] = message
         request = {"request_id": request_id, "sms": body}
         # The same checks validate and send apply: what we write, they accept.
-        verdict = next(sms.check(Document(doc.source, doc.line, doc.index, request), self.policy))
+        # (sms.check would split the request into just these: its sms, and an
+        # envelope of the other keys.)
+        verdict = sms.check_item(Document(doc.source, doc.line, doc.index, request), "sms", body,
+                                 {"request_id": request_id}, self.policy)
         if not verdict.valid:
             outcome.error = ("the rendered message is not a valid SMS: "
                              + "; ".join(str(e) for e in verdict.errors)
