@@ -198,7 +198,10 @@ def _read_ndjson(source: str, lines: Iterator[bytes], lineno: int) -> Iterator[D
         except ValueError as exc:
             yield Problem(source, lineno, str(exc))
             continue
-        yield from _emit(source, lineno, value)
+        if isinstance(value, dict):  # the common case, without a generator of its own
+            yield Document(source, lineno, None, value)
+        else:
+            yield from _emit(source, lineno, value)
 
 
 def _read_multiline(
@@ -335,7 +338,7 @@ def unwrap(
     and the enclosing object's other keys (request_id, parameters).
     """
     value = doc.value
-    for key in dict.fromkeys((singular, plural)):
+    for key in (singular,) if singular == plural else (singular, plural):
         if key in value:
             inner = value[key]
             envelope = {k: v for k, v in value.items() if k != key}

@@ -28,9 +28,13 @@ def is_terminal(stream: IO[str]) -> bool:
 _LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
+# json.dumps with these options builds a new encoder on every call; one will do.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """Compact JSON for one NDJSON line: UTF-8 kept, odd line breaks escaped."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _ENCODER.encode(value)
     if not text.isascii():
         for char, escaped in _LINE_BREAKS.items():
             if char in text:
