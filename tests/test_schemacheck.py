@@ -189,6 +189,9 @@ LEAF_SCHEMAS = st.one_of(
         "pattern": st.sampled_from(["^a", "b$", "^\\s", "a|b", "😀"]),
         "minItems": st.integers(0, 3), "maxItems": st.integers(0, 3),
         "required": st.lists(KEYS, max_size=2),
+        "minimum": st.sampled_from([0, 1, 1.5, -1]), "maximum": st.sampled_from([0, 1, 2.5]),
+        "exclusiveMinimum": st.sampled_from([0, 1, -0.5]),
+        "exclusiveMaximum": st.sampled_from([1, 2, 0.5]),
         "enum": st.lists(SMALL_JSON, max_size=3),
         "const": SMALL_JSON,
         "description": st.just("ignored"),
@@ -236,6 +239,27 @@ def test_json_equal_is_jsonschemas_equal(one: Any, two: Any) -> None:
     assert json_equal(one, two) == equal(one, two)
 
 
+@pytest.mark.parametrize("value", [None, True, False, 0, 1, 2, 5, 10, 11, 1.0, 1.5, 10.0,
+                                   -3, "5", [5], {"a": 5}])
+@pytest.mark.parametrize("schema", [
+    {"type": "integer", "minimum": 1, "maximum": 10},
+    {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10},
+    {"minimum": 1},  # numbers only: anything else passes
+    {"type": ["integer", "null"], "minimum": 1},
+])
+def test_numeric_bounds(schema: dict[str, Any], value: Any) -> None:
+    agree(schema, value)
+
+
+def test_config_schemas_compile() -> None:
+    """config's key schemas are in the subset (config or send may use Schema for them)."""
+    from smspipe import config
+
+    assert compile_check(config.config_schema()) is not None
+    for key in config.KEYS.values():
+        assert compile_check(key.schema) is not None, key
+
+
 def test_declines_what_it_does_not_compile() -> None:
     assert compile_check({"type": "object", "maxProperties": 3}) is None
     assert compile_check({"patternProperties": {"^x": {}}, "additionalProperties": False}) is None
@@ -243,6 +267,8 @@ def test_declines_what_it_does_not_compile() -> None:
     assert compile_check({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}) is None
     assert compile_check({"type": "decimal"}) is None
     assert compile_check({"format": "email"}) is None
+    assert compile_check({"minimum": True}) is None
+    assert compile_check({"multipleOf": 2}) is None
     assert compile_check({"properties": {"a": {"$id": "x"}}}) is None
 
 

@@ -12,6 +12,7 @@ The generated code comes from our own package schemas, never from input.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -26,6 +27,8 @@ _ANNOTATIONS = frozenset({
 _OBJECT_KEYWORDS = frozenset({"required", "properties", "additionalProperties"})
 _STRING_KEYWORDS = frozenset({"minLength", "maxLength", "pattern"})
 _ARRAY_KEYWORDS = frozenset({"items", "minItems", "maxItems"})
+_NUMBER_KEYWORDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
+                    "exclusiveMaximum": "<"}
 
 
 class Unsupported(Exception):
@@ -126,8 +129,10 @@ class _Compiler:
             if not tests:
                 return
             joined = tests[0] if len(tests) == 1 else "(" + " and ".join(tests) + ")"
-            if known == json_type:
+            if known == json_type or (json_type == "number" and known == "integer"):
                 terms.append(joined)
+            elif json_type == "number":
+                terms.append(f"(not {_type_test('number', v)} or {joined})")
             else:
                 terms.append(f"(not isinstance({v}, {_TYPE_OF_GUARD[json_type]}) or {joined})")
 
@@ -137,6 +142,9 @@ class _Compiler:
             guarded("string", list(self.string_terms(schema, v)))
         if _ARRAY_KEYWORDS & schema.keys():
             guarded("array", list(self.array_terms(schema, v)))
+        if _NUMBER_KEYWORDS.keys() & schema.keys():
+            guarded("number", [f"{v} {_NUMBER_KEYWORDS[k]} {_bound(schema[k], k)}"
+                               for k in _NUMBER_KEYWORDS if k in schema])
         if "enum" in schema:
             terms.append(self.enum_term(schema["enum"], v))
         if "const" in schema:
@@ -233,7 +241,7 @@ class _Compiler:
 
 _KEYWORDS = frozenset({
     "type", "enum", "const", "allOf", "anyOf", "oneOf", "not", "$ref",
-}) | _OBJECT_KEYWORDS | _STRING_KEYWORDS | _ARRAY_KEYWORDS
+}) | _OBJECT_KEYWORDS | _STRING_KEYWORDS | _ARRAY_KEYWORDS | _NUMBER_KEYWORDS.keys()
 
 
 class _Missing:
@@ -252,6 +260,13 @@ def _count(value: Any, keyword: str) -> int:
     return value
 
 
+def _bound(value: Any, keyword: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or (isinstance(value, float) and not math.isfinite(value)):
+        raise Unsupported(keyword)
+    return repr(value)
+
+
 def _subschemas(value: Any, keyword: str) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise Unsupported(keyword)
@@ -263,8 +278,9 @@ def compile_check(schema: Mapping[str, Any]) -> Check | None:
 
     The subset: type (one or a list), required, properties, additionalProperties
     (true, false or a schema), minLength/maxLength (code points), pattern
-    (``re.search``), items (one schema), minItems/maxItems, enum, const,
-    allOf/anyOf/oneOf/not, and ``$ref`` to ``#/$defs/...``.
+    (``re.search``), items (one schema), minItems/maxItems, minimum/maximum and
+    their exclusive forms, enum, const, allOf/anyOf/oneOf/not, and ``$ref`` to
+    ``#/$defs/...``.
     """
     compiler = _Compiler(schema)
     try:
