@@ -78,3 +78,13 @@ def test_ndjson_line_is_what_json_dumps_wrote(value: Any) -> None:
     for char, escaped in {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}.items():
         text = text.replace(char, escaped)
     assert output.dumps(value) == text
+
+
+def test_every_built_in_text_compiles() -> None:
+    """They are compiled when first used, not up front: make sure each one would be."""
+    from smspipe.translate import BUILTIN, Options, Translator
+
+    for kind, texts in BUILTIN.items():
+        translator = Translator(Options(kind=kind))
+        for name in texts:
+            assert translator._built_in(name).origin == f"built-in {kind}.{name}"

@@ -60,6 +60,7 @@ def _describe_parse_error(exc: NumberParseException) -> str:
 phonenumbers.enable_pattern_cache()
 
 _PLAIN_E164 = re.compile(r"\+([1-9][0-9]{2,19})")
+_COUNTRY_CODES = {str(code): code for code in COUNTRY_CODE_TO_REGION_CODE}
 #: country code -> its national-prefix rule, compiled (None: it has none)
 _prefix_rules: dict[int, re.Pattern[str] | None] = {}
 
@@ -77,8 +78,8 @@ def split_e164(text: str) -> tuple[int, str] | None:
         return None
     digits = match.group(1)
     for size in (1, 2, 3):  # as parse reads a country code: the shortest known one
-        country_code = int(digits[:size])
-        if country_code in COUNTRY_CODE_TO_REGION_CODE:
+        country_code = _COUNTRY_CODES.get(digits[:size])
+        if country_code is not None:
             national = digits[size:]
             if not 2 <= len(national) <= 17 or national[0] == "0":
                 return None

@@ -124,7 +124,7 @@ def first_name(value: Any) -> str:
     the first word of its ``name``/``full_name``. Nothing usable gives ``""``.
     """
     _fail_if_undefined(value)
-    if isinstance(value, Mapping):
+    if isinstance(value, (dict, Mapping)):  # dict first: skips the ABC check
         for key in _NAME_KEYS:
             found = value.get(key)
             if isinstance(found, str) and found.strip():
@@ -378,8 +378,8 @@ class Translator:
             for status, text in configured.items():
                 self._config_by_status[str(status).strip().lower()] = self._compile(
                     text, f"config templates.{self.kind}.{status}")
-        self._builtin = {name: self._compile(text, f"built-in {self.kind}.{name}")
-                         for name, text in BUILTIN[self.kind].items()}
+        # Built-in texts are ours and known to compile: compiled when first used.
+        self._builtin: dict[str, _Compiled] = {}
         self._for_status: dict[str, tuple[_Compiled, str | None]] = {}
         self._warned: set[str] = set()
         self._regions: dict[Any, tuple[str, str]] = {}
@@ -537,13 +537,20 @@ class Translator:
         known = BUILTIN_FOR_STATUS[self.kind]
         name = known.get(event)
         if name is not None:
-            return self._builtin[name], None
+            return self._built_in(name), None
         name = next(iter(BUILTIN[self.kind]))
         notice = None
         if known:
             notice = (f"status {event!r} has no built-in text; used the {name!r} one "
                       f"(set templates.{self.kind}.{event} in the config to choose)")
-        return self._builtin[name], notice
+        return self._built_in(name), notice
+
+    def _built_in(self, name: str) -> _Compiled:
+        compiled = self._builtin.get(name)
+        if compiled is None:
+            compiled = self._builtin[name] = self._compile(BUILTIN[self.kind][name],
+                                                           f"built-in {self.kind}.{name}")
+        return compiled
 
     def _recipient(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any]] | str:
         """The E.164 phone of the first address that has a usable one, or why none."""
