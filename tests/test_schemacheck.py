@@ -6,6 +6,8 @@ import copy
 import os
 import subprocess
 import sys
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -240,12 +242,14 @@ def test_json_equal_is_jsonschemas_equal(one: Any, two: Any) -> None:
 
 
 @pytest.mark.parametrize("value", [None, True, False, 0, 1, 2, 5, 10, 11, 1.0, 1.5, 10.0,
-                                   -3, "5", [5], {"a": 5}])
+                                   -3, "5", [5], {"a": 5}, Decimal("5.5"), Fraction(1, 3)])
 @pytest.mark.parametrize("schema", [
     {"type": "integer", "minimum": 1, "maximum": 10},
     {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10},
     {"minimum": 1},  # numbers only: anything else passes
     {"type": ["integer", "null"], "minimum": 1},
+    {"type": "number"},
+    {"type": "integer"},
 ])
 def test_numeric_bounds(schema: dict[str, Any], value: Any) -> None:
     agree(schema, value)

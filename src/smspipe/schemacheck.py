@@ -13,6 +13,7 @@ The generated code comes from our own package schemas, never from input.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -43,8 +44,9 @@ def _type_test(name: str, v: str) -> str:
         "string": f"isinstance({v}, str)",
         "null": f"{v} is None",
         "boolean": f"({v} is True or {v} is False)",
-        # bool is an int in Python, not in JSON Schema
-        "number": f"(isinstance({v}, (int, float)) and not isinstance({v}, bool))",
+        # bool is an int in Python, not in JSON Schema; jsonschema takes any
+        # numbers.Number (Decimal...), asked last so that int and float stay quick
+        "number": f"(isinstance({v}, (int, float, _Number)) and not isinstance({v}, bool))",
         # Draft 6 on: 1.0 is an integer, 1.5 and true are not
         "integer": f"((isinstance({v}, int) and not isinstance({v}, bool))"
                    f" or (isinstance({v}, float) and {v}.is_integer()))",
@@ -79,7 +81,8 @@ class _Compiler:
 
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
-        self.namespace: dict[str, Any] = {"_MISSING": _MISSING, "_equal": json_equal}
+        self.namespace: dict[str, Any] = {"_MISSING": _MISSING, "_equal": json_equal,
+                                          "_Number": numbers.Number}
         self.names = 0
         self.expanding: list[str] = []  # $refs being expanded, to refuse recursion
 
