@@ -50,8 +50,14 @@ class Row:
         return [self.what, self.value, self.floor, self.ratio, self.target, verdict]
 
 
+# Settings of a development shell that a user's does not have: no .pyc files
+# (every start recompiles smspipe), unbuffered output (a syscall per line).
+DEVELOPER_ONLY = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
+
+
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SMSPIPE_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TWILIO_", "SMSPIPE_")) and k not in DEVELOPER_ONLY}
     env["SMSPIPE_HOME"] = str(DATA / "home")
     return env
 
@@ -159,7 +165,7 @@ def throughput(kind: str, lines: int, runs: int, target: float) -> Row:
     floor = lines / median_time([PYTHON, str(HERE / "floors.py"), kind, str(path)], runs)
     ratio = floor / ours
     return Row(f"`{kind}` {lines:,} lines", f"{ours:,.0f} docs/s", f"{floor:,.0f} docs/s",
-               f"{ratio:.2f}× slower", f"≤ {target}×", ratio <= target)
+               f"{ratio:.2f}× the floor's time", f"≤ {target}×", ratio <= target)
 
 
 def memory(lines_list: list[int]) -> list[Row]:

@@ -177,7 +177,7 @@ def test_wrong_kind_says_which_command_to_run() -> None:
 def test_ill_typed_field_names_its_path() -> None:
     result = run("order", input=json.dumps(order(status=["complete"])))
     assert result.exit_code == 1
-    assert "status: must be string or null, got a list" in result.stderr
+    assert "status: must be a string or null, got an array" in result.stderr
 
 
 # --- the hub's canonical samples ------------------------------------------------

@@ -154,7 +154,7 @@ def test_default_region_from_config(tmp_path: Path) -> None:
         ({**GOOD, "media_url": ["ftp://x/y.png"]}, "media_url[0]", "http(s)"),
         ({**GOOD, "media_url": [f"https://e.com/{i}.png" for i in range(11)]}, "media_url",
          "at most 10"),
-        ({**GOOD, "media_url": "https://e.com/a.png"}, "media_url", "must be a list"),
+        ({**GOOD, "media_url": "https://e.com/a.png"}, "media_url", "must be an array"),
         ({**GOOD, "status_callback": "not a url"}, "status_callback", "http(s)"),
         ({**GOOD, "mesage": "x"}, "mesage", "did you mean 'message'"),
         ({**GOOD, "phone": 4155552671}, "phone", "must be a string"),

@@ -14,10 +14,12 @@ import stat
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from smspipe.errors import ConfigError, CredentialsError, register_secret
+from smspipe.schemacheck import Schema
 
 APP_NAME = "smspipe"
 CONFIG_FILENAME = "config.yaml"
@@ -299,6 +301,17 @@ def suggest(name: str, known: list[str]) -> str | None:
 ConfigProblem = tuple[list[str | int], str, str]
 
 
+@cache
+def _config_validator() -> Schema:
+    return Schema(config_schema())
+
+
+@cache
+def key_validator(name: str) -> Schema:
+    """The compiled check of one key's value (flags are checked with it too)."""
+    return Schema(KEYS[name].schema)
+
+
 def problems_in(data: Mapping[Any, Any]) -> list[ConfigProblem]:
     """Every problem of a config mapping: (key path, message, hint). Values are never echoed
     (a misplaced token must not end up in an error message); numbers of non-secret keys are.
@@ -312,9 +325,9 @@ def problems_in(data: Mapping[Any, Any]) -> list[ConfigProblem]:
             problems.append(([name], f"unknown key {_shown_name(name)}", hint))
     if problems:
         return problems
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(config_schema())
+    validator = _config_validator()
+    if validator.is_valid(data):
+        return problems
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     for error in errors:
         key_path = list(error.absolute_path)

@@ -286,10 +286,10 @@ def _emit(source: str, line: int, value: Any, text: str | None = None) -> Iterat
             if isinstance(item, dict):
                 yield Document(source, item_line, index, item)
             else:
-                yield Problem(source, item_line, f"expected a JSON object, got {_kind(item)}", index)
+                yield Problem(source, item_line, f"expected a JSON object, got {json_kind(item)}", index)
     else:
         yield Problem(source, line, f"expected a JSON object or an array of objects, "
-                                    f"got {_kind(value)}")
+                                    f"got {json_kind(value)}")
 
 
 def _item_lines(text: str, first_line: int) -> list[int]:
@@ -314,7 +314,8 @@ def _item_lines(text: str, first_line: int) -> list[int]:
             pos += 1
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """A value's JSON type with its article, for messages: "a string", "an array"."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from smspipe import encoding, phone
-from smspipe.documents import Document, Problem, unwrap
+from smspipe.documents import Document, Problem, json_kind, unwrap
 from smspipe.schemacheck import Schema
 
 MAX_MESSAGE_CHARS = 1600
@@ -198,8 +198,9 @@ def _describe_schema_error(error: Any, prefix: str) -> Issue:
         return Issue(join_path(path, str(name)), f"unknown field{hint}")
     if validator == "type":
         expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return Issue(path, f"must be {_article(expected)}, got {_json_type(error.instance)}")
+        expected = " or ".join(_article(t) for t in expected) if isinstance(expected, list) \
+            else _article(expected)
+        return Issue(path, f"must be {expected}, got {json_kind(error.instance)}")
     if validator == "maxLength":
         return Issue(path, f"is {len(error.instance)} characters; at most "
                            f"{error.validator_value} are allowed")
@@ -218,23 +219,9 @@ def _describe_schema_error(error: Any, prefix: str) -> Issue:
 
 
 def _article(type_name: str) -> str:
-    names = {"object": "an object", "array": "a list", "string": "a string",
+    names = {"object": "an object", "array": "an array", "string": "a string",
              "integer": "an integer", "number": "a number", "boolean": "true or false"}
     return names.get(type_name, type_name)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
 
 
 # --- checks ------------------------------------------------------------------

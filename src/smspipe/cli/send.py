@@ -141,8 +141,6 @@ def send(
 
 def check_flags(flags: dict[str, Any]) -> None:
     """Refuse ill-formed flag values (exit 2) before anything is read or sent."""
-    from jsonschema import Draft202012Validator
-
     from smspipe import config
     from smspipe.errors import UsageError
 
@@ -150,8 +148,7 @@ def check_flags(flags: dict[str, Any]) -> None:
         if value is None or name not in config.KEYS:
             continue
         key = config.KEYS[name]
-        validator = Draft202012Validator(key.schema)
-        if not validator.is_valid(value):
+        if not config.key_validator(name).is_valid(value):
             option = "--from" if name == "from" else "--" + name.replace("_", "-")
             shown = "(hidden)" if key.secret else repr(value)
             raise UsageError(f"{option} {shown} is not valid", hint=key.doc)
