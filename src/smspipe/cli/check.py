@@ -8,31 +8,18 @@ from typing import Annotated, Any
 
 import typer
 
-from smspipe.cli import output
+from smspipe.cli import options, output
 from smspipe.cli.app import guarded
 
 
 def check(
-    config_path: Annotated[Path | None, typer.Option(
-        "--config", help="Config file (else SMSPIPE_CONFIG, else the user config dir).",
-        show_default=False)] = None,
-    account_sid: Annotated[str | None, typer.Option(
-        "--account-sid", help="Twilio Account SID (AC…).", show_default=False)] = None,
-    auth_token: Annotated[str | None, typer.Option(
-        "--auth-token", help="Twilio auth token (prefer TWILIO_AUTH_TOKEN).",
-        show_default=False)] = None,
-    api_key: Annotated[str | None, typer.Option(
-        "--api-key", help="Twilio API key SID (SK…), with --api-secret.",
-        show_default=False)] = None,
-    api_secret: Annotated[str | None, typer.Option(
-        "--api-secret", help="Twilio API key secret (prefer TWILIO_API_SECRET).",
-        show_default=False)] = None,
-    api_url: Annotated[str | None, typer.Option(
-        "--api-url", help="Twilio-compatible base URL; also SMSPIPE_API_URL.",
-        show_default=False)] = None,
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", min=0.001, help="HTTP timeout, seconds (default 30).",
-        show_default=False)] = None,
+    config_path: options.ConfigPath = None,
+    account_sid: options.AccountSid = None,
+    auth_token: options.AuthToken = None,
+    api_key: options.ApiKey = None,
+    api_secret: options.ApiSecret = None,
+    api_url: options.ApiUrl = None,
+    timeout: options.Timeout = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print the result as JSON (the default when stdout is not a "
                        "terminal).")] = False,

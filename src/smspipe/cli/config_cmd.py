@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from smspipe.cli import output
 from smspipe.cli.app import guarded
+from smspipe.cli.options import AccountSid, ApiKey, ApiUrl, ConfigPath
 
 if TYPE_CHECKING:
     from smspipe.config import Settings
@@ -26,16 +26,9 @@ app = typer.Typer(
 SET_LABEL = "(set)"
 
 # The options `init` writes and `show` lays over the environment and the file.
-ConfigPath = Annotated[Path | None, typer.Option(
-    "--config", help="Config file (else SMSPIPE_CONFIG, else SMSPIPE_HOME/config.yaml, "
-                     "else the user config dir).", show_default=False)]
-AccountSid = Annotated[str | None, typer.Option(
-    "--account-sid", help="Twilio Account SID (AC…).", show_default=False)]
 AuthToken = Annotated[str | None, typer.Option(
     "--auth-token", help="Twilio auth token; - reads it from stdin (keeps it out of the "
                          "process list and shell history).", show_default=False)]
-ApiKey = Annotated[str | None, typer.Option(
-    "--api-key", help="Twilio API key SID (SK…), used with --api-secret.", show_default=False)]
 ApiSecret = Annotated[str | None, typer.Option(
     "--api-secret", help="Twilio API key secret; - reads it from stdin.", show_default=False)]
 Sender = Annotated[str | None, typer.Option(
@@ -47,8 +40,6 @@ MessagingService = Annotated[str | None, typer.Option(
 Region = Annotated[str | None, typer.Option(
     "--default-region", "--region", help="Region for numbers in national form (e.g. US, GB).",
     show_default=False)]
-ApiUrl = Annotated[str | None, typer.Option(
-    "--api-url", help="Twilio-compatible base URL (a local mock, a proxy).", show_default=False)]
 ShopName = Annotated[str | None, typer.Option(
     "--shop-name", help="Shop name the built-in templates sign with.", show_default=False)]
 

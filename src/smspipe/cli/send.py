@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, ClassVar
 
 import typer
 
-from smspipe.cli import output
+from smspipe.cli import options, output
 from smspipe.cli.app import guarded
 
 if TYPE_CHECKING:
@@ -23,9 +23,7 @@ if TYPE_CHECKING:
 
 
 def send(
-    inputs: Annotated[list[str] | None, typer.Argument(
-        metavar="[INPUT]...", help="Files of SMS documents (JSON, array or NDJSON); - for stdin "
-                                   "(the default when stdin is piped).")] = None,
+    inputs: options.Inputs = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Validate and show what would be sent; no HTTP, no credentials "
                           "needed.")] = False,
@@ -42,30 +40,14 @@ def send(
     status_callback: Annotated[str | None, typer.Option(
         "--status-callback", help="URL Twilio calls with delivery status updates.",
         show_default=False)] = None,
-    account_sid: Annotated[str | None, typer.Option(
-        "--account-sid", help="Twilio Account SID (AC…); else the document's parameters, "
-                              "TWILIO_ACCOUNT_SID, config.", show_default=False)] = None,
-    auth_token: Annotated[str | None, typer.Option(
-        "--auth-token", help="Twilio auth token (prefer TWILIO_AUTH_TOKEN: a flag shows in "
-                             "`ps`).", show_default=False)] = None,
-    api_key: Annotated[str | None, typer.Option(
-        "--api-key", help="Twilio API key SID (SK…), with --api-secret.",
-        show_default=False)] = None,
-    api_secret: Annotated[str | None, typer.Option(
-        "--api-secret", help="Twilio API key secret (prefer TWILIO_API_SECRET).",
-        show_default=False)] = None,
-    api_url: Annotated[str | None, typer.Option(
-        "--api-url", help="Twilio-compatible base URL (a mock, a proxy); also SMSPIPE_API_URL.",
-        show_default=False)] = None,
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", min=0.001, help="HTTP timeout per request, seconds (default 30).",
-        show_default=False)] = None,
-    region: Annotated[str | None, typer.Option(
-        "--region", help="Region for numbers in national form (config default_region; US).",
-        show_default=False)] = None,
-    max_segments: Annotated[int | None, typer.Option(
-        "--max-segments", min=1, help="Refuse messages longer than N segments.",
-        show_default=False)] = None,
+    account_sid: options.AccountSid = None,
+    auth_token: options.AuthToken = None,
+    api_key: options.ApiKey = None,
+    api_secret: options.ApiSecret = None,
+    api_url: options.ApiUrl = None,
+    timeout: options.Timeout = None,
+    region: options.Region = None,
+    max_segments: options.MaxSegments = None,
     ledger_path: Annotated[Path | None, typer.Option(
         "--ledger", help="SQLite ledger of what was sent (default: the state dir; config "
                          "`ledger`; SMSPIPE_LEDGER).", show_default=False)] = None,
@@ -89,9 +71,7 @@ def send(
     failed_path: Annotated[Path | None, typer.Option(
         "--failed", help="Write the documents that were not delivered to this file (NDJSON), "
                          "ready for a re-run.", show_default=False)] = None,
-    config_path: Annotated[Path | None, typer.Option(
-        "--config", help="Config file (else SMSPIPE_CONFIG, else the user config dir).",
-        show_default=False)] = None,
+    config_path: options.ConfigPath = None,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Log each HTTP request (method, URL, status) to stderr; "
                                 "secrets masked.")] = False,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from smspipe.cli import output
+from smspipe.cli import options, output
 from smspipe.cli.app import guarded
 
 
@@ -46,15 +46,9 @@ def translate(
     shop_name: Annotated[str | None, typer.Option(
         "--shop-name", help="Shop name the built-in texts start with (config shop_name).",
         show_default=False)] = None,
-    max_segments: Annotated[int | None, typer.Option(
-        "--max-segments", min=1, help="Refuse messages longer than N segments "
-                                      "(config max_segments; no limit).")] = None,
-    region: Annotated[str | None, typer.Option(
-        "--region", help="Region for phones in national form when an address names no "
-                         "country (config default_region; US).", show_default=False)] = None,
-    config_path: Annotated[Path | None, typer.Option(
-        "--config", help="Config file (else SMSPIPE_CONFIG, else the user config dir).",
-        show_default=False)] = None,
+    max_segments: options.MaxSegments = None,
+    region: options.Region = None,
+    config_path: options.ConfigPath = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="NDJSON, one document a line, also on a terminal.")] = False,
     quiet: Annotated[bool, typer.Option(

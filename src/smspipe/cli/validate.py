@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from smspipe.cli import output
+from smspipe.cli import options, output
 from smspipe.cli.app import guarded
 
 if TYPE_CHECKING:
@@ -18,21 +17,15 @@ if TYPE_CHECKING:
 
 
 def validate(
-    inputs: Annotated[list[str] | None, typer.Argument(
-        metavar="[INPUT]...", help="Files of SMS documents (JSON, array or NDJSON); - for stdin "
-                                   "(the default when stdin is piped).")] = None,
+    inputs: options.Inputs = None,
     json_report: Annotated[bool, typer.Option(
         "--json", help="Report as NDJSON, one line per document (the default when piped).")] = False,
     pass_valid: Annotated[bool, typer.Option(
         "--pass", help="Write the valid documents, normalised, to stdout and the report to "
                        "stderr, for the next command in a pipe.")] = False,
-    region: Annotated[str | None, typer.Option(
-        "--region", help="Region for numbers in national form (config default_region; US).")] = None,
-    max_segments: Annotated[int | None, typer.Option(
-        "--max-segments", min=1, help="Refuse messages longer than N segments.")] = None,
-    config_path: Annotated[Path | None, typer.Option(
-        "--config", help="Config file (else SMSPIPE_CONFIG, else the user config dir).",
-        show_default=False)] = None,
+    region: options.Region = None,
+    max_segments: options.MaxSegments = None,
+    config_path: options.ConfigPath = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")] = False,
 ) -> None:
     """Check SMS documents against the schema, phone rules and encoding.
