@@ -16,6 +16,7 @@ if [ -x "$prism" ] && "$prism" --version 2>/dev/null | grep -qx "$version"; then
     exit 0
 fi
 mkdir -p "$prefix"
-npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "@stoplight/prism-cli@$version" >&2
+# A registry that does not answer must not hang CI: give up after 10 minutes.
+timeout 600 npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "@stoplight/prism-cli@$version" >&2
 "$prism" --version >/dev/null
 echo "$prism"
