@@ -124,3 +124,21 @@ def test_request_schema_accepts_the_hub_request_shape() -> None:
     assert validator.is_valid(request)
     request["sms"]["extra"] = 1
     assert not validator.is_valid(request)
+
+
+@pytest.mark.parametrize(("args", "forbidden"), [
+    (["validate", "samples/sms.json"], ("twilio", "jinja2", "rich", "jsonschema", "requests")),
+    (["translate", "order", "samples/order.json"], ("twilio", "rich", "jsonschema", "requests")),
+])
+def test_commands_load_only_what_they_use(tmp_path: Path, args: list[str],
+                                          forbidden: tuple[str, ...]) -> None:
+    """Start-up stays fast: heavy libraries load only in the commands that need them."""
+    code = ("import sys, runpy; sys.argv = ['smspipe', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('smspipe', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=clean_env(tmp_path), cwd=ROOT, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stderr.strip().splitlines()[-1].split())
+    assert not loaded & set(forbidden), loaded & set(forbidden)
