@@ -252,26 +252,30 @@ def check_item(
     request_id = envelope.get("request_id")
     parameters = envelope.get("parameters")
     verdict = Verdict(
-        source=doc.source, line=doc.line, index=doc.index, path=path,
-        request_id=request_id if isinstance(request_id, str) and request_id else None,
-        parameters=parameters if isinstance(parameters, dict) else {},
-        original=doc.value,
+        doc.source, doc.line, doc.index, path,
+        request_id if isinstance(request_id, str) and request_id else None,
+        parameters if isinstance(parameters, dict) else {},
+        doc.value,
     )
     if verdict.request_id is not None and path.endswith("]"):
         # One request, several messages: each needs its own ledger identity.
         verdict.request_id = f"{verdict.request_id}{path[path.index('['):]}"
-    if envelope and not _envelope_validator().is_valid(envelope):
-        verdict.errors.extend(schema_issues(_envelope_validator(), envelope, ""))
+    if envelope:
+        envelope_schema = _envelope_validator()
+        if not envelope_schema.is_valid(envelope):
+            verdict.errors.extend(schema_issues(envelope_schema, envelope, ""))
     sms_schema = _validator("sms")
     if not sms_schema.is_valid(item):
         verdict.errors.extend(schema_issues(sms_schema, item, path))
-    if not isinstance(item, dict):
+    if type(item) is not dict and not isinstance(item, dict):
         return verdict
 
     to = _check_phone(item.get("phone"), path, policy, verdict)
-    sender = _check_from(item.get("from"), path, policy, verdict)
+    sender = item.get("from")
+    if sender is not None:
+        sender = _check_from(sender, path, policy, verdict)
     body = item.get("message")
-    if isinstance(body, str):
+    if type(body) is str or isinstance(body, str):
         if not body or body.isspace():  # what not body.strip() says, without a copy
             verdict.errors.append(Issue(join_path(path, "message"), "must not be blank"))
         analysis = encoding.analyse(body)
@@ -291,14 +295,12 @@ def check_item(
     if verdict.errors or to is None or not isinstance(body, str):
         return verdict
     media = item.get("media_url") or ()
-    callback = item.get("status_callback")
-    verdict.sms = SMS(to=to, body=body, sender=sender, media_url=tuple(media),
-                      status_callback=callback, id=item.get("id"))
+    verdict.sms = SMS(to, body, sender, tuple(media), item.get("status_callback"), item.get("id"))
     return verdict
 
 
 def _check_phone(raw: Any, prefix: str, policy: Policy, verdict: Verdict) -> str | None:
-    if not isinstance(raw, str) or not raw.strip():
+    if not isinstance(raw, str) or not raw or raw.isspace():
         return None  # the schema already said so
     result = phone.check_number(raw, policy.default_region, policy.allowed_countries)
     if result.e164 is None:

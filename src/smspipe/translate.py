@@ -92,8 +92,26 @@ CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 _CENT = Decimal("0.01")
 
 
+#: (type, amount, currency) -> text: order totals repeat, and Decimal is slow
+_money_cache: dict[tuple[type, Any, str | None], str] = {}
+
+
 def money(value: Any, currency: Any = None) -> str:
     """``210.0 | money("USD")`` -> ``$210.00``; unknown currency -> ``210.00 XYZ``."""
+    kind = type(value)
+    if (kind is float or kind is int) and (currency is None or type(currency) is str):
+        key = (kind, value, currency)
+        text = _money_cache.get(key)
+        if text is None:
+            text = _money(value, currency)
+            if len(_money_cache) >= 4096:
+                _money_cache.clear()
+            _money_cache[key] = text
+        return text
+    return _money(value, currency)
+
+
+def _money(value: Any, currency: Any) -> str:
     _fail_if_undefined(value)
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ValueError(f"money: {value!r} is not an amount")
@@ -383,6 +401,9 @@ class Translator:
         self._for_status: dict[str, tuple[_Compiled, str | None]] = {}
         self._warned: set[str] = set()
         self._regions: dict[Any, tuple[str, str]] = {}
+        #: status text -> event
+        self._events: dict[str, str] = {}
+        self._schema_is_valid = self.schema.is_valid
 
     @staticmethod
     def _check_sender(sender: str | None, region: str) -> str | None:
@@ -435,10 +456,11 @@ class Translator:
         label = f"{self.kind} {_show(ident)}" if ident not in (None, "") else self.kind
         if "[" in path:
             label = f"{path}: {label}"
-        issues = [i for i in sms.schema_issues(self.schema, obj, "")
-                  if i.message and not _is_phone_rule(i)]
-        if issues:
-            return Outcome(where, label, error=self._schema_error(obj, issues))
+        if not self._schema_is_valid(obj):
+            issues = [i for i in sms.schema_issues(self.schema, obj, "")
+                      if i.message and not _is_phone_rule(i)]
+            if issues:
+                return Outcome(where, label, error=self._schema_error(obj, issues))
         assert isinstance(obj, dict)
 
         recipient = self._recipient(obj)
@@ -447,8 +469,12 @@ class Translator:
         to, address = recipient
 
         status = obj.get("status") if self.kind != "customer" else None
-        event = str(status).strip().lower() if status not in (None, "") else ""
-        event = event or DEFAULT_EVENT[self.kind]
+        event = self._events.get(status) if type(status) is str else None
+        if event is None:
+            event = str(status).strip().lower() if status not in (None, "") else ""
+            event = event or DEFAULT_EVENT[self.kind]
+            if type(status) is str and len(self._events) < 1000:  # statuses are few
+                self._events[status] = event
         compiled, notice = self._template_for(event)
         outcome = Outcome(where, label)
         if notice:
@@ -476,8 +502,9 @@ class Translator:
         # The same checks validate and send apply: what we write, they accept.
         # (sms.check would split the request into just these: its sms, and an
         # envelope of the other keys.)
-        verdict = sms.check_item(Document(doc.source, doc.line, doc.index, request), "sms", body,
-                                 {"request_id": request_id}, self.policy)
+        # check_item takes only the source, line and index of the document (and
+        # keeps its value as Verdict.original, unused here): doc itself will do.
+        verdict = sms.check_item(doc, "sms", body, {"request_id": request_id}, self.policy)
         if not verdict.valid:
             outcome.error = ("the rendered message is not a valid SMS: "
                              + "; ".join(str(e) for e in verdict.errors)
@@ -495,8 +522,14 @@ class Translator:
 
     def _render(self, compiled: _Compiled, context: dict[str, Any]) -> str:
         self._undefined.context = context  # lets a missing field be named by its path
+        template = compiled.template
         try:
-            text: str = compiled.template.render(context)
+            # What Template.render does, less its copies of the context (we
+            # build a fresh one per object) and its traceback rewriting (the
+            # exception is the same; we only keep its message).
+            text: str = "".join(template.root_render_func(template.environment.context_class(
+                template.environment, {**template.globals, **context}, template.name,
+                template.blocks, globals=template.globals)))
         except SecurityError as exc:
             # The template's fault, not the object's: stop the run (exit 2).
             raise UsageError(f"{compiled.origin}: refused by the sandbox: {exc}",
