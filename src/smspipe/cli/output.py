@@ -32,9 +32,26 @@ _LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+# What _ENCODER.encode builds on every call (a C encoder, and a Python closure it
+# does not even use), built once. Its circular-reference markers are emptied
+# again by the encoder on success, and by us on failure.
+_markers: dict[int, Any] = {}
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_c_encode = None if _make_encoder is None else _make_encoder(
+    _markers, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",",
+    False, False, True)
+
+
 def dumps(value: Any) -> str:
     """Compact JSON for one NDJSON line: UTF-8 kept, odd line breaks escaped."""
-    text = _ENCODER.encode(value)
+    if _c_encode is not None and type(value) is dict:
+        try:
+            text = "".join(_c_encode(value, 0))
+        except BaseException:
+            _markers.clear()
+            raise
+    else:
+        text = _ENCODER.encode(value)
     if not text.isascii():
         for char, escaped in _LINE_BREAKS.items():
             if char in text:
@@ -57,6 +74,40 @@ def write_json_pretty(value: Any, stream: IO[str] | None = None) -> None:
 def err(line: str) -> None:
     """A plain line on stderr, secrets masked."""
     sys.stderr.write(redact(line) + "\n")
+
+
+class ErrLines:
+    """Lines for stderr (secrets masked), written in batches when it is not a terminal.
+
+    A line-buffered stderr makes a write system call per line, which adds up
+    over thousands of warnings. Lines keep their order; :meth:`flush` (also on
+    leaving a ``with`` block) writes what is held. On a terminal every line is
+    written at once.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._held: list[str] | None = None if is_terminal(sys.stderr) else []
+        self._size = size
+
+    def add(self, line: str) -> None:
+        held = self._held
+        if held is None:
+            err(line)
+            return
+        held.append(redact(line) + "\n")
+        if len(held) >= self._size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._held:
+            sys.stderr.write("".join(self._held))
+            self._held.clear()
+
+    def __enter__(self) -> ErrLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
 
 
 def console(*, stderr: bool = False) -> Console:

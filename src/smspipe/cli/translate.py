@@ -102,16 +102,17 @@ def translate(
         pretty = not json_output and output.is_terminal(sys.stdout)
         write = output.write_json_pretty if pretty else output.write_json_line
         translated = failed = 0
-        for outcome in translator.run(documents.read_values(sources)):
-            if outcome.request is not None:
-                write(outcome.request)
-                translated += 1
-            else:
-                output.err(outcome.error_line())
-                failed += 1
-            if outcome.warnings and not quiet:
-                for line in outcome.warning_lines():
-                    output.err(line)
+        with output.ErrLines() as err_lines:
+            for outcome in translator.run(documents.read_values(sources)):
+                if outcome.request is not None:
+                    write(outcome.request)
+                    translated += 1
+                else:
+                    err_lines.add(outcome.error_line())
+                    failed += 1
+                if outcome.warnings and not quiet:
+                    for line in outcome.warning_lines():
+                        err_lines.add(line)
         sys.stdout.flush()
         if not quiet:
             output.err(f"{output.plural(translated + failed, kind.value)}: "
