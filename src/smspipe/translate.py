@@ -440,9 +440,17 @@ class Translator:
 
     def run(self, items: Iterable[Document | Problem]) -> Iterator[Outcome]:
         """Translate every object of every document; problems become failed outcomes."""
+        singular = self.singular
         for item in items:
             if isinstance(item, Problem):
                 yield Outcome(item.where, "", error=item.message)
+                continue
+            # The common {"order": {...}}, as unwrap would give it (its envelope
+            # is unused here), without two generators and a copy of the envelope.
+            value = item.value
+            inner = value.get(singular, value) if type(value) is dict else value
+            if inner is not value and type(inner) is dict:
+                yield self.translate_object(item, singular, inner)
             else:
                 yield from self.translate_document(item)
 
