@@ -7,7 +7,6 @@ Schema, ``config show`` and ``config.example.yaml`` all follow it.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import stat
@@ -294,6 +293,8 @@ def suggest(name: str, known: list[str]) -> str | None:
     alias = _ALIASES.get(name.lower().replace("-", "_"))
     if alias in known:
         return alias
+    import difflib  # only when something is misspelt
+
     close = difflib.get_close_matches(name.lower().replace("-", "_"), known, n=1, cutoff=0.6)
     return close[0] if close else None
 

@@ -7,19 +7,20 @@ judged the same way whichever command reads it.
 from __future__ import annotations
 
 import copy
-import difflib
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from smspipe import encoding, phone
 from smspipe.documents import Document, Problem, json_kind, unwrap
 from smspipe.schemacheck import Schema
 
+#: The JSON Schemas shipped as package data (a plain directory in every install
+#: hatchling makes; read directly, which spares importlib.resources at start-up).
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 MAX_MESSAGE_CHARS = 1600
 SMS_FIELDS = ("id", "from", "phone", "message", "media_url", "status_callback")
 SECRET_PARAMETERS = frozenset({"twilio_auth_token", "twilio_api_secret"})
@@ -136,6 +137,8 @@ class Verdict:
 def content_hash(sms: SMS, account: str | None) -> str:
     material = json.dumps([account, sms.to, sms.sender, sms.body, list(sms.media_url)],
                           ensure_ascii=False, separators=(",", ":"))
+    import hashlib  # not at import time: it costs every command ~7 ms to load
+
     return "sha256:" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
@@ -143,7 +146,7 @@ def content_hash(sms: SMS, account: str | None) -> str:
 
 def load_schema(name: str) -> dict[str, Any]:
     """A JSON Schema shipped as package data (sms, request, order, …)."""
-    text = resources.files("smspipe.schemas").joinpath(f"{name}.json").read_text("utf-8")
+    text = (SCHEMA_DIR / f"{name}.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
@@ -193,6 +196,8 @@ def _describe_schema_error(error: Any, prefix: str) -> Issue:
         known = list(error.schema.get("properties", {}))
         extras = [k for k in error.instance if k not in known]
         name = extras[0] if extras else "?"
+        import difflib
+
         close = difflib.get_close_matches(str(name), known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(known)}"
         return Issue(join_path(path, str(name)), f"unknown field{hint}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -75,6 +74,8 @@ def guarded() -> Iterator[None]:
         raise typer.Exit(int(ExitCode.INVALID)) from None
     except Exception as exc:
         if show_tracebacks():
+            import traceback
+
             error_line("".join(traceback.format_exception(exc)).rstrip())
         error_line(f"smspipe: internal error: {type(exc).__name__}: {exc}")
         if not show_tracebacks():

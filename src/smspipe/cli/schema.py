@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from importlib import resources
 from typing import Annotated
 
 import typer
@@ -14,8 +13,9 @@ from smspipe.errors import UsageError
 
 
 def available() -> list[str]:
-    names = [p.name.removesuffix(".json")
-             for p in resources.files("smspipe.schemas").iterdir() if p.name.endswith(".json")]
+    from smspipe.sms import SCHEMA_DIR
+
+    names = [p.name.removesuffix(".json") for p in SCHEMA_DIR.glob("*.json")]
     return sorted([*names, "config"])
 
 
