@@ -174,9 +174,6 @@ class Settings:
             return self.file_values[name], f"config file ({self.path})"
         return key.default, "default"
 
-    @property
-    def policy_region(self) -> str:
-        return str(self.get("default_region")).upper()
 
     @property
     def ledger_path(self) -> Path:

@@ -7,7 +7,7 @@ judged the same way whichever command reads it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -237,6 +237,20 @@ class Policy:
     default_region: str = "US"
     allowed_countries: frozenset[str] = frozenset()
     max_segments: int | None = None
+
+
+def make_policy(region: str, allowed_countries: Iterable[str] = (),
+                max_segments: int | None = None) -> Policy:
+    """The policy every command checks with; an unknown region is a usage error."""
+    code = str(region).strip().upper()
+    if not phone.is_region(code):
+        from smspipe.errors import UsageError
+
+        raise UsageError(f"unknown region {region!r}",
+                         hint="use a two-letter country code such as US, GB or DE")
+    return Policy(default_region=code,
+                  allowed_countries=frozenset(c.upper() for c in allowed_countries),
+                  max_segments=max_segments)
 
 
 def split(doc: Document) -> Iterator[tuple[str, Any, dict[str, Any]]]:

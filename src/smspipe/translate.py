@@ -361,17 +361,14 @@ class Translator:
         if options.address not in ADDRESSES:
             raise UsageError(f"unknown address {options.address!r}",
                              hint="choose shipping or billing")
-        region = options.default_region.upper()
-        if not phone.is_region(region):
-            raise UsageError(f"unknown region {options.default_region!r}",
-                             hint="use a two-letter country code such as US, GB or DE")
+        self.policy = sms.make_policy(options.default_region, options.allowed_countries,
+                                      options.max_segments)
+        region = self.policy.default_region
         self.kind = options.kind
         self.singular, self.plural = KINDS[options.kind]
         self.region = region
-        self.allowed = frozenset(c.upper() for c in options.allowed_countries)
+        self.allowed = self.policy.allowed_countries
         self.sender = self._check_sender(options.sender, region)
-        self.policy = sms.Policy(default_region=region, allowed_countries=self.allowed,
-                                 max_segments=options.max_segments)
         first = f"{options.address}_address"
         self.address_order = (first, *(f"{a}_address" for a in ADDRESSES if a != options.address))
         self.schema = kind_schema(self.kind)

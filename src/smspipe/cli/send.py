@@ -134,22 +134,6 @@ def check_flags(flags: dict[str, Any]) -> None:
             raise UsageError(f"{option} {shown} is not valid", hint=key.doc)
 
 
-def build_policy(settings: config.Settings) -> Any:
-    """The validation policy, exactly as `validate` builds it."""
-    from smspipe import phone, sms
-    from smspipe.errors import UsageError
-
-    region_code = settings.policy_region
-    if not phone.is_region(region_code):
-        raise UsageError(f"unknown region {region_code!r}",
-                         hint="use a two-letter country code such as US, GB or DE")
-    return sms.Policy(
-        default_region=region_code,
-        allowed_countries=frozenset(c.upper() for c in settings.get("allowed_countries")),
-        max_segments=settings.get("max_segments"),
-    )
-
-
 class _Run:
     """One invocation of `send`: settings, inputs, delivery, rendering, exit code."""
 
@@ -180,14 +164,15 @@ class _Run:
             sys.stderr.flush()
 
     def execute(self) -> int:
-        from smspipe import config, delivery, documents
+        from smspipe import config, delivery, documents, sms
         from smspipe.errors import ExitCode, UsageError
 
         check_flags(self.flags)
         settings = config.load(self.config_path, flags=self.flags)
         for warning in settings.warnings:
             output.err(f"smspipe: warning: {warning}")
-        policy = build_policy(settings)
+        policy = sms.make_policy(settings.get("default_region"),
+                                 settings.get("allowed_countries"), settings.get("max_segments"))
         sources = documents.input_sources(self.inputs, output.is_terminal(sys.stdin))
         if not sources:
             raise UsageError("no input", hint="give a file path, or pipe documents to stdin "

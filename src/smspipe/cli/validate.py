@@ -38,22 +38,15 @@ def validate(
       smspipe translate order orders.ndjson | smspipe validate --pass | smspipe send
     """
     with guarded():
-        from smspipe import config, documents, phone, sms
+        from smspipe import config, documents, sms
         from smspipe.errors import ExitCode, UsageError
 
         settings = config.load(config_path, flags={"default_region": region,
                                                    "max_segments": max_segments})
         for warning in settings.warnings:
             output.err(f"smspipe: warning: {warning}")
-        region_code = settings.policy_region
-        if not phone.is_region(region_code):
-            raise UsageError(f"unknown region {region_code!r}",
-                             hint="use a two-letter country code such as US, GB or DE")
-        policy = sms.Policy(
-            default_region=region_code,
-            allowed_countries=frozenset(c.upper() for c in settings.get("allowed_countries")),
-            max_segments=settings.get("max_segments"),
-        )
+        policy = sms.make_policy(settings.get("default_region"),
+                                 settings.get("allowed_countries"), settings.get("max_segments"))
         sources = documents.input_sources(inputs, output.is_terminal(sys.stdin))
         if not sources:
             raise UsageError("no input", hint="give a file path, or pipe documents to stdin "
