@@ -16,10 +16,7 @@ from smspipe.cli.app import app
 GOOD = '{"phone": "+14155552671", "message": "hello"}'
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SMSPIPE_CONFIG", raising=False)
-    monkeypatch.setenv("SMSPIPE_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("bare_env")  # conftest: no TWILIO_*/SMSPIPE_* leaks in
 
 
 def run(data: bytes | str, *args: str) -> Any:

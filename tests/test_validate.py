@@ -17,12 +17,7 @@ HUB_SMS = {"sms": {"from": "444-444-4444", "phone": "555-555-5555",
 GOOD = {"phone": "+14155552671", "message": "Order R12345 was shipped!"}
 
 
-@pytest.fixture(autouse=True)
-def _isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("SMSPIPE_CONFIG", "SMSPIPE_DEFAULT_REGION", "TWILIO_ACCOUNT_SID",
-                 "TWILIO_AUTH_TOKEN", "SMSPIPE_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SMSPIPE_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("bare_env")  # conftest: no TWILIO_*/SMSPIPE_* leaks in
 
 
 def run(*args: str, input: str | bytes | None = None) -> Any:

@@ -64,7 +64,13 @@ def verify(config_path: Path | None, flags: dict[str, Any],
     """
     from smspipe import config
     from smspipe.errors import AuthenticationError, TemporaryFailure, UsageError
-    from smspipe.gateway import AuthRefused, Gateway, GatewayError, TemporaryFault
+    from smspipe.gateway import (
+        TWILIO_BASE_URL,
+        AuthRefused,
+        Gateway,
+        GatewayError,
+        TemporaryFault,
+    )
 
     settings = config.load(config_path, flags=flags)
     for warning in settings.warnings:
@@ -98,5 +104,5 @@ def verify(config_path: Path | None, flags: dict[str, Any],
         "type": account.get("type"),
         "credentials": credentials.method,
         "source": credentials.source,
-        "api_url": api_url or "https://api.twilio.com",
+        "api_url": api_url or TWILIO_BASE_URL,
     }
