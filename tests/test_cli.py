@@ -142,3 +142,21 @@ def test_commands_load_only_what_they_use(tmp_path: Path, args: list[str],
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stderr.strip().splitlines()[-1].split())
     assert not loaded & set(forbidden), loaded & set(forbidden)
+
+
+@pytest.mark.parametrize("args", [["validate"], ["translate", "order"], ["send", "--dry-run"]])
+def test_no_input_and_a_terminal_on_stdin_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
+    """Nothing to read (no path, stdin a terminal): exit 2 and how to give input, not a hang."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run([str(SMSPIPE), *args], stdin=terminal, capture_output=True,
+                              text=True, env=clean_env(tmp_path), timeout=60, check=False)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert "no input: give a file path, or pipe documents to stdin" in proc.stderr
+    assert f"smspipe {args[0]}" in proc.stderr

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from smspipe.errors import InputError
+from smspipe.errors import InputError, UsageError
 
 STDIN = "-"
 BOM = b"\xef\xbb\xbf"
@@ -359,10 +359,17 @@ def unwrap(
     yield "", value, {}
 
 
-def input_sources(paths: list[str] | None, stdin_is_terminal: bool) -> list[str]:
-    """The inputs to read: the paths given, else stdin when it is piped."""
+def input_sources(paths: list[str] | None, stdin_is_terminal: bool, example: str) -> list[str]:
+    """The inputs to read: the paths given, else stdin when it is piped.
+
+    Refuses (exit 2) when there is none, or when a file cannot be opened, before
+    any work is done; *example* shows the command reading stdin.
+    """
     if paths:
-        return paths
-    if stdin_is_terminal:
-        return []
-    return [STDIN]
+        sources = paths
+    elif stdin_is_terminal:
+        raise UsageError("no input", hint=f"give a file path, or pipe documents to stdin ({example})")
+    else:
+        sources = [STDIN]
+    check_inputs(sources)
+    return sources

@@ -165,7 +165,7 @@ class _Run:
 
     def execute(self) -> int:
         from smspipe import config, delivery, documents, sms
-        from smspipe.errors import ExitCode, UsageError
+        from smspipe.errors import ExitCode
 
         check_flags(self.flags)
         settings = config.load(self.config_path, flags=self.flags)
@@ -173,11 +173,8 @@ class _Run:
             output.err(f"smspipe: warning: {warning}")
         policy = sms.make_policy(settings.get("default_region"),
                                  settings.get("allowed_countries"), settings.get("max_segments"))
-        sources = documents.input_sources(self.inputs, output.is_terminal(sys.stdin))
-        if not sources:
-            raise UsageError("no input", hint="give a file path, or pipe documents to stdin "
-                                              "(smspipe send - < batch.ndjson)")
-        documents.check_inputs(sources)
+        sources = documents.input_sources(self.inputs, output.is_terminal(sys.stdin),
+                                          "smspipe send - < batch.ndjson")
         planner = delivery.Planner(settings, policy, need_credentials=not self.dry_run)
         planned = (job for item in documents.read_values(sources) for job in planner.plan(item))
         self._open_failed()

@@ -92,12 +92,9 @@ def translate(
             max_segments=settings.get("max_segments"),
             shop_name=settings.get("shop_name") or "",
         ))
-        sources = documents.input_sources(inputs, output.is_terminal(sys.stdin))
-        if not sources:
-            raise UsageError("no input", hint=f"give a file path, or pipe objects to stdin "
-                                              f"(smspipe translate {kind.value} - < "
-                                              f"{kind.value}s.ndjson)")
-        documents.check_inputs(sources)
+        sources = documents.input_sources(
+            inputs, output.is_terminal(sys.stdin),
+            f"smspipe translate {kind.value} - < {kind.value}s.ndjson")
 
         pretty = not json_output and output.is_terminal(sys.stdout)
         write = output.write_json_pretty if pretty else output.write_json_line

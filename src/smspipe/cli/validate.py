@@ -39,7 +39,7 @@ def validate(
     """
     with guarded():
         from smspipe import config, documents, sms
-        from smspipe.errors import ExitCode, UsageError
+        from smspipe.errors import ExitCode
 
         settings = config.load(config_path, flags={"default_region": region,
                                                    "max_segments": max_segments})
@@ -47,11 +47,8 @@ def validate(
             output.err(f"smspipe: warning: {warning}")
         policy = sms.make_policy(settings.get("default_region"),
                                  settings.get("allowed_countries"), settings.get("max_segments"))
-        sources = documents.input_sources(inputs, output.is_terminal(sys.stdin))
-        if not sources:
-            raise UsageError("no input", hint="give a file path, or pipe documents to stdin "
-                                              "(smspipe validate - < batch.ndjson)")
-        documents.check_inputs(sources)
+        sources = documents.input_sources(inputs, output.is_terminal(sys.stdin),
+                                          "smspipe validate - < batch.ndjson")
 
         to_terminal = output.is_terminal(sys.stdout)
         if pass_valid:
