@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import phonenumbers
 from phonenumbers import (
@@ -34,9 +34,12 @@ ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 +\-_&.]{1,11}")
 EXAMPLE_E164 = "+14155552671"
 
 
-@dataclass(frozen=True, slots=True)
-class PhoneCheck:
-    """The outcome of checking one number: E.164 form, or why it was refused."""
+class PhoneCheck(NamedTuple):
+    """The outcome of checking one number: E.164 form, or why it was refused.
+
+    Immutable (the checks are cached and shared), and a NamedTuple: one is
+    built per new number, twice as fast as a frozen dataclass.
+    """
 
     e164: str | None
     region: str | None = None

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from smspipe import encoding, phone
 from smspipe.documents import Document, Problem, json_kind, unwrap
@@ -25,8 +25,9 @@ SMS_FIELDS = ("id", "from", "phone", "message", "media_url", "status_callback")
 SECRET_PARAMETERS = frozenset({"twilio_auth_token", "twilio_api_secret"})
 
 
-@dataclass(frozen=True, slots=True)
-class Issue:
+# Issue and SMS are made for every document checked: NamedTuples, immutable
+# like frozen dataclasses and twice as quick to build.
+class Issue(NamedTuple):
     """An error or warning about one field, by JSON path (``sms.phone``)."""
 
     path: str
@@ -39,8 +40,7 @@ class Issue:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-@dataclass(frozen=True, slots=True)
-class SMS:
+class SMS(NamedTuple):
     """A message ready to send: recipient in E.164, sender checked."""
 
     to: str
