@@ -178,6 +178,7 @@ class _Run:
         planner = delivery.Planner(settings, policy, need_credentials=not self.dry_run)
         planned = (job for item in documents.read_values(sources) for job in planner.plan(item))
         self._open_failed()
+        output.settle_heap()
         totals = delivery.Totals()
         try:
             if self.dry_run:

@@ -58,6 +58,7 @@ def validate(
             report = _Report(json=as_json, stream=sys.stdout, rich=not as_json)
 
         valid = invalid = 0
+        output.settle_heap()
         for item in documents.read_values(sources):
             verdicts = ([sms.problem_verdict(item)] if isinstance(item, documents.Problem)
                         else sms.check(item, policy))
