@@ -32,10 +32,58 @@ def test_version() -> None:
     assert result.stdout == f"smspipe {__version__}\n"
 
 
-def test_no_arguments_prints_help() -> None:
-    result = CliRunner().invoke(app, [])
-    assert result.exit_code in (0, 2)
-    assert "validate" in result.stdout + result.stderr
+COMMANDS = ("validate", "translate", "send", "schema", "config")
+
+
+def command_names(help_text: str) -> list[str]:
+    """The names in the Commands panel of Typer's help, in order."""
+    panel = help_text.split("Commands", 1)[1]
+    return [line.strip("│ ").split()[0] for line in panel.splitlines()[1:]
+            if line.startswith("│ ") and not line.startswith("│  ")]
+
+
+def test_no_arguments_prints_help_and_exits_2() -> None:
+    result = CliRunner().invoke(app, [], env={"COLUMNS": "120"})
+    assert result.exit_code == 2
+    assert command_names(result.stdout) == list(COMMANDS)
+
+
+def test_help_lists_every_command_with_its_summary(tmp_path: Path) -> None:
+    proc = subprocess.run([str(SMSPIPE), "--help"], capture_output=True, text=True,
+                          env={**clean_env(tmp_path), "COLUMNS": "120"}, timeout=60, check=False)
+    assert proc.returncode == 0
+    assert proc.stderr == ""
+    assert command_names(proc.stdout) == list(COMMANDS)
+    assert "Render hub objects into SMS request documents" in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "names"), [
+    (["config", "--help"], ["init", "show", "path", "example", "check"]),
+])
+def test_group_help_lists_its_commands(args: list[str], names: list[str]) -> None:
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    assert command_names(result.stdout) == names
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_its_own_help(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    assert f"Usage: smspipe {command}" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "wrong", "meant"), [
+    (["valdate", "x.json"], "valdate", "validate"),
+    (["config", "chek"], "chek", "check"),
+])
+def test_a_mistyped_command_is_exit_2_with_a_suggestion(args: list[str], wrong: str,
+                                                       meant: str) -> None:
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert f"No such command '{wrong}'" in result.stderr
+    assert f"Did you mean '{meant}'" in result.stderr
 
 
 def test_installed_console_script_in_a_real_pipe(tmp_path: Path) -> None:
@@ -126,9 +174,17 @@ def test_request_schema_accepts_the_hub_request_shape() -> None:
     assert not validator.is_valid(request)
 
 
+# Besides libraries: the other commands' modules (each command is built only when run).
+OTHER_COMMANDS = ("smspipe.cli.send", "smspipe.cli.config_cmd", "smspipe.cli.check",
+                  "smspipe.cli.schema", "smspipe.delivery", "smspipe.gateway", "smspipe.ledger")
+
+
 @pytest.mark.parametrize(("args", "forbidden"), [
-    (["validate", "samples/sms.json"], ("twilio", "jinja2", "rich", "jsonschema", "requests")),
-    (["translate", "order", "samples/order.json"], ("twilio", "rich", "jsonschema", "requests")),
+    (["validate", "samples/sms.json"], ("twilio", "jinja2", "rich", "jsonschema", "requests",
+                                        "smspipe.translate", "smspipe.cli.translate",
+                                        *OTHER_COMMANDS)),
+    (["translate", "order", "samples/order.json"], ("twilio", "rich", "jsonschema", "requests",
+                                                    "smspipe.cli.validate", *OTHER_COMMANDS)),
 ])
 def test_commands_load_only_what_they_use(tmp_path: Path, args: list[str],
                                           forbidden: tuple[str, ...]) -> None:
@@ -136,11 +192,12 @@ def test_commands_load_only_what_they_use(tmp_path: Path, args: list[str],
     code = ("import sys, runpy; sys.argv = ['smspipe', *sys.argv[1:]]\n"
             "try:\n    runpy.run_module('smspipe', run_name='__main__')\n"
             "except SystemExit:\n    pass\n"
-            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)")
+            "print(' '.join(sorted(sys.modules)), file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=clean_env(tmp_path), cwd=ROOT, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
-    loaded = set(proc.stderr.strip().splitlines()[-1].split())
+    modules = proc.stderr.strip().splitlines()[-1].split()
+    loaded = set(modules) | {m.split(".")[0] for m in modules}
     assert not loaded & set(forbidden), loaded & set(forbidden)
 
 

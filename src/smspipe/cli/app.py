@@ -2,19 +2,84 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
 from smspipe import __version__
 from smspipe.errors import ExitCode, SmspipeError, redact
 
+if TYPE_CHECKING:
+    # Typer vendors click: the type of a built command is only named there.
+    from typer._click import Command
+
+# name -> (module of smspipe.cli, the command function or Typer in it). Built
+# lazily: making the click command of every subcommand costs each run ~9 ms,
+# and a run uses one of them. Help lists them all, and builds them all.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("validate", "validate"),
+    "translate": ("translate", "translate"),
+    "send": ("send", "send"),
+    "schema": ("schema", "schema"),
+    "config": ("config_cmd", "app"),
+}
+
+
+def _build_command(name: str) -> Command:
+    module_name, attribute = _COMMANDS[name]
+    target = getattr(importlib.import_module(f"smspipe.cli.{module_name}"), attribute)
+    if isinstance(target, typer.Typer):  # a group of its own (config)
+        command = typer.main.get_command(target)
+        command.name = name
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    return command
+
+
+class _LazyCommands(MutableMapping[str, "Command"]):
+    """The root group's subcommands by name, each built when first looked up."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, Command] = {}
+
+    def __getitem__(self, name: str) -> Command:
+        if name not in self._built:
+            if name not in _COMMANDS:
+                raise KeyError(name)
+            self._built[name] = _build_command(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(_COMMANDS), **self._built})
+
+    def __len__(self) -> int:
+        return len({**dict.fromkeys(_COMMANDS), **self._built})
+
+
+class _LazyGroup(TyperGroup):
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _LazyCommands()
+
+
 app = typer.Typer(
     name="smspipe",
+    cls=_LazyGroup,
     help="Turn e-commerce events into text messages and deliver them through Twilio.\n\n"
     "  smspipe translate order orders.ndjson | smspipe validate --pass | smspipe send",
     no_args_is_help=True,
@@ -90,19 +155,6 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-
-
-def _register_commands() -> None:
-    from smspipe.cli import check, config_cmd, schema, send, translate, validate
-
-    app.command("validate", no_args_is_help=False)(validate.validate)
-    app.command("translate")(translate.translate)
-    app.command("send", no_args_is_help=False)(send.send)
-    app.command("schema")(schema.schema)
-    config_cmd.app.command("check")(check.check)
-    app.add_typer(config_cmd.app, name="config")
-
-_register_commands()
 
 
 def main() -> None:

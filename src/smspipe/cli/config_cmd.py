@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from smspipe.cli import output
+from smspipe.cli import check, output
 from smspipe.cli.app import guarded
 from smspipe.cli.options import AccountSid, ApiKey, ApiUrl, ConfigPath
 
@@ -356,3 +356,6 @@ def example() -> None:
         from smspipe import config
 
         sys.stdout.write(config.render())
+
+
+app.command("check")(check.check)
