@@ -23,9 +23,9 @@ GSM7_BASIC = GSM7_BASIC - {"\x1b"}
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
-# The same sets as patterns: one scan in C instead of a Python step per character.
-_NON_GSM7 = re.compile("[^" + "".join(sorted(re.escape(c) for c in GSM7_ALL)) + "]")
-_EXTENSION = re.compile("[" + "".join(sorted(re.escape(c) for c in GSM7_EXTENSION)) + "]")
+# Anything but the basic set, as a pattern: one scan in C instead of a Python
+# step per character.
+_NOT_BASIC = re.compile("[^" + "".join(sorted(re.escape(c) for c in GSM7_BASIC)) + "]")
 _ASTRAL = re.compile("[\U00010000-\U0010FFFF]")  # two UTF-16 units each
 
 GSM7 = "GSM-7"
@@ -61,24 +61,29 @@ def _pack(unit_sizes: list[int], per_part: int) -> int:
 
 def analyse(body: str) -> Encoding:
     """Return the encoding, length in billing units and segment count of *body*."""
-    if _NON_GSM7.search(body) is None:
-        extension = len(_EXTENSION.findall(body))
-        septets = len(body) + extension
+    # One scan for what is not a plain GSM-7 character: most messages have none.
+    specials = _NOT_BASIC.findall(body)
+    if not specials:
+        septets = len(body)
         if septets <= GSM7_SINGLE:
             return Encoding(GSM7, septets, 1 if septets else 0)
-        if not extension:
-            return Encoding(GSM7, septets, -(-septets // GSM7_PART))
+        return Encoding(GSM7, septets, -(-septets // GSM7_PART))
+    non_gsm = [c for c in specials if c not in GSM7_EXTENSION]
+    if not non_gsm:  # extension characters only: each is an escape pair
+        septets = len(body) + len(specials)
+        if septets <= GSM7_SINGLE:
+            return Encoding(GSM7, septets, 1)
         sizes = [2 if c in GSM7_EXTENSION else 1 for c in body]
         return Encoding(GSM7, septets, _pack(sizes, GSM7_PART))
 
-    non_gsm = tuple(dict.fromkeys(_NON_GSM7.findall(body)))
     units = len(body) + len(_ASTRAL.findall(body))
+    first_seen = tuple(dict.fromkeys(non_gsm))
     if units <= UCS2_SINGLE:
-        return Encoding(UCS2, units, 1, non_gsm)
+        return Encoding(UCS2, units, 1, first_seen)
     if units == len(body):
-        return Encoding(UCS2, units, -(-units // UCS2_PART), non_gsm)
+        return Encoding(UCS2, units, -(-units // UCS2_PART), first_seen)
     sizes = [2 if ord(c) > 0xFFFF else 1 for c in body]
-    return Encoding(UCS2, units, _pack(sizes, UCS2_PART), non_gsm)
+    return Encoding(UCS2, units, _pack(sizes, UCS2_PART), first_seen)
 
 
 @lru_cache(maxsize=1024)  # the same few characters come up again and again

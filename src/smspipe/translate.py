@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
+from numbers import Number
 from pathlib import Path
 from typing import Any
 
@@ -381,6 +382,10 @@ class Translator:
                             finalize=_finalize, cache_size=0, auto_reload=False)
         self.env.filters["money"] = money
         self.env.filters["first_name"] = first_name
+        # Jinja2's own, answering the same, but quick for the dicts and floats of
+        # JSON: an isinstance check against an ABC costs a built-in text ~0.3 us.
+        self.env.tests["mapping"] = _is_mapping
+        self.env.tests["number"] = _is_number
         # Compile every template this run may use now: a syntax error is a
         # usage error, reported once, before any output.
         self._flag = self._compile(*options.template) if options.template else None
@@ -655,6 +660,14 @@ class Translator:
 
 class _RenderError(Exception):
     """Rendering failed for this object (a missing field, a filter refusing a value)."""
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) is float or type(value) is int or isinstance(value, Number)
 
 
 def _finalize(value: Any) -> Any:
