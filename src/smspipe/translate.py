@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
+from jinja2.defaults import DEFAULT_NAMESPACE
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
@@ -211,7 +212,8 @@ class _MissingField(StrictUndefined):
             return self._undefined_hint
         name: Any = self._undefined_name  # an int for a list index
         if self._undefined_obj is missing:
-            usable = ", ".join(sorted(type(self).context))
+            usable = ", ".join(sorted(k for k in type(self).context
+                                      if k not in DEFAULT_NAMESPACE))
             return f"{name!r} is undefined (the template can use: {usable})"
         where = _path_of(self._undefined_obj, type(self).context)
         if where is None:
@@ -326,6 +328,8 @@ class Outcome:
 class _Compiled:
     template: Any  # jinja2.Template
     origin: str  # "built-in order.placed", "config templates.order.canceled", "--template"
+    #: the template's globals and the run's names: a render's context starts as a copy
+    base_context: dict[str, Any]
 
 
 # --- the translator ------------------------------------------------------------------
@@ -428,15 +432,15 @@ class Translator:
                                  "sandbox refuses",
                                  hint="templates may only read the object's fields")
             template = self.env.from_string(text)
-            # Jinja2 keeps the globals as a ChainMap over the environment's, and
-            # copies them into every render's context: half the cost of a short
-            # render. The environment's globals never change after this, so a
-            # plain dict of the same names is the same thing, quicker to copy.
-            template.globals = dict(template.globals)
         except TemplateSyntaxError as exc:
             raise UsageError(f"{origin}: line {exc.lineno}: {exc.message}",
                              hint="fix the Jinja2 syntax") from None
-        return _Compiled(template, origin)
+        # Template.render merges the globals (a ChainMap over the environment's)
+        # into every render's context, and the context lists their names: half
+        # the cost of a short render. They never change after this, so they are
+        # merged once, here, and kept as a plain dict, quicker to list.
+        template.globals = dict(template.globals)
+        return _Compiled(template, origin, {**template.globals, **self._base_context})
 
     # --- per object -----------------------------------------------------------
 
@@ -490,7 +494,7 @@ class Translator:
         if notice:
             outcome.warnings.append(notice)
 
-        context = dict(self._base_context)
+        context = compiled.base_context.copy()
         context[self.kind] = obj
         context["address"] = address
         context["phone"] = to
@@ -538,8 +542,8 @@ class Translator:
             # build a fresh one per object) and its traceback rewriting (the
             # exception is the same; we only keep its message).
             text: str = "".join(template.root_render_func(template.environment.context_class(
-                template.environment, {**template.globals, **context}, template.name,
-                template.blocks, globals=template.globals)))
+                template.environment, context, template.name, template.blocks,
+                globals=template.globals)))
         except SecurityError as exc:
             # The template's fault, not the object's: stop the run (exit 2).
             raise UsageError(f"{compiled.origin}: refused by the sandbox: {exc}",
