@@ -143,20 +143,56 @@ def classify_national(country_code: int, national: str) -> tuple[str | None, str
     # A shared country code (+1, +44): the first region whose leading digits
     # match, or else whose patterns take the number (phonenumbers'
     # _region_code_for_number_from_list).
-    for region in regions:
-        leading = _leading_digits(country_code, region)
-        if leading is _NO_REGION:
-            continue
-        if leading is not None:
-            if leading.match(national):
-                types = _types(country_code, region)
-                return region, types.category(national) if types is not None else INVALID
-        else:
+    for leading, candidates in _shared_plan(country_code):
+        if leading is None:  # one region without leading digits: its patterns decide
+            region = candidates[0]
             types = _types(country_code, region)
             category = types.category(national) if types is not None else INVALID
             if category != INVALID:
                 return region, category
+            continue
+        match = leading.match(national)
+        if match is not None:
+            name = match.lastgroup  # r<i>: every alternative is a named group
+            region = candidates[int(name[1:])] if name else candidates[0]
+            types = _types(country_code, region)
+            return region, types.category(national) if types is not None else INVALID
     return None, INVALID
+
+
+#: shared country code -> its regions in phonenumbers' order, as steps: a region
+#: without leading digits alone (pattern None), or a run of regions with leading
+#: digits as one pattern, whose named group r<i> says which of them matched.
+_shared_plans: dict[int, list[tuple[re.Pattern[str] | None, tuple[str, ...]]]] = {}
+
+
+def _shared_plan(country_code: int) -> list[tuple[re.Pattern[str] | None, tuple[str, ...]]]:
+    plan = _shared_plans.get(country_code)
+    if plan is not None:
+        return plan
+    plan = []
+    run: list[tuple[str, str]] = []
+    for region in COUNTRY_CODE_TO_REGION_CODE[country_code]:
+        leading = _leading_digits(country_code, region)
+        if leading is _NO_REGION:
+            continue
+        if leading is not None:
+            run.append((region, leading.pattern))
+            continue
+        if run:
+            plan.append(_alternatives(run))
+            run = []
+        plan.append((None, (region,)))
+    if run:
+        plan.append(_alternatives(run))
+    _shared_plans[country_code] = plan
+    return plan
+
+
+def _alternatives(run: list[tuple[str, str]]) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    # Alternatives are tried left to right, as the regions were one by one.
+    pattern = "|".join(f"(?P<r{i}>{leading})" for i, (_, leading) in enumerate(run))
+    return re.compile(pattern), tuple(region for region, _ in run)
 
 
 @dataclass(frozen=True, slots=True)
