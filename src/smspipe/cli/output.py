@@ -6,7 +6,6 @@ piped ``validate`` starts fast.
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from typing import IO, TYPE_CHECKING, Any
@@ -15,13 +14,6 @@ from smspipe.errors import redact
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-
-def settle_heap() -> None:
-    """Before streaming: what is loaded so far (modules, compiled templates and
-    schemas) lives as long as the process, so the garbage collector's full
-    passes need not walk it again and again (~5% of translate's time)."""
-    gc.freeze()
 
 
 def is_terminal(stream: IO[str]) -> bool:

@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, ClassVar
 import typer
 
 from smspipe.cli import options, output
-from smspipe.cli.app import guarded
+from smspipe.cli.app import guarded, settle_heap
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -178,7 +178,7 @@ class _Run:
         planner = delivery.Planner(settings, policy, need_credentials=not self.dry_run)
         planned = (job for item in documents.read_values(sources) for job in planner.plan(item))
         self._open_failed()
-        output.settle_heap()
+        settle_heap()
         totals = delivery.Totals()
         try:
             if self.dry_run:

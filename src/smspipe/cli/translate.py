@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from smspipe.cli import options, output
-from smspipe.cli.app import guarded
+from smspipe.cli.app import guarded, settle_heap
 
 
 class Kind(StrEnum):
@@ -99,7 +99,7 @@ def translate(
         pretty = not json_output and output.is_terminal(sys.stdout)
         write = output.write_json_pretty if pretty else output.write_json_line
         translated = failed = 0
-        output.settle_heap()
+        settle_heap()
         with output.ErrLines() as err_lines:
             for outcome in translator.run(documents.read_values(sources)):
                 if outcome.request is not None:

@@ -8,7 +8,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 import typer
 
 from smspipe.cli import options, output
-from smspipe.cli.app import guarded
+from smspipe.cli.app import guarded, settle_heap
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,7 +58,7 @@ def validate(
             report = _Report(json=as_json, stream=sys.stdout, rich=not as_json)
 
         valid = invalid = 0
-        output.settle_heap()
+        settle_heap()
         for item in documents.read_values(sources):
             verdicts = ([sms.problem_verdict(item)] if isinstance(item, documents.Problem)
                         else sms.check(item, policy))
