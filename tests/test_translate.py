@@ -25,11 +25,8 @@ SMSPIPE = Path(sys.executable).parent / "smspipe"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("SMSPIPE_", "TWILIO_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SMSPIPE_HOME", str(tmp_path / "home"))
+def _isolated_env(bare_env: dict[str, str]) -> None:
+    """Every test here runs in conftest's clean environment."""
 
 
 def run(*args: str, input: str | bytes | None = None) -> Any:
@@ -815,12 +812,10 @@ def test_translate_then_validate(kind: str, path: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["order", "customer", "shipment"])
-def test_real_pipeline_translate_into_validate(kind: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSPIPE_", "TWILIO_"))}
-    env["SMSPIPE_HOME"] = str(tmp_path / "home")
+def test_real_pipeline_translate_into_validate(kind: str, bare_env: dict[str, str]) -> None:
     pipeline = f"'{SMSPIPE}' translate {kind} samples/{kind}.json | '{SMSPIPE}' validate -"
     proc = subprocess.run(["/bin/sh", "-c", pipeline],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env=bare_env, capture_output=True, text=True, timeout=120,
                           check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["valid"] is True

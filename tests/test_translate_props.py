@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +18,8 @@ from smspipe.schemacheck import compile_check
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("SMSPIPE_", "TWILIO_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SMSPIPE_HOME", str(tmp_path / "home"))
+def _isolated_env(bare_env: dict[str, str]) -> None:
+    """Every test here runs in conftest's clean environment."""
 
 
 # Names with accents, GSM-7 extension characters, emoji (some of several code
