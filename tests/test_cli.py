@@ -19,13 +19,6 @@ SMSPIPE = Path(sys.executable).parent / "smspipe"
 TOKEN = "0123456789abcdef0123456789abcdef"
 
 
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TWILIO_", "SMSPIPE_"))}
-    env["SMSPIPE_HOME"] = str(tmp_path / "home")
-    return env
-
-
 def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
@@ -48,9 +41,9 @@ def test_no_arguments_prints_help_and_exits_2() -> None:
     assert command_names(result.stdout) == list(COMMANDS)
 
 
-def test_help_lists_every_command_with_its_summary(tmp_path: Path) -> None:
+def test_help_lists_every_command_with_its_summary(bare_env: dict[str, str]) -> None:
     proc = subprocess.run([str(SMSPIPE), "--help"], capture_output=True, text=True,
-                          env={**clean_env(tmp_path), "COLUMNS": "120"}, timeout=60, check=False)
+                          env={**bare_env, "COLUMNS": "120"}, timeout=60, check=False)
     assert proc.returncode == 0
     assert proc.stderr == ""
     assert command_names(proc.stdout) == list(COMMANDS)
@@ -86,26 +79,26 @@ def test_a_mistyped_command_is_exit_2_with_a_suggestion(args: list[str], wrong: 
     assert f"Did you mean '{meant}'" in result.stderr
 
 
-def test_installed_console_script_in_a_real_pipe(tmp_path: Path) -> None:
+def test_installed_console_script_in_a_real_pipe(bare_env: dict[str, str]) -> None:
     assert SMSPIPE.exists(), "smspipe is not installed in this environment"
     sample = (ROOT / "samples" / "sms.json").read_text()
     proc = subprocess.run([str(SMSPIPE), "validate", "-"], input=sample, capture_output=True,
-                          text=True, env=clean_env(tmp_path), timeout=60, check=False)
+                          text=True, env=bare_env, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["phone"] == "+14155552671"
     assert "1 valid" in proc.stderr
 
 
-def test_python_dash_m(tmp_path: Path) -> None:
+def test_python_dash_m(bare_env: dict[str, str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "smspipe", "--version"], capture_output=True,
-                          text=True, env=clean_env(tmp_path), timeout=60, check=False)
+                          text=True, env=bare_env, timeout=60, check=False)
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"smspipe {__version__}"
 
 
-def test_missing_file_exit_code_from_a_real_process(tmp_path: Path) -> None:
+def test_missing_file_exit_code_from_a_real_process(tmp_path: Path, bare_env: dict[str, str]) -> None:
     proc = subprocess.run([str(SMSPIPE), "validate", str(tmp_path / "missing.ndjson")],
-                          capture_output=True, text=True, env=clean_env(tmp_path), timeout=60,
+                          capture_output=True, text=True, env=bare_env, timeout=60,
                           check=False)
     assert proc.returncode == 2
     assert proc.stdout == ""
@@ -186,7 +179,7 @@ OTHER_COMMANDS = ("smspipe.cli.send", "smspipe.cli.config_cmd", "smspipe.cli.che
     (["translate", "order", "samples/order.json"], ("twilio", "rich", "jsonschema", "requests",
                                                     "smspipe.cli.validate", *OTHER_COMMANDS)),
 ])
-def test_commands_load_only_what_they_use(tmp_path: Path, args: list[str],
+def test_commands_load_only_what_they_use(bare_env: dict[str, str], args: list[str],
                                           forbidden: tuple[str, ...]) -> None:
     """Start-up stays fast: heavy libraries load only in the commands that need them."""
     code = ("import sys, runpy; sys.argv = ['smspipe', *sys.argv[1:]]\n"
@@ -194,7 +187,7 @@ def test_commands_load_only_what_they_use(tmp_path: Path, args: list[str],
             "except SystemExit:\n    pass\n"
             "print(' '.join(sorted(sys.modules)), file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=clean_env(tmp_path), cwd=ROOT, timeout=60, check=False)
+                          env=bare_env, cwd=ROOT, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     modules = proc.stderr.strip().splitlines()[-1].split()
     loaded = set(modules) | {m.split(".")[0] for m in modules}
@@ -202,14 +195,15 @@ def test_commands_load_only_what_they_use(tmp_path: Path, args: list[str],
 
 
 @pytest.mark.parametrize("args", [["validate"], ["translate", "order"], ["send", "--dry-run"]])
-def test_no_input_and_a_terminal_on_stdin_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
+def test_no_input_and_a_terminal_on_stdin_is_a_usage_error(bare_env: dict[str, str],
+                                                           args: list[str]) -> None:
     """Nothing to read (no path, stdin a terminal): exit 2 and how to give input, not a hang."""
     import pty
 
     controller, terminal = pty.openpty()
     try:
         proc = subprocess.run([str(SMSPIPE), *args], stdin=terminal, capture_output=True,
-                              text=True, env=clean_env(tmp_path), timeout=60, check=False)
+                              text=True, env=bare_env, timeout=60, check=False)
     finally:
         os.close(controller)
         os.close(terminal)

@@ -27,14 +27,9 @@ posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No TWILIO_*/SMSPIPE_* from the developer's shell; a private home for platformdirs."""
-    for name in list(os.environ):
-        if name.startswith(("TWILIO_", "SMSPIPE_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "user"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user" / ".config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user" / ".local" / "state"))
+def _clean_env(bare_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """conftest's clean environment, without SMSPIPE_HOME: these tests choose it."""
+    monkeypatch.delenv("SMSPIPE_HOME")
 
 
 def write(path: Path, text: str, mode: int = 0o600) -> Path:

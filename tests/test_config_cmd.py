@@ -33,16 +33,9 @@ posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX file modes and pt
 
 
 @pytest.fixture(autouse=True)
-def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A clean environment: no TWILIO_*/SMSPIPE_* from the shell; SMSPIPE_HOME in tmp."""
-    for name in list(os.environ):
-        if name.startswith(("TWILIO_", "SMSPIPE_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    home = tmp_path / "home"
-    monkeypatch.setenv("SMSPIPE_HOME", str(home))
-    return home
+def home(bare_env: dict[str, str]) -> Path:
+    """conftest's clean environment; the SMSPIPE_HOME it sets."""
+    return Path(bare_env["SMSPIPE_HOME"])
 
 
 def run(*args: str, input: str | None = None) -> Result:
@@ -125,8 +118,10 @@ def test_without_smspipe_home_the_user_dirs_are_used(tmp_path: Path,
     report = show()
     assert report["config_file_source"] == "default (user config dir)"
     if sys.platform.startswith("linux"):
-        assert report["config_file"] == str(tmp_path / "xdg-config" / "smspipe" / "config.yaml")
-        assert report["state_dir"] == str(tmp_path / "xdg-state" / "smspipe")
+        # the XDG directories conftest's bare_env sets
+        user = tmp_path / "user"
+        assert report["config_file"] == str(user / ".config" / "smspipe" / "config.yaml")
+        assert report["state_dir"] == str(user / ".local" / "state" / "smspipe")
 
 
 def test_config_flag_beats_smspipe_config_beats_smspipe_home(
