@@ -32,8 +32,12 @@ PYTHON = sys.executable
 
 FIRST_NAMES = ["Ana", "Tom", "Zoë", "Łukasz", "Joe", "Mia", "Renée", "Sam"]
 # Number ranges that phonenumbers accepts as valid mobiles/lines in each country.
-COUNTRIES = [("US", "+1415555{:04d}", 10_000), ("GB", "+447400{:06d}", 1_000_000),
-             ("DE", "+4915123{:06d}", 1_000_000), ("CA", "+1604555{:04d}", 10_000)]
+COUNTRIES = [
+    ("US", "+1415555{:04d}", 10_000),
+    ("GB", "+447400{:06d}", 1_000_000),
+    ("DE", "+4915123{:06d}", 1_000_000),
+    ("CA", "+1604555{:04d}", 10_000),
+]
 
 
 @dataclass
@@ -56,21 +60,31 @@ DEVELOPER_ONLY = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
 
 
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TWILIO_", "SMSPIPE_")) and k not in DEVELOPER_ONLY}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TWILIO_", "SMSPIPE_")) and k not in DEVELOPER_ONLY
+    }
     env["SMSPIPE_HOME"] = str(DATA / "home")
     return env
 
 
 def run(cmd: list[str]) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, env=clean_env(), check=False)
+    proc = subprocess.run(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+        check=False,
+    )
     took = time.perf_counter() - start
     if proc.returncode != 0:
         # A figure for a run that failed would measure the wrong work.
-        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: "
-                         f"{proc.stderr.decode(errors='replace')[-500:]}")
+        raise SystemExit(
+            f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}"
+        )
     return took
 
 
@@ -81,14 +95,14 @@ def median_time(cmd: list[str], runs: int) -> float:
 
 def peak_rss_mb(cmd: list[str]) -> float:
     """Peak resident set size of one child process, in MB."""
-    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          env=clean_env()) as proc:
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env()) as proc:
         _, _, usage = os.wait4(proc.pid, 0)
         proc.returncode = 0
     return usage.ru_maxrss / 1024  # Linux reports KiB
 
 
 # --- inputs ------------------------------------------------------------------
+
 
 def phone(i: int) -> tuple[str, str]:
     country, pattern, size = COUNTRIES[i % len(COUNTRIES)]
@@ -104,10 +118,19 @@ def sms_file(lines: int) -> Path:
     with path.open("w") as out:
         for i in range(lines):
             name = rng.choice(FIRST_NAMES)
-            out.write(json.dumps({"request_id": f"bench:{i}", "sms": {
-                "phone": phone(rng.randrange(1_000_000))[1],
-                "message": f"Hi {name}, your order R{100000 + i} was received. Thank you!"}},
-                ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "request_id": f"bench:{i}",
+                        "sms": {
+                            "phone": phone(rng.randrange(1_000_000))[1],
+                            "message": f"Hi {name}, your order R{100000 + i} was received. Thank you!",
+                        },
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return path
 
 
@@ -121,11 +144,19 @@ def order_file(lines: int) -> Path:
     with path.open("w") as out:
         for i in range(lines):
             country, number = phone(rng.randrange(1_000_000))
-            address = {**sample["shipping_address"], "firstname": rng.choice(FIRST_NAMES),
-                       "country": country, "phone": number}
-            order = {**sample, "id": f"R{100000 + i}",
-                     "status": rng.choice(["complete", "complete", "canceled", "shipped"]),
-                     "shipping_address": address, "billing_address": address}
+            address = {
+                **sample["shipping_address"],
+                "firstname": rng.choice(FIRST_NAMES),
+                "country": country,
+                "phone": number,
+            }
+            order = {
+                **sample,
+                "id": f"R{100000 + i}",
+                "status": rng.choice(["complete", "complete", "canceled", "shipped"]),
+                "shipping_address": address,
+                "billing_address": address,
+            }
             out.write(json.dumps({"order": order}, ensure_ascii=False) + "\n")
     return path
 
@@ -136,6 +167,7 @@ def one_files() -> tuple[Path, Path]:
 
 
 # --- measurements --------------------------------------------------------------
+
 
 def startup(runs: int) -> list[Row]:
     floor = median_time([PYTHON, "-c", "pass"], runs)
@@ -150,22 +182,37 @@ def startup(runs: int) -> list[Row]:
     for what, cmd, budget in cases:
         took = median_time(cmd, runs)
         extra = took - floor
-        rows.append(Row(f"start-up {what}", f"{took * 1000:.0f} ms", f"{floor * 1000:.0f} ms",
-                        f"+{extra * 1000:.0f} ms",
-                        f"≤ +{budget * 1000:.0f} ms" if budget else "",
-                        extra <= budget if budget else None))
+        rows.append(
+            Row(
+                f"start-up {what}",
+                f"{took * 1000:.0f} ms",
+                f"{floor * 1000:.0f} ms",
+                f"+{extra * 1000:.0f} ms",
+                f"≤ +{budget * 1000:.0f} ms" if budget else "",
+                extra <= budget if budget else None,
+            )
+        )
     return rows
 
 
 def throughput(kind: str, lines: int, runs: int, target: float) -> Row:
     path = sms_file(lines) if kind == "validate" else order_file(lines)
-    cmd = ([SMSPIPE, "validate", "--json", str(path)] if kind == "validate"
-           else [SMSPIPE, "translate", "order", "--json", str(path)])
+    cmd = (
+        [SMSPIPE, "validate", "--json", str(path)]
+        if kind == "validate"
+        else [SMSPIPE, "translate", "order", "--json", str(path)]
+    )
     ours = lines / median_time(cmd, runs)
     floor = lines / median_time([PYTHON, str(HERE / "floors.py"), kind, str(path)], runs)
     ratio = floor / ours
-    return Row(f"`{kind}` {lines:,} lines", f"{ours:,.0f} docs/s", f"{floor:,.0f} docs/s",
-               f"{ratio:.2f}× the floor's time", f"≤ {target}×", ratio <= target)
+    return Row(
+        f"`{kind}` {lines:,} lines",
+        f"{ours:,.0f} docs/s",
+        f"{floor:,.0f} docs/s",
+        f"{ratio:.2f}× the floor's time",
+        f"≤ {target}×",
+        ratio <= target,
+    )
 
 
 def memory(lines_list: list[int]) -> list[Row]:
@@ -173,8 +220,9 @@ def memory(lines_list: list[int]) -> list[Row]:
     for lines in lines_list:
         path = sms_file(lines)
         rss = peak_rss_mb([SMSPIPE, "validate", "--json", str(path)])
-        rows.append(Row(f"peak RSS `validate` {lines:,} lines", f"{rss:.0f} MB", "", "",
-                        "< 120 MB", rss < 120))
+        rows.append(
+            Row(f"peak RSS `validate` {lines:,} lines", f"{rss:.0f} MB", "", "", "< 120 MB", rss < 120)
+        )
     return rows
 
 
@@ -192,13 +240,17 @@ def delivery(quick: bool) -> list[Row]:
         bound = item["bound_per_second"]
         rate = item["messages_per_second"]
         target = item.get("target_seconds")
-        rows.append(Row(
-            f"delivery {item['messages']:,} msgs, concurrency {item['concurrency']}, "
-            f"{item['latency'] * 1000:.0f} ms latency",
-            f"{rate:,.1f} msg/s ({item['seconds']:.1f} s)", f"{bound:,.1f} msg/s (bound)",
-            f"{rate / bound:.0%} of bound",
-            f"≤ {target} s" if target else "",
-            item["seconds"] <= target if target else None))
+        rows.append(
+            Row(
+                f"delivery {item['messages']:,} msgs, concurrency {item['concurrency']}, "
+                f"{item['latency'] * 1000:.0f} ms latency",
+                f"{rate:,.1f} msg/s ({item['seconds']:.1f} s)",
+                f"{bound:,.1f} msg/s (bound)",
+                f"{rate / bound:.0%} of bound",
+                f"≤ {target} s" if target else "",
+                item["seconds"] <= target if target else None,
+            )
+        )
     if proc.returncode != 0 and not rows:
         rows.append(Row("delivery", "failed: " + proc.stderr.strip()[-200:], "", "", "", False))
     return rows
@@ -217,16 +269,23 @@ def machine() -> str:
 
 
 def commit() -> str:
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=ROOT, check=False)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, cwd=ROOT, check=False).stdout.strip()
+    proc = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    ).stdout.strip()
     return proc.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller inputs")
     parser.add_argument("--no-delivery", action="store_true", help="skip the delivery benchmark")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")

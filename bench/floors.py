@@ -29,23 +29,29 @@ def floor_validate(path: str) -> None:
             valid = validator.is_valid(sms)
             number = phonenumbers.parse(sms["phone"], "US")
             valid = valid and phonenumbers.is_valid_number(number)
-            out.write(json.dumps({"valid": valid,
-                                  "phone": phonenumbers.format_number(number, e164)}) + "\n")
+            out.write(json.dumps({"valid": valid, "phone": phonenumbers.format_number(number, e164)}) + "\n")
 
 
 def floor_translate(path: str) -> None:
     from jinja2.sandbox import SandboxedEnvironment
 
     template = SandboxedEnvironment().from_string(
-        "Hi {{ order.shipping_address.firstname }}, we received your order {{ order.id }}.")
+        "Hi {{ order.shipping_address.firstname }}, we received your order {{ order.id }}."
+    )
     out = sys.stdout
     with open(path, "rb") as stream:
         for line in stream:
             order = json.loads(line)["order"]
             message = template.render(order=order)
-            out.write(json.dumps({"request_id": f"order:{order['id']}:{order['status']}",
-                                  "sms": {"phone": order["shipping_address"]["phone"],
-                                          "message": message}}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "request_id": f"order:{order['id']}:{order['status']}",
+                        "sms": {"phone": order["shipping_address"]["phone"], "message": message},
+                    }
+                )
+                + "\n"
+            )
 
 
 if __name__ == "__main__":

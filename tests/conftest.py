@@ -21,8 +21,16 @@ from twilio_server import ACCOUNT_SID, AUTH_TOKEN, TwilioServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "+15017122661"
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                   "all_proxy", "NO_PROXY", "no_proxy")
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
 
 
 @pytest.fixture
@@ -50,11 +58,16 @@ def bare_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def send_env(bare_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-             twilio_server: TwilioServer) -> dict[str, str]:
+def send_env(
+    bare_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, twilio_server: TwilioServer
+) -> dict[str, str]:
     """Credentials and SMSPIPE_API_URL pointing at the loopback server; a default sender."""
-    values = {"SMSPIPE_API_URL": twilio_server.url, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-              "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "SMSPIPE_FROM": SENDER}
+    values = {
+        "SMSPIPE_API_URL": twilio_server.url,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "SMSPIPE_FROM": SENDER,
+    }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return {**bare_env, **values}
@@ -90,12 +103,17 @@ def invoke(*args: str, input: str | None = None) -> Run:
     return Run(result.exit_code, result.stdout, result.stderr)
 
 
-def run_process(*args: str, env: dict[str, str], input: str | None = None,
-                timeout: float = 60) -> Run:
+def run_process(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 60) -> Run:
     """Run smspipe as a real process."""
-    completed = subprocess.run([sys.executable, "-m", "smspipe", *args], input=input,
-                               capture_output=True, text=True, env=env, timeout=timeout,
-                               check=False)
+    completed = subprocess.run(
+        [sys.executable, "-m", "smspipe", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
     return Run(completed.returncode, completed.stdout, completed.stderr)
 
 
@@ -103,13 +121,18 @@ def ndjson(documents: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(d) + "\n" for d in documents)
 
 
-def sms_documents(count: int, *, prefix: str = "msg", start: int = 0,
-                  request_ids: bool = True) -> list[dict[str, Any]]:
+def sms_documents(
+    count: int, *, prefix: str = "msg", start: int = 0, request_ids: bool = True
+) -> list[dict[str, Any]]:
     """*count* distinct valid documents to US numbers +1415555xxxx."""
     out = []
     for number in range(start, start + count):
-        document: dict[str, Any] = {"sms": {"phone": f"+1415555{number % 10000:04d}",
-                                            "message": f"{prefix} {number}: your order shipped"}}
+        document: dict[str, Any] = {
+            "sms": {
+                "phone": f"+1415555{number % 10000:04d}",
+                "message": f"{prefix} {number}: your order shipped",
+            }
+        }
         if request_ids:
             document["request_id"] = f"{prefix}-{number}"
         out.append(document)

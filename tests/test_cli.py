@@ -31,8 +31,11 @@ COMMANDS = ("validate", "translate", "send", "schema", "config")
 def command_names(help_text: str) -> list[str]:
     """The names in the Commands panel of Typer's help, in order."""
     panel = help_text.split("Commands", 1)[1]
-    return [line.strip("│ ").split()[0] for line in panel.splitlines()[1:]
-            if line.startswith("│ ") and not line.startswith("│  ")]
+    return [
+        line.strip("│ ").split()[0]
+        for line in panel.splitlines()[1:]
+        if line.startswith("│ ") and not line.startswith("│  ")
+    ]
 
 
 def test_no_arguments_prints_help_and_exits_2() -> None:
@@ -42,17 +45,26 @@ def test_no_arguments_prints_help_and_exits_2() -> None:
 
 
 def test_help_lists_every_command_with_its_summary(bare_env: dict[str, str]) -> None:
-    proc = subprocess.run([str(SMSPIPE), "--help"], capture_output=True, text=True,
-                          env={**bare_env, "COLUMNS": "120"}, timeout=60, check=False)
+    proc = subprocess.run(
+        [str(SMSPIPE), "--help"],
+        capture_output=True,
+        text=True,
+        env={**bare_env, "COLUMNS": "120"},
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0
     assert proc.stderr == ""
     assert command_names(proc.stdout) == list(COMMANDS)
     assert "Render hub objects into SMS request documents" in proc.stdout
 
 
-@pytest.mark.parametrize(("args", "names"), [
-    (["config", "--help"], ["init", "show", "path", "example", "check"]),
-])
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["config", "--help"], ["init", "show", "path", "example", "check"]),
+    ],
+)
 def test_group_help_lists_its_commands(args: list[str], names: list[str]) -> None:
     result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
     assert result.exit_code == 0
@@ -66,12 +78,14 @@ def test_each_command_has_its_own_help(command: str) -> None:
     assert f"Usage: smspipe {command}" in result.stdout
 
 
-@pytest.mark.parametrize(("args", "wrong", "meant"), [
-    (["valdate", "x.json"], "valdate", "validate"),
-    (["config", "chek"], "chek", "check"),
-])
-def test_a_mistyped_command_is_exit_2_with_a_suggestion(args: list[str], wrong: str,
-                                                       meant: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "wrong", "meant"),
+    [
+        (["valdate", "x.json"], "valdate", "validate"),
+        (["config", "chek"], "chek", "check"),
+    ],
+)
+def test_a_mistyped_command_is_exit_2_with_a_suggestion(args: list[str], wrong: str, meant: str) -> None:
     result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
     assert result.exit_code == 2
     assert result.stdout == ""
@@ -82,24 +96,42 @@ def test_a_mistyped_command_is_exit_2_with_a_suggestion(args: list[str], wrong: 
 def test_installed_console_script_in_a_real_pipe(bare_env: dict[str, str]) -> None:
     assert SMSPIPE.exists(), "smspipe is not installed in this environment"
     sample = (ROOT / "samples" / "sms.json").read_text()
-    proc = subprocess.run([str(SMSPIPE), "validate", "-"], input=sample, capture_output=True,
-                          text=True, env=bare_env, timeout=60, check=False)
+    proc = subprocess.run(
+        [str(SMSPIPE), "validate", "-"],
+        input=sample,
+        capture_output=True,
+        text=True,
+        env=bare_env,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["phone"] == "+14155552671"
     assert "1 valid" in proc.stderr
 
 
 def test_python_dash_m(bare_env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "smspipe", "--version"], capture_output=True,
-                          text=True, env=bare_env, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "smspipe", "--version"],
+        capture_output=True,
+        text=True,
+        env=bare_env,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"smspipe {__version__}"
 
 
 def test_missing_file_exit_code_from_a_real_process(tmp_path: Path, bare_env: dict[str, str]) -> None:
-    proc = subprocess.run([str(SMSPIPE), "validate", str(tmp_path / "missing.ndjson")],
-                          capture_output=True, text=True, env=bare_env, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [str(SMSPIPE), "validate", str(tmp_path / "missing.ndjson")],
+        capture_output=True,
+        text=True,
+        env=bare_env,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "no such file" in proc.stderr
@@ -158,8 +190,7 @@ def test_request_schema_accepts_the_hub_request_shape() -> None:
     from smspipe.sms import load_schema
 
     sms_schema = load_schema("sms")
-    registry: Registry = Registry().with_resource(sms_schema["$id"],
-                                                  Resource.from_contents(sms_schema))
+    registry: Registry = Registry().with_resource(sms_schema["$id"], Resource.from_contents(sms_schema))
     validator = Draft202012Validator(load_schema("request"), registry=registry)
     request = json.loads((ROOT / "samples" / "request.json").read_text())
     assert validator.is_valid(request)
@@ -168,26 +199,58 @@ def test_request_schema_accepts_the_hub_request_shape() -> None:
 
 
 # Besides libraries: the other commands' modules (each command is built only when run).
-OTHER_COMMANDS = ("smspipe.cli.send", "smspipe.cli.config_cmd", "smspipe.cli.check",
-                  "smspipe.cli.schema", "smspipe.delivery", "smspipe.gateway", "smspipe.ledger")
+OTHER_COMMANDS = (
+    "smspipe.cli.send",
+    "smspipe.cli.config_cmd",
+    "smspipe.cli.check",
+    "smspipe.cli.schema",
+    "smspipe.delivery",
+    "smspipe.gateway",
+    "smspipe.ledger",
+)
 
 
-@pytest.mark.parametrize(("args", "forbidden"), [
-    (["validate", "samples/sms.json"], ("twilio", "jinja2", "rich", "jsonschema", "requests",
-                                        "smspipe.translate", "smspipe.cli.translate",
-                                        *OTHER_COMMANDS)),
-    (["translate", "order", "samples/order.json"], ("twilio", "rich", "jsonschema", "requests",
-                                                    "smspipe.cli.validate", *OTHER_COMMANDS)),
-])
-def test_commands_load_only_what_they_use(bare_env: dict[str, str], args: list[str],
-                                          forbidden: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("args", "forbidden"),
+    [
+        (
+            ["validate", "samples/sms.json"],
+            (
+                "twilio",
+                "jinja2",
+                "rich",
+                "jsonschema",
+                "requests",
+                "smspipe.translate",
+                "smspipe.cli.translate",
+                *OTHER_COMMANDS,
+            ),
+        ),
+        (
+            ["translate", "order", "samples/order.json"],
+            ("twilio", "rich", "jsonschema", "requests", "smspipe.cli.validate", *OTHER_COMMANDS),
+        ),
+    ],
+)
+def test_commands_load_only_what_they_use(
+    bare_env: dict[str, str], args: list[str], forbidden: tuple[str, ...]
+) -> None:
     """Start-up stays fast: heavy libraries load only in the commands that need them."""
-    code = ("import sys, runpy; sys.argv = ['smspipe', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_module('smspipe', run_name='__main__')\n"
-            "except SystemExit:\n    pass\n"
-            "print(' '.join(sorted(sys.modules)), file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=bare_env, cwd=ROOT, timeout=60, check=False)
+    code = (
+        "import sys, runpy; sys.argv = ['smspipe', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('smspipe', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=bare_env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     modules = proc.stderr.strip().splitlines()[-1].split()
     loaded = set(modules) | {m.split(".")[0] for m in modules}
@@ -195,15 +258,21 @@ def test_commands_load_only_what_they_use(bare_env: dict[str, str], args: list[s
 
 
 @pytest.mark.parametrize("args", [["validate"], ["translate", "order"], ["send", "--dry-run"]])
-def test_no_input_and_a_terminal_on_stdin_is_a_usage_error(bare_env: dict[str, str],
-                                                           args: list[str]) -> None:
+def test_no_input_and_a_terminal_on_stdin_is_a_usage_error(bare_env: dict[str, str], args: list[str]) -> None:
     """Nothing to read (no path, stdin a terminal): exit 2 and how to give input, not a hang."""
     import pty
 
     controller, terminal = pty.openpty()
     try:
-        proc = subprocess.run([str(SMSPIPE), *args], stdin=terminal, capture_output=True,
-                              text=True, env=bare_env, timeout=60, check=False)
+        proc = subprocess.run(
+            [str(SMSPIPE), *args],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            env=bare_env,
+            timeout=60,
+            check=False,
+        )
     finally:
         os.close(controller)
         os.close(terminal)

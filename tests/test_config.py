@@ -46,15 +46,13 @@ def error_of(text: str) -> str:
 
 # --- where the file is -----------------------------------------------------------
 
-def test_location_precedence_flag_then_smspipe_config_then_home_then_user_dir(
-        tmp_path: Path) -> None:
+
+def test_location_precedence_flag_then_smspipe_config_then_home_then_user_dir(tmp_path: Path) -> None:
     env = {"SMSPIPE_CONFIG": str(tmp_path / "env.yaml"), "SMSPIPE_HOME": str(tmp_path / "h")}
-    assert config.locate(tmp_path / "flag.yaml", env) == (tmp_path / "flag.yaml",
-                                                          "flag (--config)")
+    assert config.locate(tmp_path / "flag.yaml", env) == (tmp_path / "flag.yaml", "flag (--config)")
     assert config.locate(None, env) == (tmp_path / "env.yaml", "environment (SMSPIPE_CONFIG)")
     del env["SMSPIPE_CONFIG"]
-    assert config.locate(None, env) == (tmp_path / "h" / "config.yaml",
-                                        "environment (SMSPIPE_HOME)")
+    assert config.locate(None, env) == (tmp_path / "h" / "config.yaml", "environment (SMSPIPE_HOME)")
     path, source = config.locate(None, {})
     assert source == "default (user config dir)"
     if os.name == "posix" and "darwin" not in os.uname().sysname.lower():
@@ -91,14 +89,20 @@ def test_a_directory_as_config_file(tmp_path: Path) -> None:
 
 # --- validation --------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("acount_sid: x\n", "conf.yaml:1: unknown key 'acount_sid': did you mean 'account_sid'?"),
-    ("from: '+15017122661'\nauth_tokn: x\n",
-     "conf.yaml:2: unknown key 'auth_tokn': did you mean 'auth_token'?"),
-    ("sender: x\n", "unknown key 'sender': did you mean 'from'?"),
-    ("twilio_auth_token: x\n", "did you mean 'auth_token'?"),
-    ("templates:\n  ordr: hi\n", "conf.yaml:1: templates: unknown key 'ordr': did you mean 'order'?"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("acount_sid: x\n", "conf.yaml:1: unknown key 'acount_sid': did you mean 'account_sid'?"),
+        (
+            "from: '+15017122661'\nauth_tokn: x\n",
+            "conf.yaml:2: unknown key 'auth_tokn': did you mean 'auth_token'?",
+        ),
+        ("sender: x\n", "unknown key 'sender': did you mean 'from'?"),
+        ("twilio_auth_token: x\n", "did you mean 'auth_token'?"),
+        ("templates:\n  ordr: hi\n", "conf.yaml:1: templates: unknown key 'ordr': did you mean 'order'?"),
+    ],
+)
 def test_unknown_key_is_refused_with_the_nearest_known_one(text: str, expected: str) -> None:
     assert expected in error_of(text)
 
@@ -109,25 +113,34 @@ def test_unknown_key_without_a_close_match_lists_the_known_ones() -> None:
     assert "known keys: account_sid, auth_token" in message
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("# sender\n\nfrom: +15017122661\n",
-     "conf.yaml:3: from: must be a string, got a number: put the value in quotes"),
-    ("default_region: NO\n", "conf.yaml:1: default_region: must be a string, got true/false"),
-    ("default_region: USA\n", "default_region: is not a two-letter country code"),
-    ("account_sid: ACnope\n", "account_sid: is not an Account SID (AC followed by 32 hex"),
-    ("concurrency: 500\n", "conf.yaml:1: concurrency: must be <= 100, got 500"),
-    ("retries: many\n", "retries: must be an integer, got a string"),
-    ("rate: 0\n", "rate: must be > 0"),
-    ("allowed_countries:\n  - US\n  - Canada\n", "conf.yaml:3: allowed_countries[1]: is not a "
-                                                 "two-letter country code"),
-    ("templates:\n  order: 5\n", "conf.yaml:2: templates.order: must be a string or a mapping"),
-    ("address: home\n", "address: must be one of: shipping, billing"),
-    ("api_url: api.twilio.com\n", "api_url: is not an http:// or https:// URL"),
-    ("account_sid:\n", "account_sid: has no value (expected a string): give it a value, or "
-                       "remove the line"),
-    ("- account_sid\n", "conf.yaml: the config file must be a mapping"),
-    ("from: '+1'\nfrom: '+2'\n", "conf.yaml:2: key 'from' appears twice (also on line 1)"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "# sender\n\nfrom: +15017122661\n",
+            "conf.yaml:3: from: must be a string, got a number: put the value in quotes",
+        ),
+        ("default_region: NO\n", "conf.yaml:1: default_region: must be a string, got true/false"),
+        ("default_region: USA\n", "default_region: is not a two-letter country code"),
+        ("account_sid: ACnope\n", "account_sid: is not an Account SID (AC followed by 32 hex"),
+        ("concurrency: 500\n", "conf.yaml:1: concurrency: must be <= 100, got 500"),
+        ("retries: many\n", "retries: must be an integer, got a string"),
+        ("rate: 0\n", "rate: must be > 0"),
+        (
+            "allowed_countries:\n  - US\n  - Canada\n",
+            "conf.yaml:3: allowed_countries[1]: is not a two-letter country code",
+        ),
+        ("templates:\n  order: 5\n", "conf.yaml:2: templates.order: must be a string or a mapping"),
+        ("address: home\n", "address: must be one of: shipping, billing"),
+        ("api_url: api.twilio.com\n", "api_url: is not an http:// or https:// URL"),
+        (
+            "account_sid:\n",
+            "account_sid: has no value (expected a string): give it a value, or remove the line",
+        ),
+        ("- account_sid\n", "conf.yaml: the config file must be a mapping"),
+        ("from: '+1'\nfrom: '+2'\n", "conf.yaml:2: key 'from' appears twice (also on line 1)"),
+    ],
+)
 def test_ill_typed_values_name_the_key_path_and_line(text: str, expected: str) -> None:
     assert expected in error_of(text)
 
@@ -136,12 +149,15 @@ def test_more_problems_are_counted() -> None:
     assert "(2 more problems in this file)" in error_of("concurrency: 0\nretries: -1\ntimeout: 0\n")
 
 
-@pytest.mark.parametrize(("text", "line"), [
-    ("from: '+15017122661'\nshop_name: Joe's: shop\n", 2),
-    ("default_region: US\nallowed_countries: [US, CA\n", 2),
-    ("from: '+1\n", 1),
-    ("a: 1\n---\nb: 2\n", 2),
-])
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("from: '+15017122661'\nshop_name: Joe's: shop\n", 2),
+        ("default_region: US\nallowed_countries: [US, CA\n", 2),
+        ("from: '+1\n", 1),
+        ("a: 1\n---\nb: 2\n", 2),
+    ],
+)
 def test_yaml_syntax_error_gives_file_and_line(text: str, line: int) -> None:
     message = error_of(text)
     assert message.startswith(f"conf.yaml:{line}: ")
@@ -163,18 +179,22 @@ def test_the_schema_is_the_one_schema_config_prints() -> None:
 
 # --- secrets never in a message ---------------------------------------------------
 
-@pytest.mark.parametrize("text", [
-    f"auth_token: {TOKEN}\nauth_token: {TOKEN}\n",
-    f"api_key: {TOKEN}\n",  # a secret in the wrong key
-    f"account_sid: {TOKEN}\n",
-    f"from: {TOKEN}\nfrom: x\n",
-    f"auth_token: *{TOKEN}\n",  # YAML quotes an undefined alias
-    f"auth_token: !{TOKEN} x\n",  # and an unknown tag
-    "auth_token: 12345678901234\n",
-    f"templates:\n  order: {{{TOKEN}: 5}}\n",  # the path to the bad value holds the secret
-    f"{TOKEN}: x\n",  # a secret pasted as a key
-    f"templates:\n  {TOKEN}: x\n",
-])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"auth_token: {TOKEN}\nauth_token: {TOKEN}\n",
+        f"api_key: {TOKEN}\n",  # a secret in the wrong key
+        f"account_sid: {TOKEN}\n",
+        f"from: {TOKEN}\nfrom: x\n",
+        f"auth_token: *{TOKEN}\n",  # YAML quotes an undefined alias
+        f"auth_token: !{TOKEN} x\n",  # and an unknown tag
+        "auth_token: 12345678901234\n",
+        f"templates:\n  order: {{{TOKEN}: 5}}\n",  # the path to the bad value holds the secret
+        f"{TOKEN}: x\n",  # a secret pasted as a key
+        f"templates:\n  {TOKEN}: x\n",
+    ],
+)
 def test_a_secret_is_never_echoed_in_an_error(text: str) -> None:
     message = error_of(text)
     assert TOKEN not in message
@@ -182,18 +202,21 @@ def test_a_secret_is_never_echoed_in_an_error(text: str) -> None:
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(sorted(config.KEYS)),
-       secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEF0123456789_-+/.",
-                      min_size=12, max_size=40),
-       long_secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEF0123456789_-+/.",
-                           min_size=25, max_size=40))
+@given(
+    name=st.sampled_from(sorted(config.KEYS)),
+    secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEF0123456789_-+/.", min_size=12, max_size=40),
+    long_secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEF0123456789_-+/.", min_size=25, max_size=40),
+)
 def test_no_value_of_any_key_is_echoed(name: str, secret: str, long_secret: str) -> None:
     """Values never; keys only when they look like names (a 32-character token does not)."""
     secret, long_secret = "9Q" + secret, "9Q" + long_secret  # not a substring of a key name
-    for text in (f"{name}: {json.dumps(secret)}\n", f"{name}: [{json.dumps(secret)}]\n",
-                 f"{name}:\n  {json.dumps(long_secret)}: 1\n",
-                 f"{name}:\n  a:\n    {json.dumps(long_secret)}: 1\n",
-                 f"{json.dumps(long_secret)}: 1\n"):
+    for text in (
+        f"{name}: {json.dumps(secret)}\n",
+        f"{name}: [{json.dumps(secret)}]\n",
+        f"{name}:\n  {json.dumps(long_secret)}: 1\n",
+        f"{name}:\n  a:\n    {json.dumps(long_secret)}: 1\n",
+        f"{json.dumps(long_secret)}: 1\n",
+    ):
         try:
             config.parse(text, "c.yaml")
         except ConfigError as exc:
@@ -203,10 +226,10 @@ def test_no_value_of_any_key_is_echoed(name: str, secret: str, long_secret: str)
 
 # --- permissions ----------------------------------------------------------------------
 
+
 @posix_only
 @pytest.mark.parametrize("secret_key", ["auth_token", "api_secret"])
-def test_a_secret_in_a_group_or_world_readable_file_draws_a_warning(
-        tmp_path: Path, secret_key: str) -> None:
+def test_a_secret_in_a_group_or_world_readable_file_draws_a_warning(tmp_path: Path, secret_key: str) -> None:
     path = write(tmp_path / "c.yaml", f"{secret_key}: {TOKEN}\n", 0o644)
     settings = config.load(path, env={})
     assert len(settings.warnings) == 1
@@ -220,10 +243,8 @@ def test_a_secret_in_a_group_or_world_readable_file_draws_a_warning(
 
 @posix_only
 def test_no_warning_for_a_private_file_or_one_without_secrets(tmp_path: Path) -> None:
-    assert config.load(write(tmp_path / "a.yaml", f"auth_token: {TOKEN}\n", 0o600),
-                       env={}).warnings == []
-    assert config.load(write(tmp_path / "b.yaml", "from: '+15017122661'\n", 0o644),
-                       env={}).warnings == []
+    assert config.load(write(tmp_path / "a.yaml", f"auth_token: {TOKEN}\n", 0o600), env={}).warnings == []
+    assert config.load(write(tmp_path / "b.yaml", "from: '+15017122661'\n", 0o644), env={}).warnings == []
 
 
 def test_secrets_from_the_file_are_registered_for_redaction(tmp_path: Path) -> None:
@@ -233,16 +254,20 @@ def test_secrets_from_the_file_are_registered_for_redaction(tmp_path: Path) -> N
 
 # --- precedence of settings and of credentials ---------------------------------------
 
+
 def test_setting_precedence_flag_environment_file_default(tmp_path: Path) -> None:
     path = write(tmp_path / "c.yaml", "from: '+15550001111'\n")
     env = {"SMSPIPE_FROM": "+15550002222"}
     assert config.load(path, env=env, flags={"from": "+15550003333"}).lookup("from") == (
-        "+15550003333", "flag")
+        "+15550003333",
+        "flag",
+    )
     assert config.load(path, env=env, flags={"from": None}).lookup("from") == (
-        "+15550002222", "environment (SMSPIPE_FROM)")
+        "+15550002222",
+        "environment (SMSPIPE_FROM)",
+    )
     assert config.load(path, env={}).lookup("from") == ("+15550001111", f"config file ({path})")
-    assert config.load(env={"SMSPIPE_HOME": str(tmp_path / "h")}).lookup("from") == (
-        None, "default")
+    assert config.load(env={"SMSPIPE_HOME": str(tmp_path / "h")}).lookup("from") == (None, "default")
 
 
 @pytest.fixture
@@ -255,8 +280,7 @@ def layered(tmp_path: Path) -> config.Settings:
 
 def test_credentials_environment_beats_the_config_file(layered: config.Settings) -> None:
     found = config.resolve_credentials(layered)
-    assert (found.account_sid, found.password, found.source) == (
-        OTHER_SID, "env-token-123", "environment")
+    assert (found.account_sid, found.password, found.source) == (OTHER_SID, "env-token-123", "environment")
 
 
 def test_credentials_document_parameters_beat_the_environment(layered: config.Settings) -> None:
@@ -270,8 +294,7 @@ def test_credentials_flags_beat_document_parameters(layered: config.Settings) ->
     layered.flags.update({"api_key": KEY_SID, "api_secret": "flag-secret-123"})
     parameters = {"twilio_account_sid": SID, "twilio_auth_token": "doc-token-123"}
     found = config.resolve_credentials(layered, parameters)
-    assert (found.username, found.password, found.method) == (
-        KEY_SID, "flag-secret-123", "api key")
+    assert (found.username, found.password, found.method) == (KEY_SID, "flag-secret-123", "api key")
     # the API key's account is the strongest account SID there is
     assert found.account_sid == SID
     assert "flag-secret-123" not in repr(found)
@@ -315,8 +338,8 @@ def uncomment(text: str) -> str:
 
 def test_config_example_yaml_is_what_config_example_prints() -> None:
     assert EXAMPLE.read_text("utf-8") == config.render(), (
-        "config.example.yaml is stale: regenerate it with "
-        "`smspipe config example > config.example.yaml`")
+        "config.example.yaml is stale: regenerate it with `smspipe config example > config.example.yaml`"
+    )
 
 
 def test_config_example_yaml_lists_exactly_the_keys() -> None:
@@ -337,14 +360,18 @@ def test_config_example_yaml_loads_when_uncommented(tmp_path: Path) -> None:
     assert values["from"] == "+15017122661"
     assert values["allowed_countries"] == ["US", "CA"]
     assert set(values["templates"]) == {"order", "shipment"}
-    settings = config.load(write(tmp_path / "c.yaml", uncomment(EXAMPLE.read_text("utf-8"))),
-                           env={})
+    settings = config.load(write(tmp_path / "c.yaml", uncomment(EXAMPLE.read_text("utf-8"))), env={})
     assert settings.warnings == []
 
 
 def test_rendered_values_are_written_out_and_the_rest_stay_commented() -> None:
-    values = {"account_sid": SID, "auth_token": TOKEN, "from": "+15017122661",
-              "default_region": "NO", "shop_name": "Joe's: #1 shop"}
+    values = {
+        "account_sid": SID,
+        "auth_token": TOKEN,
+        "from": "+15017122661",
+        "default_region": "NO",
+        "shop_name": "Joe's: #1 shop",
+    }
     text = config.render(values)
     assert config.parse(text, "c") == values
     assert "# api_key:" in text
@@ -358,6 +385,7 @@ def test_any_shop_name_survives_the_round_trip(name: str) -> None:
 
 
 # --- writing ----------------------------------------------------------------------
+
 
 @posix_only
 def test_write_file_is_0600_whatever_the_umask(tmp_path: Path) -> None:

@@ -71,8 +71,8 @@ def mode_of(path: Path) -> int:
 
 # --- show ------------------------------------------------------------------------
 
-def test_show_precedence_flag_environment_file_default(
-        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_show_precedence_flag_environment_file_default(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(home / "config.yaml", "from: '+15550001111'\nshop_name: File Shop\n")
     monkeypatch.setenv("SMSPIPE_FROM", "+15550002222")
     report = show("--from", "+15550003333")
@@ -99,8 +99,7 @@ def test_show_lists_every_key_and_the_paths(home: Path) -> None:
     assert report["credentials"] == {"error": "no Twilio credentials"}
 
 
-def test_smspipe_home_moves_config_and_state(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_smspipe_home_moves_config_and_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     elsewhere = tmp_path / "elsewhere"
     write(elsewhere / "config.yaml", "shop_name: Moved\n")
     monkeypatch.setenv("SMSPIPE_HOME", str(elsewhere))
@@ -112,8 +111,7 @@ def test_smspipe_home_moves_config_and_state(tmp_path: Path,
     assert run("path").stdout == f"{elsewhere / 'config.yaml'}\n"
 
 
-def test_without_smspipe_home_the_user_dirs_are_used(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_smspipe_home_the_user_dirs_are_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SMSPIPE_HOME")
     report = show()
     assert report["config_file_source"] == "default (user config dir)"
@@ -125,7 +123,8 @@ def test_without_smspipe_home_the_user_dirs_are_used(tmp_path: Path,
 
 
 def test_config_flag_beats_smspipe_config_beats_smspipe_home(
-        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(home / "config.yaml", "shop_name: Home\n")
     env_file = write(tmp_path / "env.yaml", "shop_name: Env\n")
     flag_file = write(tmp_path / "flag.yaml", "shop_name: Flag\n")
@@ -133,40 +132,43 @@ def test_config_flag_beats_smspipe_config_beats_smspipe_home(
     monkeypatch.setenv("SMSPIPE_CONFIG", str(env_file))
     report = show()
     assert (setting(report, "shop_name")[0], report["config_file_source"]) == (
-        "Env", "environment (SMSPIPE_CONFIG)")
+        "Env",
+        "environment (SMSPIPE_CONFIG)",
+    )
     report = show("--config", str(flag_file))
-    assert (setting(report, "shop_name")[0], report["config_file_source"]) == (
-        "Flag", "flag (--config)")
+    assert (setting(report, "shop_name")[0], report["config_file_source"]) == ("Flag", "flag (--config)")
     assert run("path", "--config", str(flag_file)).stdout == f"{flag_file}\n"
     assert run("path").stdout == f"{env_file}\n"
 
 
-def test_show_redacts_secrets_from_every_source(home: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    write(home / "config.yaml", f"account_sid: {SID}\napi_secret: {API_SECRET}\n"
-                                f"api_key: {KEY_SID}\n")
+def test_show_redacts_secrets_from_every_source(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(home / "config.yaml", f"account_sid: {SID}\napi_secret: {API_SECRET}\napi_key: {KEY_SID}\n")
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
     report = show()
     assert setting(report, "auth_token") == ("(set)", "environment (TWILIO_AUTH_TOKEN)")
     assert setting(report, "api_secret")[0] == "(set)"
-    assert report["credentials"] == {"method": "api key", "account_sid": SID,
-                                     "source": f"config file ({home / 'config.yaml'})",
-                                     "api_key": KEY_SID}
+    assert report["credentials"] == {
+        "method": "api key",
+        "account_sid": SID,
+        "source": f"config file ({home / 'config.yaml'})",
+        "api_key": KEY_SID,
+    }
     assert setting(show("--auth-token", TOKEN), "auth_token") == ("(set)", "flag")
 
 
-def test_show_reports_which_credentials_send_would_use(home: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_show_reports_which_credentials_send_would_use(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(home / "config.yaml", f"account_sid: {SID}\nauth_token: {TOKEN}\n")
-    assert show()["credentials"] == {"method": "auth token", "account_sid": SID,
-                                     "source": f"config file ({home / 'config.yaml'})"}
+    assert show()["credentials"] == {
+        "method": "auth token",
+        "account_sid": SID,
+        "source": f"config file ({home / 'config.yaml'})",
+    }
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN[::-1])
     assert show()["credentials"]["source"] == "environment"  # type: ignore[index]
 
 
-def test_show_a_misplaced_secret_is_still_masked(home: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_show_a_misplaced_secret_is_still_masked(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A token pasted into shop_name is masked too, once smspipe knows it as a secret."""
     write(home / "config.yaml", f"shop_name: {TOKEN}\n")
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
@@ -196,8 +198,9 @@ def test_validate_prints_the_permission_warning_too(home: Path) -> None:
     assert TOKEN not in result.stdout + result.stderr
 
 
-def test_missing_smspipe_config_is_exit_2_with_a_hint(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_smspipe_config_is_exit_2_with_a_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     missing = tmp_path / "nope" / "config.yaml"
     monkeypatch.setenv("SMSPIPE_CONFIG", str(missing))
     result = run("show")
@@ -208,13 +211,15 @@ def test_missing_smspipe_config_is_exit_2_with_a_hint(tmp_path: Path,
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("acount_sid: AC123\n", ":1: unknown key 'acount_sid': did you mean 'account_sid'?"),
-    ("shop_name: x\nconcurrency: lots\n", ":2: concurrency: must be an integer, got a string"),
-    ("shop_name: 'x\n", ":1: while scanning a quoted scalar"),
-])
-def test_a_broken_file_is_exit_2_with_file_and_line(home: Path, text: str,
-                                                    expected: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("acount_sid: AC123\n", ":1: unknown key 'acount_sid': did you mean 'account_sid'?"),
+        ("shop_name: x\nconcurrency: lots\n", ":2: concurrency: must be an integer, got a string"),
+        ("shop_name: 'x\n", ":1: while scanning a quoted scalar"),
+    ],
+)
+def test_a_broken_file_is_exit_2_with_file_and_line(home: Path, text: str, expected: str) -> None:
     path = write(home / "config.yaml", text)
     for result in (run("show"), CliRunner().invoke(app, ["validate", "-"], input="")):
         assert result.exit_code == 2
@@ -231,10 +236,23 @@ def test_an_ill_typed_secret_is_not_echoed(home: Path) -> None:
 
 # --- init ------------------------------------------------------------------------
 
+
 def test_init_from_flags_writes_a_private_commented_file(home: Path) -> None:
-    result = run("init", "--account-sid", SID, "--auth-token", TOKEN,
-                 "--from", "+15017122661", "--default-region", "GB",
-                 "--api-url", "http://127.0.0.1:4010", "--shop-name", "Joe's: #1 shop")
+    result = run(
+        "init",
+        "--account-sid",
+        SID,
+        "--auth-token",
+        TOKEN,
+        "--from",
+        "+15017122661",
+        "--default-region",
+        "GB",
+        "--api-url",
+        "http://127.0.0.1:4010",
+        "--shop-name",
+        "Joe's: #1 shop",
+    )
     assert result.exit_code == 0, result.stderr
     path = home / "config.yaml"
     assert result.stdout == ""
@@ -244,9 +262,13 @@ def test_init_from_flags_writes_a_private_commented_file(home: Path) -> None:
     assert text.startswith("# smspipe configuration, written by `smspipe config init`.")
     assert "# messaging_service_sid:" in text  # the rest stays commented, documented
     assert config.parse(text, path) == {
-        "account_sid": SID, "auth_token": TOKEN, "from": "+15017122661",
-        "default_region": "GB", "api_url": "http://127.0.0.1:4010",
-        "shop_name": "Joe's: #1 shop"}
+        "account_sid": SID,
+        "auth_token": TOKEN,
+        "from": "+15017122661",
+        "default_region": "GB",
+        "api_url": "http://127.0.0.1:4010",
+        "shop_name": "Joe's: #1 shop",
+    }
     report = show()
     assert setting(report, "from") == ("+15017122661", f"config file ({path})")
     assert report["credentials"]["source"] == f"config file ({path})"  # type: ignore[index]
@@ -254,8 +276,17 @@ def test_init_from_flags_writes_a_private_commented_file(home: Path) -> None:
 
 
 def test_init_with_an_api_key_and_messaging_service(home: Path) -> None:
-    result = run("init", "--account-sid", SID, "--api-key", KEY_SID, "--api-secret", API_SECRET,
-                 "--messaging-service-sid", "MG" + "a" * 32)
+    result = run(
+        "init",
+        "--account-sid",
+        SID,
+        "--api-key",
+        KEY_SID,
+        "--api-secret",
+        API_SECRET,
+        "--messaging-service-sid",
+        "MG" + "a" * 32,
+    )
     assert result.exit_code == 0, result.stderr
     values = config.read_file(home / "config.yaml")
     assert values["api_secret"] == API_SECRET
@@ -268,8 +299,7 @@ def test_init_reads_the_token_from_stdin(home: Path) -> None:
     assert config.read_file(home / "config.yaml")["auth_token"] == TOKEN
 
 
-def test_init_without_flags_writes_a_template_and_says_credentials_are_missing(
-        home: Path) -> None:
+def test_init_without_flags_writes_a_template_and_says_credentials_are_missing(home: Path) -> None:
     result = run("init")
     assert result.exit_code == 0, result.stderr
     assert config.read_file(home / "config.yaml") == {}
@@ -289,23 +319,26 @@ def test_init_refuses_to_overwrite_without_force(home: Path) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["config.yaml"]
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--account-sid", "ACnope"], "--account-sid: is not an Account SID"),
-    (["--from", ""], "--from: must not be empty"),
-    (["--default-region", "USA"], "--default-region: is not a two-letter country code"),
-    (["--api-url", "localhost:4010"], "--api-url: is not an http:// or https:// URL"),
-    (["--api-key", TOKEN], "--api-key: is not an API key SID"),
-])
-def test_init_refuses_bad_values_and_writes_nothing(home: Path, args: list[str],
-                                                    expected: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--account-sid", "ACnope"], "--account-sid: is not an Account SID"),
+        (["--from", ""], "--from: must not be empty"),
+        (["--default-region", "USA"], "--default-region: is not a two-letter country code"),
+        (["--api-url", "localhost:4010"], "--api-url: is not an http:// or https:// URL"),
+        (["--api-key", TOKEN], "--api-key: is not an API key SID"),
+    ],
+)
+def test_init_refuses_bad_values_and_writes_nothing(home: Path, args: list[str], expected: str) -> None:
     result = run("init", *args)
     assert result.exit_code == 2
     assert f"smspipe: error: {expected}" in result.stderr
     assert not (home / "config.yaml").exists()
 
 
-def test_init_respects_config_flag_and_smspipe_config(tmp_path: Path, home: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_init_respects_config_flag_and_smspipe_config(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     flagged = tmp_path / "a" / "b.yaml"
     assert run("init", "--config", str(flagged), "--shop-name", "A").exit_code == 0
     assert config.read_file(flagged) == {"shop_name": "A"}
@@ -340,6 +373,7 @@ def test_schema_config_lists_every_key() -> None:
 
 # --- real processes -------------------------------------------------------------------
 
+
 def clean_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SMSPIPE_"))}
     env["SMSPIPE_HOME"] = str(home)
@@ -348,8 +382,14 @@ def clean_env(home: Path) -> dict[str, str]:
 
 def test_show_in_a_real_pipe_is_json(home: Path) -> None:
     write(home / "config.yaml", f"account_sid: {SID}\nauth_token: {TOKEN}\n")
-    proc = subprocess.run([str(SMSPIPE), "config", "show"], capture_output=True, text=True,
-                          env=clean_env(home), timeout=60, check=False)
+    proc = subprocess.run(
+        [str(SMSPIPE), "config", "show"],
+        capture_output=True,
+        text=True,
+        env=clean_env(home),
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["settings"]["auth_token"]["value"] == "(set)"
     assert TOKEN not in proc.stdout + proc.stderr
@@ -371,8 +411,7 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while text not in self.transcript:
             if not self._read(deadline - time.monotonic()):
-                raise AssertionError(f"{text!r} never came; the terminal shows:\n"
-                                     f"{self.transcript}")
+                raise AssertionError(f"{text!r} never came; the terminal shows:\n{self.transcript}")
 
     def type(self, line: str) -> None:
         os.write(self.fd, line.encode() + b"\n")
@@ -419,8 +458,7 @@ def terminal(home: Path) -> Iterator[StartTerminal]:
             os.close(term.fd)
 
 
-def test_init_asks_on_a_terminal_and_never_shows_the_token(
-        home: Path, terminal: StartTerminal) -> None:
+def test_init_asks_on_a_terminal_and_never_shows_the_token(home: Path, terminal: StartTerminal) -> None:
     term = terminal(["config", "init"], clean_env(home))
     term.expect("Account SID (AC…): ")
     term.type("ACnope")
@@ -440,15 +478,31 @@ def test_init_asks_on_a_terminal_and_never_shows_the_token(
     assert f"wrote {home / 'config.yaml'} (mode 600)" in term.transcript
     path = home / "config.yaml"
     assert mode_of(path) == 0o600
-    assert config.read_file(path) == {"account_sid": SID, "auth_token": TOKEN,
-                                      "from": "+15017122661", "default_region": "US",
-                                      "shop_name": "Joe's"}
+    assert config.read_file(path) == {
+        "account_sid": SID,
+        "auth_token": TOKEN,
+        "from": "+15017122661",
+        "default_region": "US",
+        "shop_name": "Joe's",
+    }
 
 
-def test_init_on_a_terminal_asks_only_what_the_flags_do_not_give(
-        home: Path, terminal: StartTerminal) -> None:
-    term = terminal(["config", "init", "--account-sid", SID, "--from", "+15017122661",
-                     "--default-region", "US", "--shop-name", ""], clean_env(home))
+def test_init_on_a_terminal_asks_only_what_the_flags_do_not_give(home: Path, terminal: StartTerminal) -> None:
+    term = terminal(
+        [
+            "config",
+            "init",
+            "--account-sid",
+            SID,
+            "--from",
+            "+15017122661",
+            "--default-region",
+            "US",
+            "--shop-name",
+            "",
+        ],
+        clean_env(home),
+    )
     term.expect("Auth token (not shown; Enter to use an API key instead): ")
     term.type("")
     term.expect("API key SID (SK…; Enter for none): ")
@@ -459,12 +513,16 @@ def test_init_on_a_terminal_asks_only_what_the_flags_do_not_give(
     assert API_SECRET not in term.transcript
     assert "Account SID" not in term.transcript
     assert config.read_file(home / "config.yaml") == {
-        "account_sid": SID, "api_key": KEY_SID, "api_secret": API_SECRET,
-        "from": "+15017122661", "default_region": "US", "shop_name": ""}
+        "account_sid": SID,
+        "api_key": KEY_SID,
+        "api_secret": API_SECRET,
+        "from": "+15017122661",
+        "default_region": "US",
+        "shop_name": "",
+    }
 
 
-def test_init_interrupted_on_a_terminal_writes_nothing(home: Path,
-                                                       terminal: StartTerminal) -> None:
+def test_init_interrupted_on_a_terminal_writes_nothing(home: Path, terminal: StartTerminal) -> None:
     term = terminal(["config", "init"], clean_env(home))
     term.expect("Account SID (AC…): ")
     os.write(term.fd, b"\x03")  # Ctrl-C
@@ -473,15 +531,13 @@ def test_init_interrupted_on_a_terminal_writes_nothing(home: Path,
     assert not (home / "config.yaml").exists()
 
 
-def test_init_no_input_on_a_terminal_asks_nothing(home: Path,
-                                                  terminal: StartTerminal) -> None:
+def test_init_no_input_on_a_terminal_asks_nothing(home: Path, terminal: StartTerminal) -> None:
     term = terminal(["config", "init", "--no-input", "--shop-name", "Quiet"], clean_env(home))
     assert term.finish() == 0, term.transcript
     assert config.read_file(home / "config.yaml") == {"shop_name": "Quiet"}
 
 
-def test_show_on_a_terminal_is_a_table_without_secrets(home: Path,
-                                                       terminal: StartTerminal) -> None:
+def test_show_on_a_terminal_is_a_table_without_secrets(home: Path, terminal: StartTerminal) -> None:
     write(home / "config.yaml", f"account_sid: {SID}\nauth_token: {TOKEN}\n")
     env = {**clean_env(home), "COLUMNS": "200", "SMSPIPE_FROM": "+15017122661"}
     term = terminal(["config", "show", "--shop-name", "Flag Shop"], env)

@@ -37,8 +37,7 @@ def ledger_states(home: Path) -> dict[str, int]:
     view = read_only(home / "state" / "ledger.sqlite3")
     assert view is not None
     try:
-        rows = view._connection.execute(
-            "SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()
+        rows = view._connection.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()
     finally:
         view.close()
     return {row[0]: row[1] for row in rows}
@@ -50,8 +49,10 @@ def home_of(env: dict[str, str]) -> Path:
 
 # --- the ledger ------------------------------------------------------------------------
 
+
 def test_a_rerun_sends_nothing_and_reports_skipped_with_the_earlier_sid(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(6)
     first = invoke("send", input=ndjson(documents))
     assert first.exit_code == 0, first.stderr
@@ -66,8 +67,9 @@ def test_a_rerun_sends_nothing_and_reports_skipped_with_the_earlier_sid(
     assert len(twilio_server.creates()) == 6  # nothing new reached the server
 
 
-def test_without_request_id_the_content_hash_is_the_key(send_env: dict[str, str],
-                                                       twilio_server: TwilioServer) -> None:
+def test_without_request_id_the_content_hash_is_the_key(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(3, request_ids=False)
     invoke("send", input=ndjson(documents))
     again = invoke("send", input=ndjson(documents))
@@ -79,7 +81,8 @@ def test_without_request_id_the_content_hash_is_the_key(send_env: dict[str, str]
 
 
 def test_force_sends_again_and_no_ledger_neither_skips_nor_records(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(2)
     invoke("send", input=ndjson(documents))
     forced = invoke("send", "--force", input=ndjson(documents))
@@ -90,16 +93,18 @@ def test_force_sends_again_and_no_ledger_neither_skips_nor_records(
     assert len(twilio_server.messages) == 8
 
 
-def test_the_same_request_twice_in_one_input_is_sent_once(send_env: dict[str, str],
-                                                          twilio_server: TwilioServer) -> None:
+def test_the_same_request_twice_in_one_input_is_sent_once(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     [document] = sms_documents(1)
     run = invoke("send", input=ndjson([document] * 3))
     assert sorted(run.statuses()) == ["sent", "skipped", "skipped"]
     assert len(twilio_server.messages) == 1
 
 
-def test_a_rejected_document_is_tried_again_on_the_next_run(send_env: dict[str, str],
-                                                            twilio_server: TwilioServer) -> None:
+def test_a_rejected_document_is_tried_again_on_the_next_run(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(2)
     twilio_server.reject(documents[0]["sms"]["phone"], 21610, "unsubscribed")
     assert invoke("send", input=ndjson(documents)).exit_code == 1
@@ -110,19 +115,22 @@ def test_a_rejected_document_is_tried_again_on_the_next_run(send_env: dict[str, 
     assert_each_created_once(twilio_server, documents)
 
 
-def test_ledger_location_flag_and_smspipe_home(send_env: dict[str, str], tmp_path: Path,
-                                               twilio_server: TwilioServer) -> None:
+def test_ledger_location_flag_and_smspipe_home(
+    send_env: dict[str, str], tmp_path: Path, twilio_server: TwilioServer
+) -> None:
     invoke("send", input=ndjson(sms_documents(1)))
     assert (home_of(send_env) / "state" / "ledger.sqlite3").is_file()
     custom = tmp_path / "elsewhere" / "sent.db"
     invoke("send", "--ledger", str(custom), input=ndjson(sms_documents(1, prefix="y")))
     assert custom.is_file()
-    assert invoke("send", "--ledger", str(custom),
-                  input=ndjson(sms_documents(1, prefix="y"))).statuses() == ["skipped"]
+    assert invoke("send", "--ledger", str(custom), input=ndjson(sms_documents(1, prefix="y"))).statuses() == [
+        "skipped"
+    ]
 
 
-def test_dry_run_shows_what_the_ledger_would_skip(send_env: dict[str, str],
-                                                  twilio_server: TwilioServer) -> None:
+def test_dry_run_shows_what_the_ledger_would_skip(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(2)
     invoke("send", input=ndjson(documents[:1]))
     run = invoke("send", "--dry-run", input=ndjson(documents))
@@ -132,8 +140,8 @@ def test_dry_run_shows_what_the_ledger_would_skip(send_env: dict[str, str],
 
 # --- retries -----------------------------------------------------------------------------
 
-def test_429_is_retried_after_retry_after(send_env: dict[str, str],
-                                          twilio_server: TwilioServer) -> None:
+
+def test_429_is_retried_after_retry_after(send_env: dict[str, str], twilio_server: TwilioServer) -> None:
     twilio_server.retry_after = "1"
     twilio_server.inject("429")
     run = invoke("send", "--concurrency", "1", input=ndjson(sms_documents(1)))
@@ -144,9 +152,9 @@ def test_429_is_retried_after_retry_after(send_env: dict[str, str],
 
 
 @pytest.mark.parametrize("faults", [("503", "503"), ("500",), ("reset", "reset")])
-def test_temporary_faults_are_retried_until_sent_once(send_env: dict[str, str],
-                                                      twilio_server: TwilioServer,
-                                                      faults: tuple[str, ...]) -> None:
+def test_temporary_faults_are_retried_until_sent_once(
+    send_env: dict[str, str], twilio_server: TwilioServer, faults: tuple[str, ...]
+) -> None:
     twilio_server.inject(*faults)
     run = invoke("send", "--concurrency", "1", *FAST, input=ndjson(sms_documents(1)))
     assert run.exit_code == 0, run.stderr
@@ -160,11 +168,11 @@ def test_temporary_faults_are_retried_until_sent_once(send_env: dict[str, str],
 
 @pytest.mark.parametrize("fault", ["drop", "slow"])
 def test_a_message_created_but_unanswered_is_found_not_resent(
-        send_env: dict[str, str], twilio_server: TwilioServer, fault: str) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer, fault: str
+) -> None:
     twilio_server.slow_seconds = 0.6
     twilio_server.inject(fault)
-    run = invoke("send", "--concurrency", "1", "--timeout", "0.3", *FAST,
-                 input=ndjson(sms_documents(1)))
+    run = invoke("send", "--concurrency", "1", "--timeout", "0.3", *FAST, input=ndjson(sms_documents(1)))
     assert run.exit_code == 0, run.stderr
     [message] = twilio_server.messages
     [record] = run.records
@@ -183,12 +191,22 @@ def test_4xx_is_never_retried(send_env: dict[str, str], twilio_server: TwilioSer
 
 
 def test_undelivered_after_retries_is_75_and_the_next_run_sends_it(
-        send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path
+) -> None:
     documents = sms_documents(2)
     twilio_server.inject("503", "503")
     failed = tmp_path / "failed.ndjson"
-    run = invoke("send", "--concurrency", "1", "--retries", "1", *FAST, "--failed", str(failed),
-                 input=ndjson(documents))
+    run = invoke(
+        "send",
+        "--concurrency",
+        "1",
+        "--retries",
+        "1",
+        *FAST,
+        "--failed",
+        str(failed),
+        input=ndjson(documents),
+    )
     assert run.exit_code == 75
     records = sorted(run.records, key=lambda r: r["line"])
     assert [r["status"] for r in records] == ["failed", "sent"]
@@ -202,7 +220,8 @@ def test_undelivered_after_retries_is_75_and_the_next_run_sends_it(
 
 
 def test_retry_after_longer_than_max_wait_leaves_it_for_the_next_run(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     twilio_server.retry_after = "30"
     twilio_server.inject("429")
     started = time.monotonic()
@@ -213,7 +232,8 @@ def test_retry_after_longer_than_max_wait_leaves_it_for_the_next_run(
 
 
 def test_when_the_log_cannot_be_checked_the_next_run_reconciles_first(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(3)
     twilio_server.inject("drop")
     twilio_server.fail_lookups = 1000
@@ -232,18 +252,20 @@ def test_when_the_log_cannot_be_checked_the_next_run_reconciles_first(
 
 
 def test_a_row_of_another_account_is_reconciled_with_its_documents_credentials(
-        bare_env: dict[str, str], twilio_server: TwilioServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    bare_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SMSPIPE_API_URL", twilio_server.url)
-    documents = [{"request_id": f"hub-{i}",
-                  "parameters": {"twilio_account_sid": OTHER_ACCOUNT_SID,
-                                 "twilio_auth_token": OTHER_AUTH_TOKEN},
-                  "sms": {"from": "+15017122661", "phone": f"+1415555000{i}",
-                          "message": f"hub message {i}"}} for i in range(2)]
+    documents = [
+        {
+            "request_id": f"hub-{i}",
+            "parameters": {"twilio_account_sid": OTHER_ACCOUNT_SID, "twilio_auth_token": OTHER_AUTH_TOKEN},
+            "sms": {"from": "+15017122661", "phone": f"+1415555000{i}", "message": f"hub message {i}"},
+        }
+        for i in range(2)
+    ]
     twilio_server.inject("drop")
     twilio_server.fail_lookups = 1000
-    assert invoke("send", "--concurrency", "1", *FAST,
-                  input=ndjson(documents)).exit_code == 75
+    assert invoke("send", "--concurrency", "1", *FAST, input=ndjson(documents)).exit_code == 75
     twilio_server.fail_lookups = 0
     again = invoke("send", input=ndjson(documents))
     assert again.exit_code == 0, again.stderr
@@ -254,16 +276,25 @@ def test_a_row_of_another_account_is_reconciled_with_its_documents_credentials(
 
 @pytest.mark.slow
 def test_under_a_mix_of_every_fault_each_message_is_created_once(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(40)
-    twilio_server.fault_mix = {"429": 0.1, "500": 0.1, "503": 0.1, "reset": 0.1,
-                               "drop": 0.1, "slow": 0.05}
+    twilio_server.fault_mix = {"429": 0.1, "500": 0.1, "503": 0.1, "reset": 0.1, "drop": 0.1, "slow": 0.05}
     twilio_server.retry_after = "0"
     twilio_server.slow_seconds = 0.5
     runs: list[Run] = []
     for _ in range(5):
-        run = invoke("send", "--concurrency", "6", "--timeout", "0.25", "--retries", "1",
-                     *FAST, input=ndjson(documents))
+        run = invoke(
+            "send",
+            "--concurrency",
+            "6",
+            "--timeout",
+            "0.25",
+            "--retries",
+            "1",
+            *FAST,
+            input=ndjson(documents),
+        )
         runs.append(run)
         if run.exit_code == 0:
             break
@@ -278,10 +309,16 @@ def test_under_a_mix_of_every_fault_each_message_is_created_once(
 
 # --- processes: kill -9, overlap, Ctrl-C ----------------------------------------------------
 
+
 def start_send(env: dict[str, str], documents: list[dict], *args: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen([sys.executable, "-m", "smspipe", "send", *args],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smspipe", "send", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert process.stdin is not None
     process.stdin.write(ndjson(documents))
     process.stdin.close()
@@ -291,7 +328,8 @@ def start_send(env: dict[str, str], documents: list[dict], *args: str) -> subpro
 
 @pytest.mark.slow
 def test_kill_9_in_the_middle_then_a_rerun_sends_each_message_once(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(40)
     twilio_server.latency = 0.15
     process = start_send(send_env, documents, "--concurrency", "4")
@@ -313,21 +351,27 @@ def test_kill_9_in_the_middle_then_a_rerun_sends_each_message_once(
 
 @pytest.mark.slow
 def test_two_processes_over_one_input_send_each_message_once(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(40)
     twilio_server.latency = 0.03
     processes = [start_send(send_env, documents, "--concurrency", "4") for _ in range(2)]
     outputs = [p.communicate(timeout=60) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
     assert_each_created_once(twilio_server, documents)
-    sent = [json.loads(line)["request_id"] for out, _ in outputs for line in out.splitlines()
-            if json.loads(line)["status"] == "sent"]
+    sent = [
+        json.loads(line)["request_id"]
+        for out, _ in outputs
+        for line in out.splitlines()
+        if json.loads(line)["status"] == "sent"
+    ]
     assert sorted(sent) == sorted(d["request_id"] for d in documents)
 
 
 @pytest.mark.slow
 def test_ctrl_c_finishes_the_requests_in_flight_and_leaves_the_ledger_consistent(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(40)
     twilio_server.latency = 0.3
     process = start_send(send_env, documents, "--concurrency", "4")
@@ -349,8 +393,10 @@ def test_ctrl_c_finishes_the_requests_in_flight_and_leaves_the_ledger_consistent
 
 # --- concurrency, rate, streaming ---------------------------------------------------------
 
-def test_concurrency_10_puts_10_requests_in_flight(send_env: dict[str, str],
-                                                   twilio_server: TwilioServer) -> None:
+
+def test_concurrency_10_puts_10_requests_in_flight(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     twilio_server.latency = 0.2
     run = invoke("send", "--concurrency", "10", input=ndjson(sms_documents(30)))
     assert run.exit_code == 0, run.stderr
@@ -371,8 +417,9 @@ def test_concurrency_is_between_1_and_100(send_env: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-def test_rate_20_never_starts_more_than_20_in_any_second(send_env: dict[str, str],
-                                                         twilio_server: TwilioServer) -> None:
+def test_rate_20_never_starts_more_than_20_in_any_second(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     run = invoke("send", "--rate", "20", "--concurrency", "10", input=ndjson(sms_documents(50)))
     assert run.exit_code == 0, run.stderr
     assert len(twilio_server.create_starts()) == 50
@@ -380,11 +427,15 @@ def test_rate_20_never_starts_more_than_20_in_any_second(send_env: dict[str, str
     assert twilio_server.max_starts_in_window(1.2) >= 18  # and not much slower than asked
 
 
-def test_results_are_written_as_they_complete(send_env: dict[str, str],
-                                              twilio_server: TwilioServer) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "smspipe", "send"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                               env=send_env, stderr=subprocess.DEVNULL)
+def test_results_are_written_as_they_complete(send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smspipe", "send"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=send_env,
+        stderr=subprocess.DEVNULL,
+    )
     assert process.stdin is not None and process.stdout is not None
     documents = sms_documents(2)
     process.stdin.write(ndjson(documents[:1]))
@@ -401,14 +452,20 @@ def test_results_are_written_as_they_complete(send_env: dict[str, str],
 
 
 def test_progress_goes_to_a_terminal_stderr_and_stdout_stays_ndjson(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     import pty
 
     twilio_server.latency = 0.05
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "smspipe", "send"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=terminal,
-                               text=True, env={**send_env, "COLUMNS": "120", "TERM": "xterm"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smspipe", "send"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+        env={**send_env, "COLUMNS": "120", "TERM": "xterm"},
+    )
     os.close(terminal)
     stdout, _ = process.communicate(ndjson(sms_documents(8)), timeout=60)
     screen = b""

@@ -34,9 +34,7 @@ def test_escape_pair_is_never_split_across_parts() -> None:
     assert result.segments == 3  # 306 septets would fit 2 parts if the pair could split
 
 
-@pytest.mark.parametrize(
-    ("length", "segments"), [(70, 1), (71, 2), (134, 2), (135, 3), (201, 3), (202, 4)]
-)
+@pytest.mark.parametrize(("length", "segments"), [(70, 1), (71, 2), (134, 2), (135, 3), (201, 3), (202, 4)])
 def test_ucs2_segments_at_boundaries(length: int, segments: int) -> None:
     result = analyse("ł" * length)
     assert (result.name, result.units, result.segments) == (UCS2, length, segments)

@@ -21,15 +21,40 @@ from smspipe.translate import _CLEAN, _is_mapping, _is_number, clean_text
 CHARS = st.one_of(
     st.sampled_from(sorted(GSM7_ALL)),
     st.sampled_from(sorted(GSM7_EXTENSION)),
-    st.sampled_from(["é", "ë", "Ł", "’", "中", "😀", "🇺", "\u200b", "\u2028", "\u2029", "\x85",
-                     "\x07", "\x00", "\x7f", "\r", "\t", "\x1b", " ", "\u00a0"]),
+    st.sampled_from(
+        [
+            "é",
+            "ë",
+            "Ł",
+            "’",
+            "中",
+            "😀",
+            "🇺",
+            "\u200b",
+            "\u2028",
+            "\u2029",
+            "\x85",
+            "\x07",
+            "\x00",
+            "\x7f",
+            "\r",
+            "\t",
+            "\x1b",
+            " ",
+            "\u00a0",
+        ]
+    ),
     st.characters(),
 )
 TEXTS = st.one_of(
     st.lists(CHARS, max_size=200).map("".join),
     # long GSM-7 and UCS-2 texts around the segment boundaries
-    st.builds(lambda n, c, tail: "a" * n + c + tail, st.integers(60, 460),
-              st.sampled_from(["", "€", "é", "😀", "{"]), st.lists(CHARS, max_size=5).map("".join)),
+    st.builds(
+        lambda n, c, tail: "a" * n + c + tail,
+        st.integers(60, 460),
+        st.sampled_from(["", "€", "é", "😀", "{"]),
+        st.lists(CHARS, max_size=5).map("".join),
+    ),
 )
 
 
@@ -69,10 +94,12 @@ def test_clean_text_agrees_with_translate_always(text: str) -> None:
 
 
 JSON = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False,
-              allow_infinity=False), TEXTS),
-    lambda children: st.one_of(st.lists(children, max_size=3),
-                               st.dictionaries(TEXTS, children, max_size=3)), max_leaves=10)
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), TEXTS
+    ),
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(TEXTS, children, max_size=3)),
+    max_leaves=10,
+)
 
 
 @given(value=JSON)
@@ -94,8 +121,15 @@ def test_every_built_in_text_compiles() -> None:
 
 
 VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.decimals(), st.fractions(),
-    st.complex_numbers(), st.text(max_size=5), st.lists(st.integers(), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.decimals(),
+    st.fractions(),
+    st.complex_numbers(),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=3).map(MappingProxyType),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=3).map(OrderedDict),

@@ -19,8 +19,14 @@ from smspipe.ledger import ClaimResult, Entry, Ledger, State, read_only
 
 
 def entry(key: str = "order:R1:complete", body: str = "Your order R1 shipped") -> Entry:
-    return Entry(key=key, account_sid="AC" + "1" * 32, to="+14155552671",
-                 sender="+15017122661", messaging_service_sid=None, body=body)
+    return Entry(
+        key=key,
+        account_sid="AC" + "1" * 32,
+        to="+14155552671",
+        sender="+15017122661",
+        messaging_service_sid=None,
+        body=body,
+    )
 
 
 @pytest.fixture
@@ -108,13 +114,11 @@ def test_a_run_killed_with_sigkill_leaves_a_stale_row(path: Path) -> None:
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "claimed"
     with Ledger(path) as ledger:
-        assert ledger.claim(Entry("k", None, "+14155552671", None, None, "hello")).result == \
-            ClaimResult.BUSY
+        assert ledger.claim(Entry("k", None, "+14155552671", None, None, "hello")).result == ClaimResult.BUSY
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     with Ledger(path) as ledger:
-        assert ledger.claim(Entry("k", None, "+14155552671", None, None, "hello")).result == \
-            ClaimResult.STALE
+        assert ledger.claim(Entry("k", None, "+14155552671", None, None, "hello")).result == ClaimResult.STALE
 
 
 def test_adopt_takes_a_dead_runs_row_once(path: Path) -> None:
@@ -143,8 +147,9 @@ def test_claims_race_across_processes_and_each_key_is_claimed_once(path: Path) -
                     ledger.mark_sent(f"k{{i}}", f"SM{{i}}")
         print(won)
     """)
-    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                                  text=True) for _ in range(4)]
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(4)
+    ]
     won = [int(p.communicate(timeout=60)[0]) for p in processes]
     assert sum(won) == keys
     with Ledger(path) as ledger:
@@ -184,6 +189,7 @@ def test_an_unusable_ledger_is_a_config_error(tmp_path: Path) -> None:
 
 # --- the rate limiter and the backoff --------------------------------------------------
 
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -193,8 +199,10 @@ class FakeClock:
 
 
 @settings(max_examples=200, deadline=None)
-@given(rate=st.one_of(st.integers(1, 50).map(float), st.floats(0.2, 40)),
-       gaps=st.lists(st.floats(0, 0.3), min_size=1, max_size=120))
+@given(
+    rate=st.one_of(st.integers(1, 50).map(float), st.floats(0.2, 40)),
+    gaps=st.lists(st.floats(0, 0.3), min_size=1, max_size=120),
+)
 def test_never_more_than_rate_starts_in_any_second(rate: float, gaps: list[float]) -> None:
     clock = FakeClock()
     limiter = RateLimiter(rate, clock=clock)
@@ -219,15 +227,23 @@ def test_without_rate_nothing_waits_but_retry_after_holds() -> None:
     assert limiter.reserve() == 2.5
 
 
-@given(attempt=st.integers(1, 30), max_wait=st.floats(0, 120),
-       retry_after=st.one_of(st.none(), st.floats(0, 200)))
+@given(
+    attempt=st.integers(1, 30),
+    max_wait=st.floats(0, 120),
+    retry_after=st.one_of(st.none(), st.floats(0, 200)),
+)
 def test_backoff_is_full_jitter_bounded_by_max_wait_and_honours_retry_after(
-        attempt: int, max_wait: float, retry_after: float | None) -> None:
+    attempt: int, max_wait: float, retry_after: float | None
+) -> None:
     from smspipe.delivery import Engine, Gateways
 
     options = EngineOptions(concurrency=1, max_wait=max_wait, backoff=0.5)
-    engine = Engine(options, Gateways(lambda c: None), None,  # type: ignore[arg-type,return-value]
-                    on_result=lambda r: None)
+    engine = Engine(
+        options,
+        Gateways(lambda c: None),
+        None,  # type: ignore[arg-type,return-value]
+        on_result=lambda r: None,
+    )
     try:
         delay = engine.backoff(attempt, retry_after)
     finally:

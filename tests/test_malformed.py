@@ -51,9 +51,22 @@ def assert_clean_failure(result: Any, fragment: str) -> dict[str, Any]:
         ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
         ("{'phone': '+14155552671'}", "invalid JSON"),
     ],
-    ids=["truncated", "trailing-comma", "array-trailing-comma", "nan", "infinity", "huge-float",
-         "5000-digits", "scalar-number", "scalar-string", "null", "array-of-scalars",
-         "deep-array", "deep-object", "single-quotes"],
+    ids=[
+        "truncated",
+        "trailing-comma",
+        "array-trailing-comma",
+        "nan",
+        "infinity",
+        "huge-float",
+        "5000-digits",
+        "scalar-number",
+        "scalar-string",
+        "null",
+        "array-of-scalars",
+        "deep-array",
+        "deep-object",
+        "single-quotes",
+    ],
 )
 def test_malformed_json_gives_one_clear_error(data: str, fragment: str) -> None:
     bad = assert_clean_failure(run(data), fragment)
@@ -75,7 +88,14 @@ def test_mixed_ndjson_stream_reports_bad_lines_by_number_and_keeps_going() -> No
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.exit_code == 1
     assert [(r["line"], r["valid"]) for r in rows] == [
-        (1, True), (2, False), (3, True), (5, False), (6, True), (7, False), (8, True)]
+        (1, True),
+        (2, False),
+        (3, True),
+        (5, False),
+        (6, True),
+        (7, False),
+        (8, True),
+    ]
 
 
 def test_ndjson_whose_first_line_is_broken() -> None:
@@ -117,12 +137,32 @@ def test_arbitrary_bytes_never_crash(data: bytes) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["sms", "phone", "message", "from", "media_url",
-                                      "request_id", "parameters", "id", "status_callback"])
-                      | st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "sms",
+                    "phone",
+                    "message",
+                    "from",
+                    "media_url",
+                    "request_id",
+                    "parameters",
+                    "id",
+                    "status_callback",
+                ]
+            )
+            | st.text(max_size=8),
+            children,
+            max_size=5,
+        )
+    ),
     max_leaves=20,
 )
 

@@ -47,9 +47,15 @@ def test_allow_list_refuses_other_countries() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "normalised"),
-    [("+15017122661", "+15017122661"), ("12345", "12345"), ("123456", "123456"),
-     ("ACME", "ACME"), ("Shop 24", "Shop 24"), ("whatsapp:+14155552671", "whatsapp:+14155552671"),
-     ("(415) 555-2671", "+14155552671")],
+    [
+        ("+15017122661", "+15017122661"),
+        ("12345", "12345"),
+        ("123456", "123456"),
+        ("ACME", "ACME"),
+        ("Shop 24", "Shop 24"),
+        ("whatsapp:+14155552671", "whatsapp:+14155552671"),
+        ("(415) 555-2671", "+14155552671"),
+    ],
 )
 def test_valid_senders(raw: str, normalised: str) -> None:
     assert check_sender(raw, "US").e164 == normalised

@@ -13,10 +13,18 @@ from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberTyp
 from smspipe import phone
 
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
-TYPES = [PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.TOLL_FREE,
-         PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST, PhoneNumberType.VOIP,
-         PhoneNumberType.PERSONAL_NUMBER, PhoneNumberType.PAGER, PhoneNumberType.UAN,
-         PhoneNumberType.VOICEMAIL]
+TYPES = [
+    PhoneNumberType.FIXED_LINE,
+    PhoneNumberType.MOBILE,
+    PhoneNumberType.TOLL_FREE,
+    PhoneNumberType.PREMIUM_RATE,
+    PhoneNumberType.SHARED_COST,
+    PhoneNumberType.VOIP,
+    PhoneNumberType.PERSONAL_NUMBER,
+    PhoneNumberType.PAGER,
+    PhoneNumberType.UAN,
+    PhoneNumberType.VOICEMAIL,
+]
 
 
 def example_numbers() -> list[phonenumbers.PhoneNumber]:
@@ -60,27 +68,39 @@ def reference_check(raw: str, region: str, allowed: frozenset[str] = frozenset()
     text = raw.strip()
     whatsapp = text.lower().startswith(phone.WHATSAPP_PREFIX)
     if whatsapp:
-        text = text[len(phone.WHATSAPP_PREFIX):].strip()
+        text = text[len(phone.WHATSAPP_PREFIX) :].strip()
         if not text.startswith("+"):
-            return phone.PhoneCheck(None, error=f"{raw!r}: a whatsapp: address takes an E.164 "
-                                                f"number (whatsapp:{phone.EXAMPLE_E164})")
+            return phone.PhoneCheck(
+                None,
+                error=f"{raw!r}: a whatsapp: address takes an E.164 number (whatsapp:{phone.EXAMPLE_E164})",
+            )
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
-        return phone.PhoneCheck(None, error=f"{raw!r} {phone._describe_parse_error(exc)}; "
-                                            f"give it in E.164 form ({phone.EXAMPLE_E164})")
+        return phone.PhoneCheck(
+            None,
+            error=f"{raw!r} {phone._describe_parse_error(exc)}; give it in E.164 form ({phone.EXAMPLE_E164})",
+        )
     if not phonenumbers.is_valid_number(number):
         where = region if not text.startswith("+") else "its country code"
-        return phone.PhoneCheck(None, error=f"{raw!r} is not a valid phone number for {where}; "
-                                            f"give it in E.164 form ({phone.EXAMPLE_E164})")
+        return phone.PhoneCheck(
+            None,
+            error=f"{raw!r} is not a valid phone number for {where}; "
+            f"give it in E.164 form ({phone.EXAMPLE_E164})",
+        )
     found = phonenumbers.region_code_for_number(number)
     if phonenumbers.number_type(number) == PhoneNumberType.PREMIUM_RATE:
-        return phone.PhoneCheck(None, found, f"{raw!r} is a premium-rate number; "
-                                             "smspipe refuses them (SMS-pumping fraud)")
+        return phone.PhoneCheck(
+            None, found, f"{raw!r} is a premium-rate number; smspipe refuses them (SMS-pumping fraud)"
+        )
     if allowed and found not in allowed:
-        return phone.PhoneCheck(None, found, f"{raw!r} is in {found}, outside allowed_countries "
-                                             f"({', '.join(sorted(allowed))}); add {found} to "
-                                             "allowed_countries in the config to allow it")
+        return phone.PhoneCheck(
+            None,
+            found,
+            f"{raw!r} is in {found}, outside allowed_countries "
+            f"({', '.join(sorted(allowed))}); add {found} to "
+            "allowed_countries in the config to allow it",
+        )
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     return phone.PhoneCheck(phone.WHATSAPP_PREFIX + e164 if whatsapp else e164, found)
 
@@ -105,8 +125,9 @@ def expected_class(number: phonenumbers.PhoneNumber) -> tuple[str | None, str]:
     kind = phonenumbers.number_type(number)
     valid = phonenumbers.is_valid_number(number)
     assert valid == (kind != PhoneNumberType.UNKNOWN)
-    category = (phone.INVALID if not valid else
-                phone.PREMIUM if kind == PhoneNumberType.PREMIUM_RATE else phone.VALID)
+    category = (
+        phone.INVALID if not valid else phone.PREMIUM if kind == PhoneNumberType.PREMIUM_RATE else phone.VALID
+    )
     return phonenumbers.region_code_for_number(number), category
 
 
@@ -126,11 +147,19 @@ def test_check_number_of_every_example_number() -> None:
         national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
         e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
         # national form first: its E.164 form is then answered from what was learnt
-        for raw, default in ((national, region), (e164, "US"), (e164, region),
-                             (f"whatsapp:{e164}", "DE"), (national, "US")):
+        for raw, default in (
+            (national, region),
+            (e164, "US"),
+            (e164, region),
+            (f"whatsapp:{e164}", "DE"),
+            (national, "US"),
+        ):
             for allow in (frozenset(), allowed):
-                assert phone.check_number(raw, default, allow) == \
-                    reference_check(raw, default, allow), (raw, default, allow)
+                assert phone.check_number(raw, default, allow) == reference_check(raw, default, allow), (
+                    raw,
+                    default,
+                    allow,
+                )
 
 
 COUNTRY_CODES = st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)).map(str)
@@ -138,13 +167,21 @@ DIGITS = st.text(alphabet="0123456789", max_size=19)
 E164_LIKE = st.one_of(
     st.builds(lambda cc, rest: f"+{cc}{rest}", COUNTRY_CODES, DIGITS),
     st.builds(lambda rest: f"+{rest}", DIGITS),
-    st.builds(lambda cc, rest, tail: f"+{cc}{rest}{tail}", COUNTRY_CODES, DIGITS,
-              st.sampled_from([" ", "x1", "#", "-", "٣", "\u00a0"])),
+    st.builds(
+        lambda cc, rest, tail: f"+{cc}{rest}{tail}",
+        COUNTRY_CODES,
+        DIGITS,
+        st.sampled_from([" ", "x1", "#", "-", "٣", "\u00a0"]),
+    ),
     st.sampled_from(E164_EXAMPLES).map(lambda e: e[:-1]),  # one digit short
     st.sampled_from(E164_EXAMPLES).map(lambda e: e + "1"),  # one digit long
     # real numbers with their last digits changed: mostly valid, of every type
-    st.builds(lambda e, cut, tail: e[:-cut] + tail[:cut].rjust(cut, "5"),
-              st.sampled_from(E164_EXAMPLES), st.integers(1, 6), DIGITS),
+    st.builds(
+        lambda e, cut, tail: e[:-cut] + tail[:cut].rjust(cut, "5"),
+        st.sampled_from(E164_EXAMPLES),
+        st.integers(1, 6),
+        DIGITS,
+    ),
 )
 
 
@@ -165,8 +202,10 @@ def test_parse_agrees_on_generated_numbers(text: str, region: str) -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(text=E164_LIKE, region=st.sampled_from(["US", "GB", "IT"]),
-       allowed=st.sampled_from([frozenset(), frozenset({"US", "CA"}), frozenset({"GB"})]))
-def test_check_number_agrees_on_generated_numbers(text: str, region: str,
-                                                  allowed: frozenset[str]) -> None:
+@given(
+    text=E164_LIKE,
+    region=st.sampled_from(["US", "GB", "IT"]),
+    allowed=st.sampled_from([frozenset(), frozenset({"US", "CA"}), frozenset({"GB"})]),
+)
+def test_check_number_agrees_on_generated_numbers(text: str, region: str, allowed: frozenset[str]) -> None:
     assert phone.check_number(text, region, allowed) == reference_check(text, region, allowed)

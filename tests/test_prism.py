@@ -46,18 +46,23 @@ STARTUP_SECONDS = 90
 
 def prism_executable() -> str:
     if shutil.which("node") is None:
-        pytest.skip("node is not installed: the Prism conformance tests need Node.js >= 18 "
-                    "(then .ci/prism.sh installs Prism)")
+        pytest.skip(
+            "node is not installed: the Prism conformance tests need Node.js >= 18 "
+            "(then .ci/prism.sh installs Prism)"
+        )
     if LOCAL_PRISM.exists():
         return str(LOCAL_PRISM)
     on_path = shutil.which("prism")
     if on_path:
         return on_path
-    installed = subprocess.run(["sh", str(INSTALLER)], capture_output=True, text=True,
-                               timeout=600, check=False)
+    installed = subprocess.run(
+        ["sh", str(INSTALLER)], capture_output=True, text=True, timeout=600, check=False
+    )
     if installed.returncode != 0 or not LOCAL_PRISM.exists():
-        pytest.fail(f"node is installed but Prism is not, and .ci/prism.sh could not install "
-                    f"it (exit {installed.returncode}): {installed.stderr.strip()[-500:]}")
+        pytest.fail(
+            f"node is installed but Prism is not, and .ci/prism.sh could not install "
+            f"it (exit {installed.returncode}): {installed.stderr.strip()[-500:]}"
+        )
     return str(LOCAL_PRISM)
 
 
@@ -93,7 +98,9 @@ def start_prism(spec_path: Path, log_path: Path) -> tuple[subprocess.Popen[bytes
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [executable, "mock", str(spec_path), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_SECONDS
     while b"Prism is listening" not in log_path.read_bytes():
@@ -129,8 +136,7 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def prism_env(bare_env: dict[str, str], prism: str,
-              monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def prism_env(bare_env: dict[str, str], prism: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     values = {"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN, "SMSPIPE_API_URL": prism}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -139,21 +145,45 @@ def prism_env(bare_env: dict[str, str], prism: str,
 
 def test_prism_accepts_every_message_send_puts_on_the_wire(prism_env: dict[str, str]) -> None:
     documents = [
-        {"request_id": "plain", "sms": {"from": "+15017122661", "phone": "+14155552671",
-                                        "message": "Order R12345 was shipped!"}},
-        {"request_id": "mms", "sms": {
-            "from": "+15017122661", "phone": "+14155552672", "message": "Your receipt",
-            "media_url": ["https://example.com/receipt.png", "https://example.com/map.jpg"],
-            "status_callback": "https://example.com/twilio/status"}},
-        {"request_id": "unicode", "sms": {"from": "ACME", "phone": "+447911123456",
-                                          "message": "Ihre Bestellung ist unterwegs 📦 — danke!"}},
-        {"request_id": "service", "parameters": {
-            "twilio_account_sid": ACCOUNT, "twilio_auth_token": TOKEN,
-            "twilio_messaging_service_sid": "MG" + "a" * 32},
-         "sms": {"phone": "+14155552673", "message": "Sent through a Messaging Service"}},
-        {"request_id": "whatsapp", "sms": {"from": "whatsapp:+15017122661",
-                                           "phone": "whatsapp:+14155552674",
-                                           "message": "Hello on WhatsApp"}},
+        {
+            "request_id": "plain",
+            "sms": {"from": "+15017122661", "phone": "+14155552671", "message": "Order R12345 was shipped!"},
+        },
+        {
+            "request_id": "mms",
+            "sms": {
+                "from": "+15017122661",
+                "phone": "+14155552672",
+                "message": "Your receipt",
+                "media_url": ["https://example.com/receipt.png", "https://example.com/map.jpg"],
+                "status_callback": "https://example.com/twilio/status",
+            },
+        },
+        {
+            "request_id": "unicode",
+            "sms": {
+                "from": "ACME",
+                "phone": "+447911123456",
+                "message": "Ihre Bestellung ist unterwegs 📦 — danke!",
+            },
+        },
+        {
+            "request_id": "service",
+            "parameters": {
+                "twilio_account_sid": ACCOUNT,
+                "twilio_auth_token": TOKEN,
+                "twilio_messaging_service_sid": "MG" + "a" * 32,
+            },
+            "sms": {"phone": "+14155552673", "message": "Sent through a Messaging Service"},
+        },
+        {
+            "request_id": "whatsapp",
+            "sms": {
+                "from": "whatsapp:+15017122661",
+                "phone": "whatsapp:+14155552674",
+                "message": "Hello on WhatsApp",
+            },
+        },
     ]
     run = invoke("send", "--no-ledger", "--verbose", input=ndjson(documents))
 
@@ -166,8 +196,15 @@ def test_prism_accepts_every_message_send_puts_on_the_wire(prism_env: dict[str, 
 
 def test_prism_accepts_the_status_callback_flag(prism_env: dict[str, str]) -> None:
     document = {"sms": {"phone": "+14155552671", "message": "hello"}}
-    run = invoke("send", "--no-ledger", "--from", "+15017122661", "--status-callback",
-                 "https://example.com/cb", input=json.dumps(document))
+    run = invoke(
+        "send",
+        "--no-ledger",
+        "--from",
+        "+15017122661",
+        "--status-callback",
+        "https://example.com/cb",
+        input=json.dumps(document),
+    )
     assert run.exit_code == 0, run.stdout + run.stderr
 
 
@@ -177,8 +214,7 @@ def test_prism_accepts_the_message_log_lookup_and_the_account_fetch(prism: str) 
 
     gateway = Gateway(Credentials(ACCOUNT, ACCOUNT, TOKEN, "test"), api_url=prism, timeout=10)
     # Prism answers with the spec's example; what matters is that it raises no 422.
-    gateway.find_messages("+14155552671", "+15017122661", "no such body",
-                          datetime.now(UTC))
+    gateway.find_messages("+14155552671", "+15017122661", "no such body", datetime.now(UTC))
     account = gateway.fetch_account()
     assert account["sid"].startswith("AC")
 
@@ -187,9 +223,12 @@ def test_prism_refuses_a_request_that_breaks_the_spec(prism: str) -> None:
     """The check is real: a create without To is refused with 422."""
     import requests
 
-    answer = requests.post(f"{prism}/2010-04-01/Accounts/{ACCOUNT}/Messages.json",
-                           data={"From": "+15017122661", "Body": "hi"}, auth=(ACCOUNT, TOKEN),
-                           timeout=10)
+    answer = requests.post(
+        f"{prism}/2010-04-01/Accounts/{ACCOUNT}/Messages.json",
+        data={"From": "+15017122661", "Body": "hi"},
+        auth=(ACCOUNT, TOKEN),
+        timeout=10,
+    )
     assert answer.status_code == 422
 
 
@@ -206,10 +245,16 @@ def test_prism_still_needs_the_encoding_workaround(tmp_path: Path) -> None:
     try:
         answer = requests.post(
             f"{url}/2010-04-01/Accounts/{ACCOUNT}/Messages.json",
-            data=[("To", "+14155552671"), ("From", "+15017122661"), ("Body", "hi"),
-                  ("MediaUrl", "https://example.com/a.png"),
-                  ("MediaUrl", "https://example.com/b.png")],
-            auth=(ACCOUNT, TOKEN), timeout=10)
+            data=[
+                ("To", "+14155552671"),
+                ("From", "+15017122661"),
+                ("Body", "hi"),
+                ("MediaUrl", "https://example.com/a.png"),
+                ("MediaUrl", "https://example.com/b.png"),
+            ],
+            auth=(ACCOUNT, TOKEN),
+            timeout=10,
+        )
     finally:
         stop_prism(process)
     assert answer.status_code == 422

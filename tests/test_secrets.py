@@ -25,18 +25,28 @@ ALL_SECRETS = (AUTH_TOKEN, FILE_TOKEN, DOC_TOKEN, FLAG_TOKEN, API_SECRET)
 
 
 @pytest.fixture
-def world(bare_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path
-          ) -> tuple[dict[str, str], Path]:
+def world(
+    bare_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path
+) -> tuple[dict[str, str], Path]:
     config = tmp_path / "config.yaml"
-    config.write_text(f'account_sid: "{ACCOUNT_SID}"\nauth_token: "{FILE_TOKEN}"\n'
-                      f'api_secret: "{API_SECRET}"\nfrom: "{SENDER}"\n')
+    config.write_text(
+        f'account_sid: "{ACCOUNT_SID}"\nauth_token: "{FILE_TOKEN}"\n'
+        f'api_secret: "{API_SECRET}"\nfrom: "{SENDER}"\n'
+    )
     config.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP)  # draws the permission warning
-    env = {**bare_env, "SMSPIPE_API_URL": twilio_server.url, "SMSPIPE_CONFIG": str(config),
-           "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-           "SMSPIPE_DEBUG": "1"}
-    request = {"request_id": "secret-1", "parameters": {"twilio_account_sid": ACCOUNT_SID,
-                                                        "twilio_auth_token": DOC_TOKEN},
-               "sms": {"phone": "+14155552671", "message": "hello"}}
+    env = {
+        **bare_env,
+        "SMSPIPE_API_URL": twilio_server.url,
+        "SMSPIPE_CONFIG": str(config),
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "SMSPIPE_DEBUG": "1",
+    }
+    request = {
+        "request_id": "secret-1",
+        "parameters": {"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": DOC_TOKEN},
+        "sms": {"phone": "+14155552671", "message": "hello"},
+    }
     document = tmp_path / "request.json"
     document.write_text(json.dumps(request))
     return env, document
@@ -62,8 +72,16 @@ def test_no_command_prints_a_secret(world: tuple[dict[str, str], Path], tmp_path
         ("schema", "config"),
         ("send", "--dry-run", "-v", str(document)),
         ("send", "-v", "--no-ledger", str(samples / "sms.json")),
-        ("send", "-v", "--no-ledger", "--account-sid", ACCOUNT_SID, "--auth-token", FLAG_TOKEN,
-         str(samples / "sms.json")),
+        (
+            "send",
+            "-v",
+            "--no-ledger",
+            "--account-sid",
+            ACCOUNT_SID,
+            "--auth-token",
+            FLAG_TOKEN,
+            str(samples / "sms.json"),
+        ),
         ("send", "-v", "--no-ledger", str(document)),
         ("config", "show"),
         ("config", "show", "--json"),
@@ -71,10 +89,28 @@ def test_no_command_prints_a_secret(world: tuple[dict[str, str], Path], tmp_path
         ("config", "example"),
         ("config", "check", "-v"),
         ("config", "check", "--auth-token", FLAG_TOKEN),
-        ("config", "init", "--config", str(tmp_path / "new.yaml"), "--account-sid", ACCOUNT_SID,
-         "--auth-token", FLAG_TOKEN, "--no-input"),
-        ("config", "init", "--config", str(tmp_path / "new.yaml"), "--account-sid", ACCOUNT_SID,
-         "--auth-token", FLAG_TOKEN, "--no-input"),  # refused: exists
+        (
+            "config",
+            "init",
+            "--config",
+            str(tmp_path / "new.yaml"),
+            "--account-sid",
+            ACCOUNT_SID,
+            "--auth-token",
+            FLAG_TOKEN,
+            "--no-input",
+        ),
+        (
+            "config",
+            "init",
+            "--config",
+            str(tmp_path / "new.yaml"),
+            "--account-sid",
+            ACCOUNT_SID,
+            "--auth-token",
+            FLAG_TOKEN,
+            "--no-input",
+        ),  # refused: exists
     ]
     codes = {}
     for args in commands:
@@ -84,8 +120,16 @@ def test_no_command_prints_a_secret(world: tuple[dict[str, str], Path], tmp_path
         codes[args] = run.exit_code
     # The runs did what they should, so the sweep covered real paths:
     assert codes[("send", "-v", "--no-ledger", str(samples / "sms.json"))] == 0
-    refused = ("send", "-v", "--no-ledger", "--account-sid", ACCOUNT_SID, "--auth-token",
-               FLAG_TOKEN, str(samples / "sms.json"))
+    refused = (
+        "send",
+        "-v",
+        "--no-ledger",
+        "--account-sid",
+        ACCOUNT_SID,
+        "--auth-token",
+        FLAG_TOKEN,
+        str(samples / "sms.json"),
+    )
     assert codes[refused] == 2  # the server does not know FLAG_TOKEN
     assert codes[("send", "-v", "--no-ledger", str(document))] == 2  # nor DOC_TOKEN
     assert codes[("config", "check", "-v")] == 0

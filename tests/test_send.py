@@ -36,17 +36,28 @@ def assert_no_secrets(*texts: str) -> None:
             assert secret not in text
 
 
-def hub_request(request_id: str, phone: str, message: str, *, sid: str = OTHER_ACCOUNT_SID,
-                token: str = OTHER_AUTH_TOKEN, sender: str = "+15017122661") -> dict[str, Any]:
-    return {"request_id": request_id,
-            "parameters": {"twilio_account_sid": sid, "twilio_auth_token": token},
-            "sms": {"from": sender, "phone": phone, "message": message}}
+def hub_request(
+    request_id: str,
+    phone: str,
+    message: str,
+    *,
+    sid: str = OTHER_ACCOUNT_SID,
+    token: str = OTHER_AUTH_TOKEN,
+    sender: str = "+15017122661",
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "parameters": {"twilio_account_sid": sid, "twilio_auth_token": token},
+        "sms": {"from": sender, "phone": phone, "message": message},
+    }
 
 
 # --- delivering ----------------------------------------------------------------
 
+
 def test_sends_each_valid_document_once_and_prints_the_servers_sid(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(3)
     documents.insert(1, {"sms": {"phone": "12", "message": "bad number"}})
     run = invoke("send", input=ndjson(documents))
@@ -60,8 +71,7 @@ def test_sends_each_valid_document_once_and_prints_the_servers_sid(
         if record["status"] == "sent":
             assert record["sid"] in created
             assert created[record["sid"]]["to"] == record["to"]
-            assert record["summary"] == (f'SMS "{created[record["sid"]]["body"]}" sent to '
-                                         f'{record["to"]}')
+            assert record["summary"] == (f'SMS "{created[record["sid"]]["body"]}" sent to {record["to"]}')
             assert record["error"] is None
             assert record["segments"] == 1
     assert records[0]["request_id"] == "msg-0"
@@ -69,31 +79,37 @@ def test_sends_each_valid_document_once_and_prints_the_servers_sid(
     assert run.stdout.count("\n") == 4  # only data on stdout
 
 
-def test_maps_every_field_onto_twilios_form(send_env: dict[str, str],
-                                            twilio_server: TwilioServer) -> None:
-    document = {"sms": {"from": "+15017122661", "phone": "(415) 555-2671",
-                        "message": "Order R12345 was shipped!",
-                        "media_url": ["https://example.com/a.png", "https://example.com/b.jpg"],
-                        "status_callback": "https://example.com/status"}}
+def test_maps_every_field_onto_twilios_form(send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    document = {
+        "sms": {
+            "from": "+15017122661",
+            "phone": "(415) 555-2671",
+            "message": "Order R12345 was shipped!",
+            "media_url": ["https://example.com/a.png", "https://example.com/b.jpg"],
+            "status_callback": "https://example.com/status",
+        }
+    }
     run = invoke("send", input=json.dumps(document))
 
     assert run.exit_code == 0, run.stderr
     [create] = twilio_server.creates()
-    assert create.form == {"To": ["+14155552671"], "From": ["+15017122661"],
-                           "Body": ["Order R12345 was shipped!"],
-                           "MediaUrl": ["https://example.com/a.png", "https://example.com/b.jpg"],
-                           "StatusCallback": ["https://example.com/status"]}
+    assert create.form == {
+        "To": ["+14155552671"],
+        "From": ["+15017122661"],
+        "Body": ["Order R12345 was shipped!"],
+        "MediaUrl": ["https://example.com/a.png", "https://example.com/b.jpg"],
+        "StatusCallback": ["https://example.com/status"],
+    }
     assert create.username == ACCOUNT_SID and create.password == AUTH_TOKEN
     assert run.records[0]["summary"] == 'SMS "Order R12345 was shipped!" sent to +14155552671'
 
 
-def test_messaging_service_instead_of_a_number(send_env: dict[str, str],
-                                               twilio_server: TwilioServer,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_messaging_service_instead_of_a_number(
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SMSPIPE_FROM")
     service = "MG" + "4" * 32
-    run = invoke("send", "--messaging-service-sid", service,
-                 input=ndjson(sms_documents(1)))
+    run = invoke("send", "--messaging-service-sid", service, input=ndjson(sms_documents(1)))
 
     assert run.exit_code == 0, run.stderr
     [create] = twilio_server.creates()
@@ -103,14 +119,16 @@ def test_messaging_service_instead_of_a_number(send_env: dict[str, str],
 
 
 def test_sender_precedence_flag_then_document_then_environment_then_config(
-        send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path
+) -> None:
     config_file = tmp_path / "config.yaml"
     config_file.write_text("from: '+15017120003'\n")
     config_file.chmod(0o600)
-    with_from = {"request_id": "a", "sms": {"from": "+15017120001", "phone": "+14155550001",
-                                            "message": "with from"}}
-    without_from = {"request_id": "b", "sms": {"phone": "+14155550002",
-                                               "message": "without from"}}
+    with_from = {
+        "request_id": "a",
+        "sms": {"from": "+15017120001", "phone": "+14155550001", "message": "with from"},
+    }
+    without_from = {"request_id": "b", "sms": {"phone": "+14155550002", "message": "without from"}}
     documents = ndjson([with_from, without_from])
 
     def senders() -> list[str | None]:
@@ -125,14 +143,13 @@ def test_sender_precedence_flag_then_document_then_environment_then_config(
     invoke("send", "--no-ledger", "--config", str(config_file), input=documents)
     assert senders() == ["+15017120001", "+15017120003"]
 
-    invoke("send", "--no-ledger", "--config", str(config_file), "--from", "+15017120009",
-           input=documents)
+    invoke("send", "--no-ledger", "--config", str(config_file), "--from", "+15017120009", input=documents)
     assert senders() == ["+15017120009"] * 2
 
 
-def test_no_sender_anywhere_is_invalid_with_a_hint(send_env: dict[str, str],
-                                                   twilio_server: TwilioServer,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_sender_anywhere_is_invalid_with_a_hint(
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SMSPIPE_FROM")
     run = invoke("send", input=ndjson(sms_documents(2)))
 
@@ -151,12 +168,12 @@ def test_a_bad_from_flag_is_a_usage_error(send_env: dict[str, str]) -> None:
 
 # --- credentials -----------------------------------------------------------------
 
+
 def test_hub_request_is_sent_with_its_own_parameters_and_nothing_else_configured(
-        bare_env: dict[str, str], twilio_server: TwilioServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    bare_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SMSPIPE_API_URL", twilio_server.url)
-    request = hub_request("5519811a43454e16463a0100", "(415) 555-2671",
-                          "Your order R154085346 has shipped.")
+    request = hub_request("5519811a43454e16463a0100", "(415) 555-2671", "Your order R154085346 has shipped.")
     run = invoke("send", input=json.dumps(request))
 
     assert run.exit_code == 0, run.stderr
@@ -170,18 +187,31 @@ def test_hub_request_is_sent_with_its_own_parameters_and_nothing_else_configured
 
 
 def test_credentials_precedence_flags_then_parameters_then_environment(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
-    documents = ndjson([hub_request("with-params", "+14155550001", "one"),
-                        {"request_id": "no-params", "sms": {"phone": "+14155550002",
-                                                            "message": "two"}}])
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    documents = ndjson(
+        [
+            hub_request("with-params", "+14155550001", "one"),
+            {"request_id": "no-params", "sms": {"phone": "+14155550002", "message": "two"}},
+        ]
+    )
     run = invoke("send", "--no-ledger", input=documents)
     assert run.exit_code == 0, run.stderr
     by_recipient = {c.field("To"): c.username for c in twilio_server.creates()}
     assert by_recipient == {"+14155550001": OTHER_ACCOUNT_SID, "+14155550002": ACCOUNT_SID}
 
     twilio_server.reset_records()
-    run = invoke("send", "--no-ledger", "--api-key", API_KEY, "--api-secret", API_SECRET,
-                 "--account-sid", ACCOUNT_SID, input=documents)
+    run = invoke(
+        "send",
+        "--no-ledger",
+        "--api-key",
+        API_KEY,
+        "--api-secret",
+        API_SECRET,
+        "--account-sid",
+        ACCOUNT_SID,
+        input=documents,
+    )
     assert run.exit_code == 0, run.stderr
     creates = twilio_server.creates()
     assert [(c.username, c.password) for c in creates] == [(API_KEY, API_SECRET)] * 2
@@ -189,36 +219,37 @@ def test_credentials_precedence_flags_then_parameters_then_environment(
     assert_no_secrets(run.everything)
 
 
-def test_credentials_from_the_config_file(bare_env: dict[str, str], twilio_server: TwilioServer,
-                                          tmp_path: Path) -> None:
+def test_credentials_from_the_config_file(
+    bare_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path
+) -> None:
     config_file = tmp_path / "config.yaml"
-    config_file.write_text(f"account_sid: {ACCOUNT_SID}\nauth_token: {AUTH_TOKEN}\n"
-                           f"from: '{SENDER}'\napi_url: {twilio_server.url}\n")
+    config_file.write_text(
+        f"account_sid: {ACCOUNT_SID}\nauth_token: {AUTH_TOKEN}\n"
+        f"from: '{SENDER}'\napi_url: {twilio_server.url}\n"
+    )
     config_file.chmod(0o600)
-    run = invoke("send", "--config", str(config_file),
-                 input=ndjson(sms_documents(1)))
+    run = invoke("send", "--config", str(config_file), input=ndjson(sms_documents(1)))
     assert run.exit_code == 0, run.stderr
     assert twilio_server.creates()[0].username == ACCOUNT_SID
 
 
 def test_no_credentials_exit_2_listing_every_way_to_give_them(
-        bare_env: dict[str, str], twilio_server: TwilioServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    bare_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SMSPIPE_API_URL", twilio_server.url)
     run = invoke("send", "--from", SENDER, input=ndjson(sms_documents(2)))
 
     assert run.exit_code == 2
     assert run.statuses() == ["failed", "failed"]
-    for way in ("--account-sid", "TWILIO_ACCOUNT_SID", "TWILIO_API_KEY", "parameters",
-                "smspipe config init"):
+    for way in ("--account-sid", "TWILIO_ACCOUNT_SID", "TWILIO_API_KEY", "parameters", "smspipe config init"):
         assert way in run.stderr
     assert twilio_server.requests == []
 
 
 @pytest.mark.parametrize("extra", [[], ["--verbose"], ["--traceback"]])
 def test_wrong_credentials_exit_2_stop_the_batch_and_never_show_the_token(
-        send_env: dict[str, str], twilio_server: TwilioServer,
-        monkeypatch: pytest.MonkeyPatch, extra: list[str]) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch, extra: list[str]
+) -> None:
     wrong = "wrong-" + AUTH_TOKEN[::-1]
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", wrong)
     head = extra if extra == ["--traceback"] else []
@@ -238,8 +269,8 @@ def test_wrong_credentials_exit_2_stop_the_batch_and_never_show_the_token(
 
 
 def test_wrong_credentials_stop_new_requests_at_any_concurrency(
-        send_env: dict[str, str], twilio_server: TwilioServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "wrong-token-for-sure")
     run = invoke("send", "--concurrency", "4", input=ndjson(sms_documents(40)))
     assert run.exit_code == 2
@@ -248,48 +279,55 @@ def test_wrong_credentials_stop_new_requests_at_any_concurrency(
 
 
 def test_wrong_credentials_in_a_real_process_with_traceback(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     wrong = "wrong-" + AUTH_TOKEN[::-1]
     env = {**send_env, "TWILIO_AUTH_TOKEN": wrong, "SMSPIPE_DEBUG": "1"}
-    run = run_process("--traceback", "send", "-v", env=env,
-                      input=ndjson(sms_documents(2)))
+    run = run_process("--traceback", "send", "-v", env=env, input=ndjson(sms_documents(2)))
     assert run.exit_code == 2
     assert wrong not in run.everything
     assert "Authorization" not in run.everything
 
 
-def test_verbose_logs_method_url_status_and_no_secret(send_env: dict[str, str],
-                                                      twilio_server: TwilioServer) -> None:
+def test_verbose_logs_method_url_status_and_no_secret(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     run = invoke("send", "--verbose", input=ndjson(sms_documents(1)))
     assert run.exit_code == 0
     line = next(x for x in run.stderr.splitlines() if x.startswith("http: "))
-    assert line.startswith(f"http: POST {twilio_server.url}/2010-04-01/Accounts/{ACCOUNT_SID}"
-                           "/Messages.json -> 201")
+    assert line.startswith(
+        f"http: POST {twilio_server.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json -> 201"
+    )
     assert_no_secrets(run.everything)
     assert "Basic " not in run.everything
 
 
 # --- Twilio's answers ------------------------------------------------------------------
 
+
 def test_a_rejection_fails_that_document_and_the_batch_goes_on(
-        send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
     documents = sms_documents(3)
-    twilio_server.reject(documents[1]["sms"]["phone"], 21610,
-                         "Attempt to send to unsubscribed recipient")
+    twilio_server.reject(documents[1]["sms"]["phone"], 21610, "Attempt to send to unsubscribed recipient")
     run = invoke("send", input=ndjson(documents))
 
     assert run.exit_code == 1
     records = sorted(run.records, key=lambda r: r["line"])
     assert [r["status"] for r in records] == ["sent", "failed", "sent"]
     error = records[1]["error"]
-    assert error == {"code": 21610, "message": "Attempt to send to unsubscribed recipient",
-                     "more_info": "https://www.twilio.com/docs/errors/21610"}
+    assert error == {
+        "code": 21610,
+        "message": "Attempt to send to unsubscribed recipient",
+        "more_info": "https://www.twilio.com/docs/errors/21610",
+    }
     assert "failed: Attempt to send to unsubscribed recipient" in records[1]["summary"]
     assert len(twilio_server.creates()) == 3  # a 4xx is never retried
 
 
 def test_connection_refused_is_one_line_with_the_host_and_exit_75(
-        send_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    send_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -304,9 +342,9 @@ def test_connection_refused_is_one_line_with_the_host_and_exit_75(
     assert "Traceback" not in run.stderr
 
 
-def test_edge_and_region_do_not_rewrite_the_api_url(send_env: dict[str, str],
-                                                    twilio_server: TwilioServer,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_edge_and_region_do_not_rewrite_the_api_url(
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TWILIO_EDGE", "sydney")
     monkeypatch.setenv("TWILIO_REGION", "au1")
     run = invoke("send", input=ndjson(sms_documents(1)))
@@ -314,8 +352,9 @@ def test_edge_and_region_do_not_rewrite_the_api_url(send_env: dict[str, str],
     assert len(twilio_server.creates()) == 1
 
 
-def test_https_proxy_is_honoured(send_env: dict[str, str], twilio_server: TwilioServer,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_https_proxy_is_honoured(
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The loopback server plays the proxy: requests sends it absolute-form targets.
     monkeypatch.setenv("SMSPIPE_API_URL", "http://twilio.invalid:8080")
     monkeypatch.setenv("HTTP_PROXY", twilio_server.url)
@@ -325,17 +364,17 @@ def test_https_proxy_is_honoured(send_env: dict[str, str], twilio_server: Twilio
     assert create.target.startswith("http://twilio.invalid:8080/2010-04-01/Accounts/")
 
 
-def test_api_url_flag_wins_over_the_environment(send_env: dict[str, str],
-                                                twilio_server: TwilioServer,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_url_flag_wins_over_the_environment(
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SMSPIPE_API_URL", "http://127.0.0.1:9")
-    run = invoke("send", "--api-url", twilio_server.url,
-                 input=ndjson(sms_documents(1)))
+    run = invoke("send", "--api-url", twilio_server.url, input=ndjson(sms_documents(1)))
     assert run.exit_code == 0, run.stderr
 
 
 def test_failed_file_holds_the_original_documents_not_delivered(
-        send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path) -> None:
+    send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path
+) -> None:
     documents = sms_documents(3)
     documents.append({"request_id": "bad", "sms": {"phone": "12", "message": "x"}})
     twilio_server.reject(documents[0]["sms"]["phone"])
@@ -344,16 +383,18 @@ def test_failed_file_holds_the_original_documents_not_delivered(
 
     assert run.exit_code == 1
     written = [json.loads(line) for line in failed.read_text().splitlines()]
-    assert sorted(written, key=json.dumps) == sorted([documents[0], documents[3]],
-                                                     key=json.dumps)
+    assert sorted(written, key=json.dumps) == sorted([documents[0], documents[3]], key=json.dumps)
     assert failed.stat().st_mode & 0o077 == 0
 
 
-def test_a_collection_is_one_message_per_item(send_env: dict[str, str],
-                                              twilio_server: TwilioServer) -> None:
-    document = {"request_id": "batch", "sms": [
-        {"phone": "+14155550001", "message": "first"},
-        {"phone": "+14155550002", "message": "second"}]}
+def test_a_collection_is_one_message_per_item(send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+    document = {
+        "request_id": "batch",
+        "sms": [
+            {"phone": "+14155550001", "message": "first"},
+            {"phone": "+14155550002", "message": "second"},
+        ],
+    }
     run = invoke("send", input=json.dumps(document))
     assert run.exit_code == 0, run.stderr
     assert sorted(r["request_id"] for r in run.records) == ["batch[0]", "batch[1]"]
@@ -369,8 +410,8 @@ def test_empty_input_is_zero_documents(send_env: dict[str, str]) -> None:
 
 # --- dry-run -------------------------------------------------------------------------
 
-def test_dry_run_needs_no_credentials_and_shows_what_would_be_sent(
-        bare_env: dict[str, str]) -> None:
+
+def test_dry_run_needs_no_credentials_and_shows_what_would_be_sent(bare_env: dict[str, str]) -> None:
     run = invoke("send", "--dry-run", str(SAMPLES / "sms.json"))
     assert run.exit_code == 0, run.stderr
     [record] = run.records
@@ -383,16 +424,24 @@ def test_dry_run_needs_no_credentials_and_shows_what_would_be_sent(
     assert "1 document: 1 dry-run" in run.stderr
 
 
-def test_dry_run_imports_no_twilio_and_sends_nothing(bare_env: dict[str, str],
-                                                     twilio_server: TwilioServer) -> None:
-    code = ("import sys, runpy\n"
-            "sys.argv = ['smspipe', 'send', '--dry-run', sys.argv[1]]\n"
-            "try:\n    runpy.run_module('smspipe', run_name='__main__')\n"
-            "except SystemExit as exc:\n    code = exc.code\n"
-            "print('twilio' in sys.modules, 'requests' in sys.modules, code, file=sys.stderr)\n")
+def test_dry_run_imports_no_twilio_and_sends_nothing(
+    bare_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['smspipe', 'send', '--dry-run', sys.argv[1]]\n"
+        "try:\n    runpy.run_module('smspipe', run_name='__main__')\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "print('twilio' in sys.modules, 'requests' in sys.modules, code, file=sys.stderr)\n"
+    )
     env = {**bare_env, "SMSPIPE_API_URL": twilio_server.url}
-    completed = subprocess.run([sys.executable, "-c", code, str(SAMPLES / "sms.json")],
-                               capture_output=True, text=True, env=env, check=False)
+    completed = subprocess.run(
+        [sys.executable, "-c", code, str(SAMPLES / "sms.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert completed.stderr.strip().splitlines()[-1] == "False False 0"
     assert twilio_server.requests == []
 
@@ -400,8 +449,7 @@ def test_dry_run_imports_no_twilio_and_sends_nothing(bare_env: dict[str, str],
 def test_translate_piped_into_send_dry_run(bare_env: dict[str, str]) -> None:
     translate = run_process("translate", "order", str(SAMPLES / "order.json"), env=bare_env)
     assert translate.exit_code == 0, translate.stderr
-    run = run_process("send", "--dry-run", "--from", SENDER, env=bare_env,
-                      input=translate.stdout)
+    run = run_process("send", "--dry-run", "--from", SENDER, env=bare_env, input=translate.stdout)
     assert run.exit_code == 0, run.stderr
     assert [r["status"] for r in run.records] == ["dry-run"]
 
@@ -412,10 +460,18 @@ def test_terminal_rendering_is_a_table(send_env: dict[str, str]) -> None:
     from smspipe import delivery, sms
     from smspipe.cli.send import _Table
 
-    verdict = sms.Verdict(source="x", line=1, index=None, path="sms", request_id="r1",
-                          parameters={}, original={},
-                          sms=sms.SMS(to="+14155552671", body="Hello"), encoding="GSM-7",
-                          segments=1)
+    verdict = sms.Verdict(
+        source="x",
+        line=1,
+        index=None,
+        path="sms",
+        request_id="r1",
+        parameters={},
+        original={},
+        sms=sms.SMS(to="+14155552671", body="Hello"),
+        encoding="GSM-7",
+        segments=1,
+    )
     buffer = io.StringIO()
     table = _Table(Console(file=buffer, width=200, markup=False, highlight=False))
     table.add(delivery.Result(verdict, delivery.Status.SENT, "r1", sid="SM" + "a" * 32))

@@ -52,8 +52,9 @@ def order(**fields: Any) -> dict[str, Any]:
     return value
 
 
-def with_phone(obj: dict[str, Any], shipping: Any = None, billing: Any = None,
-               country: str | None = "US") -> dict[str, Any]:
+def with_phone(
+    obj: dict[str, Any], shipping: Any = None, billing: Any = None, country: str | None = "US"
+) -> dict[str, Any]:
     obj = copy.deepcopy(obj)
     for key, number in (("shipping_address", shipping), ("billing_address", billing)):
         obj[key]["phone"] = number
@@ -104,8 +105,17 @@ ORDER_B = order(id="R2", status="canceled")
         ("\ufeff" + json.dumps({"order": ORDER_A}), ["R1"]),
         (json.dumps({"request_id": "hub-1", "order": ORDER_A}), ["R1"]),
     ],
-    ids=["wrapped", "collection", "bare", "array", "array-of-wrapped", "ndjson",
-         "pretty", "bom", "hub-envelope"],
+    ids=[
+        "wrapped",
+        "collection",
+        "bare",
+        "array",
+        "array-of-wrapped",
+        "ndjson",
+        "pretty",
+        "bom",
+        "hub-envelope",
+    ],
 )
 def test_every_input_shape(text: str, ids: list[str]) -> None:
     result = run("order", input=text.encode())
@@ -179,18 +189,21 @@ def test_ill_typed_field_names_its_path() -> None:
 
 # --- the hub's canonical samples ------------------------------------------------
 
-@pytest.mark.parametrize(("kind", "ident"),
-                         [("order", "R154085346"), ("customer", "a123"), ("shipment", "12836")])
-def test_canonical_placeholder_phones_are_refused(kind: str, ident: str,
-                                                  tmp_path: Path) -> None:
+
+@pytest.mark.parametrize(
+    ("kind", "ident"), [("order", "R154085346"), ("customer", "a123"), ("shipment", "12836")]
+)
+def test_canonical_placeholder_phones_are_refused(kind: str, ident: str, tmp_path: Path) -> None:
     path = canonical(kind, tmp_path)
     result = run(kind, path)
     assert result.exit_code == 1
     assert result.stdout == ""
     [line, summary] = result.stderr.splitlines()
-    assert line.startswith(f"{path}:1: {kind} {ident}: no usable phone: "
-                           "shipping_address.phone '0000000000' is not a valid phone number "
-                           "for US; billing_address.phone '0000000000' is not a valid phone")
+    assert line.startswith(
+        f"{path}:1: {kind} {ident}: no usable phone: "
+        "shipping_address.phone '0000000000' is not a valid phone number "
+        "for US; billing_address.phone '0000000000' is not a valid phone"
+    )
     assert "E.164" in line  # says how to fix it
     assert summary == f"1 {kind}: 0 translated, 1 failed"
 
@@ -218,6 +231,7 @@ def test_schema_command_prints_each_kind(kind: str) -> None:
 
 
 # --- recipients -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("country", "national", "e164"),
@@ -296,8 +310,7 @@ def test_without_country_the_default_region_is_used(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert out(result)[0]["sms"]["phone"] == "+447911123456"
     config = write_config(tmp_path, "default_region: GB\n")
-    assert out(run("order", "--config", config, input=json.dumps(obj)))[0]["sms"]["phone"] \
-        == "+447911123456"
+    assert out(run("order", "--config", config, input=json.dumps(obj)))[0]["sms"]["phone"] == "+447911123456"
 
 
 def test_country_that_is_not_an_iso_code_is_named_in_the_error() -> None:
@@ -317,8 +330,10 @@ def test_no_address_at_all() -> None:
     obj = {"id": "R9", "status": "complete"}
     result = run("order", input=json.dumps(obj))
     assert result.exit_code == 1
-    assert ("order R9: no usable phone: no shipping_address; no billing_address; put a valid "
-            "number in shipping_address.phone") in result.stderr
+    assert (
+        "order R9: no usable phone: no shipping_address; no billing_address; put a valid "
+        "number in shipping_address.phone"
+    ) in result.stderr
 
 
 def test_premium_rate_and_allowed_countries_are_refused(tmp_path: Path) -> None:
@@ -344,6 +359,7 @@ def test_a_bad_object_does_not_stop_the_others() -> None:
 
 # --- built-in templates -------------------------------------------------------------
 
+
 def message_for(kind: str, obj: dict[str, Any], *args: str) -> str:
     result = run(kind, *args, input=json.dumps(obj))
     assert result.exit_code == 0, result.stderr
@@ -357,10 +373,14 @@ def test_order_texts_by_status() -> None:
     placed = message_for("order", order(status="placed"))
     canceled = message_for("order", order(status="canceled"))
     shipped = message_for("order", order(status="shipped"))
-    assert complete == placed == ("Hi Joe, thanks for your order R154085346 of $210.00! "
-                                  "We will text you when it ships.")
-    assert canceled == ("Hi Joe, your order R154085346 has been canceled. "
-                        "If this is unexpected, please contact us.")
+    assert (
+        complete
+        == placed
+        == ("Hi Joe, thanks for your order R154085346 of $210.00! We will text you when it ships.")
+    )
+    assert canceled == (
+        "Hi Joe, your order R154085346 has been canceled. If this is unexpected, please contact us."
+    )
     assert shipped == "Hi Joe, good news: your order R154085346 has shipped!"
     assert message_for("order", order(status="cancelled")) == canceled
     assert message_for("order", order(status="Canceled")) == canceled
@@ -375,27 +395,35 @@ def test_order_without_status_is_placed() -> None:
 
 
 def test_unknown_status_gets_the_received_text_and_one_warning() -> None:
-    result = run("order", input=ndjson(order(id="R1", status="returned"),
-                                       order(id="R2", status="returned")))
+    result = run("order", input=ndjson(order(id="R1", status="returned"), order(id="R2", status="returned")))
     assert result.exit_code == 0
     docs = out(result)
     assert [d["request_id"] for d in docs] == ["order:R1:returned", "order:R2:returned"]
     assert docs[0]["sms"]["message"].startswith("Hi Joe, thanks for your order R1 ")
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
-    assert warnings == ["<stdin>:1: order R1: warning: status 'returned' has no built-in text; "
-                        "used the 'placed' one (set templates.order.returned in the config "
-                        "to choose)"]
+    assert warnings == [
+        "<stdin>:1: order R1: warning: status 'returned' has no built-in text; "
+        "used the 'placed' one (set templates.order.returned in the config "
+        "to choose)"
+    ]
 
 
 def test_order_without_totals_or_names() -> None:
     obj = {"id": "R5", "shipping_address": {"phone": "+14155552671"}}
-    assert message_for("order", obj) == \
-        "Hi, thanks for your order R5! We will text you when it ships."
+    assert message_for("order", obj) == "Hi, thanks for your order R5! We will text you when it ships."
 
 
-@pytest.mark.parametrize(("currency", "shown"),
-                         [("USD", "$210.00"), ("EUR", "€210.00"), ("GBP", "£210.00"),
-                          ("gbp", "£210.00"), ("CHF", "210.00 CHF"), (None, "210.00")])
+@pytest.mark.parametrize(
+    ("currency", "shown"),
+    [
+        ("USD", "$210.00"),
+        ("EUR", "€210.00"),
+        ("GBP", "£210.00"),
+        ("gbp", "£210.00"),
+        ("CHF", "210.00 CHF"),
+        (None, "210.00"),
+    ],
+)
 def test_order_total_in_its_currency(currency: str | None, shown: str) -> None:
     assert f"order R154085346 of {shown}!" in message_for("order", order(currency=currency))
 
@@ -403,8 +431,10 @@ def test_order_total_in_its_currency(currency: str | None, shown: str) -> None:
 def test_customer_welcome() -> None:
     text = message_for("customer", sample("customer"))
     assert text == "Hi Brian, thanks for signing up! Your account is ready."
-    assert message_for("customer", sample("customer"), "--shop-name", "Acme") == \
-        "Hi Brian, thanks for signing up with Acme! Your account is ready."
+    assert (
+        message_for("customer", sample("customer"), "--shop-name", "Acme")
+        == "Hi Brian, thanks for signing up with Acme! Your account is ready."
+    )
     result = run("customer", SAMPLES / "customer.json")
     assert out(result)[0]["request_id"] == "customer:a123:welcome"
 
@@ -426,13 +456,16 @@ def test_shop_name_signs_the_built_in_texts(tmp_path: Path) -> None:
     assert message_for("order", order(), "--shop-name", "Acme").startswith("Acme: Hi Joe, ")
     config = write_config(tmp_path, "shop_name: Acme Outfitters\n")
     assert message_for("shipment", sample("shipment"), "--config", str(config)).startswith(
-        "Acme Outfitters: Hi Joe, your order R154085346 has shipped.")
+        "Acme Outfitters: Hi Joe, your order R154085346 has shipped."
+    )
 
 
 def test_built_in_texts_fit_one_gsm7_segment() -> None:
     long_shop = "Acme Outfitters Ltd"
-    texts = [message_for("order", order(status=s, totals={"order": 12345.67}), "--shop-name",
-                         long_shop) for s in ("complete", "canceled", "shipped")]
+    texts = [
+        message_for("order", order(status=s, totals={"order": 12345.67}), "--shop-name", long_shop)
+        for s in ("complete", "canceled", "shipped")
+    ]
     texts.append(message_for("customer", sample("customer"), "--shop-name", long_shop))
     shipment = sample("shipment")
     shipment["tracking"] = "1Z999AA10123456784"
@@ -444,18 +477,22 @@ def test_built_in_texts_fit_one_gsm7_segment() -> None:
 
 # --- overrides ------------------------------------------------------------------
 
+
 def test_template_flag() -> None:
-    assert message_for("order", order(), "--template",
-                       "{{ order.id }}: {{ order.totals.order | money(order.currency) }}") \
+    assert (
+        message_for(
+            "order", order(), "--template", "{{ order.id }}: {{ order.totals.order | money(order.currency) }}"
+        )
         == "R154085346: $210.00"
+    )
 
 
 def test_template_file(tmp_path: Path) -> None:
     path = tmp_path / "order.j2"
-    path.write_text("{% if order.status == 'complete' %}\nThanks {{ name }}!\n{% endif %}\n"
-                    "Order {{ order.id }}\n")
-    assert message_for("order", order(), "--template-file", str(path)) == \
-        "Thanks Joe!\nOrder R154085346"
+    path.write_text(
+        "{% if order.status == 'complete' %}\nThanks {{ name }}!\n{% endif %}\nOrder {{ order.id }}\n"
+    )
+    assert message_for("order", order(), "--template-file", str(path)) == "Thanks Joe!\nOrder R154085346"
 
 
 def test_template_and_template_file_together_is_a_usage_error(tmp_path: Path) -> None:
@@ -482,29 +519,33 @@ templates:
 
 def test_config_templates_per_kind_and_status(tmp_path: Path) -> None:
     config = write_config(tmp_path, CONFIG_TEMPLATES)
-    assert message_for("order", order(status="canceled"), "--config", str(config)) == \
-        "Order R154085346 canceled, Joe."
-    assert message_for("order", order(status="shipped"), "--config", str(config)) == \
-        "Order R154085346 is shipped."
-    assert message_for("customer", sample("customer"), "--config", str(config)) == \
-        "Welcome, Brian!"
+    assert (
+        message_for("order", order(status="canceled"), "--config", str(config))
+        == "Order R154085346 canceled, Joe."
+    )
+    assert (
+        message_for("order", order(status="shipped"), "--config", str(config))
+        == "Order R154085346 is shipped."
+    )
+    assert message_for("customer", sample("customer"), "--config", str(config)) == "Welcome, Brian!"
     # no shipment entry: the built-in text
-    assert "Tracking number: 12345678" in message_for("shipment", sample("shipment"),
-                                                      "--config", str(config))
+    assert "Tracking number: 12345678" in message_for("shipment", sample("shipment"), "--config", str(config))
 
 
 def test_config_mapping_without_default_falls_back_to_built_in(tmp_path: Path) -> None:
     config = write_config(tmp_path, "templates:\n  order:\n    canceled: 'Gone: {{ order.id }}'\n")
-    assert message_for("order", order(status="canceled"), "--config", str(config)) == \
-        "Gone: R154085346"
+    assert message_for("order", order(status="canceled"), "--config", str(config)) == "Gone: R154085346"
     assert message_for("order", order(status="complete"), "--config", str(config)).startswith(
-        "Hi Joe, thanks for your order")
+        "Hi Joe, thanks for your order"
+    )
 
 
 def test_flag_template_beats_config(tmp_path: Path) -> None:
     config = write_config(tmp_path, CONFIG_TEMPLATES)
-    assert message_for("order", order(status="canceled"), "--config", str(config),
-                       "-t", "flag {{ order.id }}") == "flag R154085346"
+    assert (
+        message_for("order", order(status="canceled"), "--config", str(config), "-t", "flag {{ order.id }}")
+        == "flag R154085346"
+    )
 
 
 def test_broken_config_template_is_a_usage_error_reported_once(tmp_path: Path) -> None:
@@ -551,6 +592,7 @@ def test_unknown_config_key_is_a_usage_error(tmp_path: Path) -> None:
 
 # --- StrictUndefined and the sandbox ---------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("template", "named"),
     [
@@ -558,8 +600,11 @@ def test_unknown_config_key_is_a_usage_error(tmp_path: Path) -> None:
         ("{{ order.totals.nope }}", "order.totals.nope is missing"),
         ("{{ order.line_items[3].name }}", "order.line_items[3] is missing"),
         ("{{ address.nope | upper }}", "address.nope is missing"),
-        ("{{ nope }}", "'nope' is undefined (the template can use: address, kind, name, "
-                       "order, phone, sender, shop_name, status)"),
+        (
+            "{{ nope }}",
+            "'nope' is undefined (the template can use: address, kind, name, "
+            "order, phone, sender, shop_name, status)",
+        ),
         ("{{ order.nope | money }}", "order.nope is missing"),
     ],
 )
@@ -585,8 +630,9 @@ def test_null_field_renders_as_nothing() -> None:
 
 def test_dict_keys_win_over_dict_methods() -> None:
     shipment = sample("shipment")
-    text = message_for("shipment", shipment, "-t", "{{ shipment.items | length }} item, "
-                                                   "{{ shipment.items[0].name }}")
+    text = message_for(
+        "shipment", shipment, "-t", "{{ shipment.items | length }} item, {{ shipment.items[0].name }}"
+    )
     assert text == "1 item, Spree T-Shirt"
 
 
@@ -634,17 +680,25 @@ def test_filter_refusing_a_value_is_an_error_for_that_object() -> None:
     result = run("order", "-t", "{{ order.totals.order | money }}", input=ndjson(ORDER_A, bad))
     assert result.exit_code == 1
     assert len(out(result)) == 1
-    assert "order R3: template --template failed: money: 'lots' is not an amount" \
-        in result.stderr
+    assert "order R3: template --template failed: money: 'lots' is not an amount" in result.stderr
 
 
 # --- filters and text --------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("value", "currency", "shown"),
-    [(210.0, "USD", "$210.00"), (210, "EUR", "€210.00"), ("48.5", "GBP", "£48.50"),
-     (2.675, "USD", "$2.68"), (1234567.891, "USD", "$1,234,567.89"), (-5, "USD", "-$5.00"),
-     (210, "XYZ", "210.00 XYZ"), (210, None, "210.00"), (0.1 + 0.2, "", "0.30")],
+    [
+        (210.0, "USD", "$210.00"),
+        (210, "EUR", "€210.00"),
+        ("48.5", "GBP", "£48.50"),
+        (2.675, "USD", "$2.68"),
+        (1234567.891, "USD", "$1,234,567.89"),
+        (-5, "USD", "-$5.00"),
+        (210, "XYZ", "210.00 XYZ"),
+        (210, None, "210.00"),
+        (0.1 + 0.2, "", "0.30"),
+    ],
 )
 def test_money(value: Any, currency: Any, shown: str) -> None:
     assert money(value, currency) == shown
@@ -658,35 +712,47 @@ def test_money_refuses_what_is_not_an_amount(value: Any) -> None:
 
 @pytest.mark.parametrize(
     ("value", "name"),
-    [("Joe Smith", "Joe"), ("  Amélie  Martin ", "Amélie"), ({"firstname": "Mary Ann"}, "Mary Ann"),
-     ({"first_name": "Zoë"}, "Zoë"), ({"name": "Liam Wilson"}, "Liam"), ({"firstname": ""}, ""),
-     ({}, ""), ("", ""), (None, ""), (42, "")],
+    [
+        ("Joe Smith", "Joe"),
+        ("  Amélie  Martin ", "Amélie"),
+        ({"firstname": "Mary Ann"}, "Mary Ann"),
+        ({"first_name": "Zoë"}, "Zoë"),
+        ({"name": "Liam Wilson"}, "Liam"),
+        ({"firstname": ""}, ""),
+        ({}, ""),
+        ("", ""),
+        (None, ""),
+        (42, ""),
+    ],
 )
 def test_first_name(value: Any, name: str) -> None:
     assert first_name(value) == name
 
 
 def test_first_name_filter_in_a_template() -> None:
-    assert message_for("customer", sample("customer"), "-t",
-                       "{{ customer | first_name }}/{{ 'Ada Lovelace' | first_name }}") \
+    assert (
+        message_for(
+            "customer",
+            sample("customer"),
+            "-t",
+            "{{ customer | first_name }}/{{ 'Ada Lovelace' | first_name }}",
+        )
         == "Brian/Ada"
+    )
 
 
 def test_clean_text() -> None:
-    assert clean_text("  Hi\x07 Joe,\tthanks\r\nbye\x1b \u2028end\x00 \n") == \
-        "Hi Joe, thanks\nbye \nend"
+    assert clean_text("  Hi\x07 Joe,\tthanks\r\nbye\x1b \u2028end\x00 \n") == "Hi Joe, thanks\nbye \nend"
 
 
 def test_message_is_stripped_of_control_characters() -> None:
     obj = order()
     obj["shipping_address"]["firstname"] = "Jo\u0007e\u0000"
-    assert message_for("order", obj, "-t", "  \n{{ name }}\t{{ order.id }}\r\n ") == \
-        "Joe R154085346"
+    assert message_for("order", obj, "-t", "  \n{{ name }}\t{{ order.id }}\r\n ") == "Joe R154085346"
 
 
 def test_blank_message_is_an_error() -> None:
-    result = run("order", "-t", "{{ order.email | default('') }}  ",
-                 input=json.dumps(order(email=None)))
+    result = run("order", "-t", "{{ order.email | default('') }}  ", input=json.dumps(order(email=None)))
     assert result.exit_code == 1
     assert "must not be blank" in result.stderr
 
@@ -721,8 +787,10 @@ def test_max_segments_flag_and_config(tmp_path: Path) -> None:
     result = run("order", "-t", LONG, "--max-segments", "1", input=ndjson(ORDER_A, ORDER_B))
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert "<stdin>:1: order R1: the rendered message is not a valid SMS: sms.message: needs " \
-           "2 segments, more than --max-segments 1" in result.stderr
+    assert (
+        "<stdin>:1: order R1: the rendered message is not a valid SMS: sms.message: needs "
+        "2 segments, more than --max-segments 1" in result.stderr
+    )
     config = write_config(tmp_path, "max_segments: 1\n")
     assert run("order", "-t", LONG, "--config", config, input=json.dumps(ORDER_A)).exit_code == 1
     assert run("order", "-t", LONG, "--max-segments", "2", input=json.dumps(ORDER_A)).exit_code == 0
@@ -736,12 +804,14 @@ def test_message_longer_than_1600_characters_is_an_error() -> None:
 
 # --- output -----------------------------------------------------------------------
 
+
 def test_output_document_shape() -> None:
     result = run("order", SAMPLES / "order.json")
     assert result.stdout == (
         '{"request_id":"order:R154085346:complete","sms":{"phone":"+14155552671","message":'
         '"Hi Joe, thanks for your order R154085346 of $210.00! We will text you when it ships."'
-        '}}\n')
+        "}}\n"
+    )
     assert result.stderr == "1 order: 1 translated, 0 failed\n"
 
 
@@ -764,9 +834,14 @@ def test_pretty_json_on_a_terminal(bare_env: dict[str, str]) -> None:
     import pty
 
     leader, follower = pty.openpty()
-    proc = subprocess.run([str(SMSPIPE), "translate", "order", str(SAMPLES / "order.json")],
-                          stdout=follower, stderr=subprocess.PIPE, env=bare_env, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [str(SMSPIPE), "translate", "order", str(SAMPLES / "order.json")],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=bare_env,
+        timeout=60,
+        check=False,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -785,8 +860,12 @@ def test_pretty_json_on_a_terminal(bare_env: dict[str, str]) -> None:
 
 
 def test_every_sample_translates() -> None:
-    for kind, path in (("order", "order.json"), ("customer", "customer.json"),
-                       ("shipment", "shipment.json"), ("order", "orders.ndjson")):
+    for kind, path in (
+        ("order", "order.json"),
+        ("customer", "customer.json"),
+        ("shipment", "shipment.json"),
+        ("order", "orders.ndjson"),
+    ):
         result = run(kind, SAMPLES / path)
         assert result.exit_code == 0, result.stderr
         assert "warning" not in result.stderr
@@ -796,9 +875,16 @@ def test_every_sample_translates() -> None:
 
 # --- round trips --------------------------------------------------------------------
 
-@pytest.mark.parametrize(("kind", "path"),
-                         [("order", "order.json"), ("customer", "customer.json"),
-                          ("shipment", "shipment.json"), ("order", "orders.ndjson")])
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("order", "order.json"),
+        ("customer", "customer.json"),
+        ("shipment", "shipment.json"),
+        ("order", "orders.ndjson"),
+    ],
+)
 def test_translate_then_validate(kind: str, path: str) -> None:
     translated = run(kind, "--from", "+15017122661", SAMPLES / path)
     assert translated.exit_code == 0, translated.stderr
@@ -813,9 +899,15 @@ def test_translate_then_validate(kind: str, path: str) -> None:
 @pytest.mark.parametrize("kind", ["order", "customer", "shipment"])
 def test_real_pipeline_translate_into_validate(kind: str, bare_env: dict[str, str]) -> None:
     pipeline = f"'{SMSPIPE}' translate {kind} samples/{kind}.json | '{SMSPIPE}' validate -"
-    proc = subprocess.run(["/bin/sh", "-c", pipeline],
-                          cwd=ROOT, env=bare_env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    proc = subprocess.run(
+        ["/bin/sh", "-c", pipeline],
+        cwd=ROOT,
+        env=bare_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["valid"] is True
 

@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 from smspipe.cli.app import app
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-HUB_SMS = {"sms": {"from": "444-444-4444", "phone": "555-555-5555",
-                   "message": "Order R12345 was shipped!"}}
+HUB_SMS = {"sms": {"from": "444-444-4444", "phone": "555-555-5555", "message": "Order R12345 was shipped!"}}
 GOOD = {"phone": "+14155552671", "message": "Order R12345 was shipped!"}
 
 
@@ -34,12 +33,19 @@ def ndjson(*docs: Any) -> str:
 
 # --- shapes ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("document", "path_prefix"),
     [
         ({"sms": GOOD}, "sms."),
-        ({"request_id": "r1", "parameters": {"twilio_account_sid": "AC" + "a" * 32,
-                                             "twilio_auth_token": "x" * 32}, "sms": GOOD}, "sms."),
+        (
+            {
+                "request_id": "r1",
+                "parameters": {"twilio_account_sid": "AC" + "a" * 32, "twilio_auth_token": "x" * 32},
+                "sms": GOOD,
+            },
+            "sms.",
+        ),
         (GOOD, ""),
     ],
     ids=["wrapped", "hub-request", "bare"],
@@ -107,6 +113,7 @@ def test_stdin_dash_and_several_inputs(tmp_path: Path) -> None:
 
 # --- the hub sample and the rules --------------------------------------------
 
+
 def test_hub_sample_is_invalid_on_sms_phone() -> None:
     result = run("--json", input=json.dumps(HUB_SMS))
     assert result.exit_code == 1
@@ -116,11 +123,14 @@ def test_hub_sample_is_invalid_on_sms_phone() -> None:
     assert "555-555-5555" in report["errors"][paths.index("sms.phone")]["message"]
 
 
-@pytest.mark.parametrize(("raw", "region", "e164"), [
-    ("(415) 555-2671", "US", "+14155552671"),
-    ("+447911123456", "US", "+447911123456"),
-    ("07911 123456", "GB", "+447911123456"),
-])
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        ("(415) 555-2671", "US", "+14155552671"),
+        ("+447911123456", "US", "+447911123456"),
+        ("07911 123456", "GB", "+447911123456"),
+    ],
+)
 def test_real_numbers_pass_normalised(raw: str, region: str, e164: str) -> None:
     result = run("--json", "--region", region, input=json.dumps({"phone": raw, "message": "hi"}))
     assert result.exit_code == 0
@@ -147,8 +157,7 @@ def test_default_region_from_config(tmp_path: Path) -> None:
         ({**GOOD, "phone": "+19005550123"}, "phone", "premium-rate"),
         ({**GOOD, "from": "ABCDEFGHIJKL"}, "from", "not a valid sender"),
         ({**GOOD, "media_url": ["ftp://x/y.png"]}, "media_url[0]", "http(s)"),
-        ({**GOOD, "media_url": [f"https://e.com/{i}.png" for i in range(11)]}, "media_url",
-         "at most 10"),
+        ({**GOOD, "media_url": [f"https://e.com/{i}.png" for i in range(11)]}, "media_url", "at most 10"),
         ({**GOOD, "media_url": "https://e.com/a.png"}, "media_url", "must be an array"),
         ({**GOOD, "status_callback": "not a url"}, "status_callback", "http(s)"),
         ({**GOOD, "mesage": "x"}, "mesage", "did you mean 'message'"),
@@ -170,8 +179,12 @@ def test_accepted_senders(sender: str) -> None:
 
 
 def test_whatsapp_recipient_and_media() -> None:
-    doc = {**GOOD, "phone": "whatsapp:+14155552671", "media_url": ["https://e.com/a.png"],
-           "status_callback": "https://e.com/status"}
+    doc = {
+        **GOOD,
+        "phone": "whatsapp:+14155552671",
+        "media_url": ["https://e.com/a.png"],
+        "status_callback": "https://e.com/status",
+    }
     result = run("--json", input=json.dumps(doc))
     assert result.exit_code == 0
     assert reports(result.stdout)[0]["phone"] == "whatsapp:+14155552671"
@@ -180,8 +193,7 @@ def test_whatsapp_recipient_and_media() -> None:
 def test_allowed_countries_from_config(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("allowed_countries: [US, CA]\n")
-    result = run("--json", "--config", str(config),
-                 input=ndjson(GOOD, {**GOOD, "phone": "+447911123456"}))
+    result = run("--json", "--config", str(config), input=ndjson(GOOD, {**GOOD, "phone": "+447911123456"}))
     assert result.exit_code == 1
     rows = reports(result.stdout)
     assert [r["valid"] for r in rows] == [True, False]
@@ -197,10 +209,8 @@ def test_ucs2_warning_names_the_characters() -> None:
 
 
 def test_segments_reported() -> None:
-    result = run("--json", input=ndjson({**GOOD, "message": "a" * 161},
-                                        {**GOOD, "message": "ł" * 71}))
-    assert [(r["encoding"], r["segments"]) for r in reports(result.stdout)] == [
-        ("GSM-7", 2), ("UCS-2", 2)]
+    result = run("--json", input=ndjson({**GOOD, "message": "a" * 161}, {**GOOD, "message": "ł" * 71}))
+    assert [(r["encoding"], r["segments"]) for r in reports(result.stdout)] == [("GSM-7", 2), ("UCS-2", 2)]
 
 
 def test_max_segments_refuses_long_messages() -> None:
@@ -218,10 +228,13 @@ def test_parameters_are_checked() -> None:
 
 # --- --pass, output modes ------------------------------------------------------
 
+
 def test_pass_writes_valid_documents_normalised_and_report_to_stderr() -> None:
-    docs = ndjson({"request_id": "a", "sms": {"phone": "(415) 555-2671", "message": "one"}},
-                  {"sms": {"phone": "bad", "message": "two"}},
-                  {"phone": "+447911123456", "message": "three", "from": "ACME"})
+    docs = ndjson(
+        {"request_id": "a", "sms": {"phone": "(415) 555-2671", "message": "one"}},
+        {"sms": {"phone": "bad", "message": "two"}},
+        {"phone": "+447911123456", "message": "three", "from": "ACME"},
+    )
     result = run("--pass", input=docs)
     assert result.exit_code == 1
     passed = reports(result.stdout)
@@ -238,8 +251,11 @@ def test_pass_writes_valid_documents_normalised_and_report_to_stderr() -> None:
 
 def test_pass_never_writes_secrets() -> None:
     token = "f" * 32
-    doc = {"request_id": "r", "parameters": {"twilio_account_sid": "AC" + "a" * 32,
-                                             "twilio_auth_token": token}, "sms": GOOD}
+    doc = {
+        "request_id": "r",
+        "parameters": {"twilio_account_sid": "AC" + "a" * 32, "twilio_auth_token": token},
+        "sms": GOOD,
+    }
     result = run("--pass", input=json.dumps(doc))
     assert result.exit_code == 0
     assert token not in result.stdout and token not in result.stderr
@@ -268,6 +284,7 @@ def test_summary_goes_to_stderr_and_quiet_silences_it() -> None:
 
 # --- usage errors ------------------------------------------------------------
 
+
 def test_missing_file_is_exit_2_with_one_line(tmp_path: Path) -> None:
     result = run(str(tmp_path / "nope.json"))
     assert result.exit_code == 2
@@ -293,6 +310,7 @@ def test_unknown_region_is_exit_2() -> None:
 
 
 # --- the bundled samples --------------------------------------------------------
+
 
 def test_bundled_samples() -> None:
     for name in ("sms.json", "request.json"):

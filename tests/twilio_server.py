@@ -56,13 +56,36 @@ API_SECRET = "sec_" + "k3y" * 10
 OTHER_ACCOUNT_SID = "AC" + "3" * 32
 OTHER_AUTH_TOKEN = "tok_" + "0th3r" * 6
 
-CREATE_FIELDS = frozenset({
-    "To", "From", "MessagingServiceSid", "Body", "MediaUrl", "StatusCallback",
-    "ApplicationSid", "MaxPrice", "ProvideFeedback", "Attempt", "ValidityPeriod",
-    "ForceDelivery", "ContentRetention", "AddressRetention", "SmartEncoded",
-    "PersistentAction", "TrafficType", "ShortenUrls", "ScheduleType", "SendAt", "SendAsMms",
-    "ContentVariables", "MessageIntent", "RiskCheck", "FallbackFrom", "ContentSid",
-})
+CREATE_FIELDS = frozenset(
+    {
+        "To",
+        "From",
+        "MessagingServiceSid",
+        "Body",
+        "MediaUrl",
+        "StatusCallback",
+        "ApplicationSid",
+        "MaxPrice",
+        "ProvideFeedback",
+        "Attempt",
+        "ValidityPeriod",
+        "ForceDelivery",
+        "ContentRetention",
+        "AddressRetention",
+        "SmartEncoded",
+        "PersistentAction",
+        "TrafficType",
+        "ShortenUrls",
+        "ScheduleType",
+        "SendAt",
+        "SendAsMms",
+        "ContentVariables",
+        "MessageIntent",
+        "RiskCheck",
+        "FallbackFrom",
+        "ContentSid",
+    }
+)
 
 
 def rfc2822(moment: datetime) -> str:
@@ -70,8 +93,12 @@ def rfc2822(moment: datetime) -> str:
 
 
 def twilio_error(code: int, message: str, status: int) -> dict[str, Any]:
-    return {"code": code, "message": message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
 
 
 @dataclass
@@ -137,8 +164,9 @@ class TwilioServer:
         server.daemon_threads = True
         server.request_queue_size = 256
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="twilio-server", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="twilio-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -181,8 +209,7 @@ class TwilioServer:
 
     def lookups(self) -> list[Recorded]:
         with self._lock:
-            return [r for r in self.requests if r.method == "GET" and
-                    r.path.endswith("/Messages.json")]
+            return [r for r in self.requests if r.method == "GET" and r.path.endswith("/Messages.json")]
 
     def duplicates(self) -> dict[str, int]:
         """Bodies created more than once (the thing that must never happen)."""
@@ -234,8 +261,7 @@ class TwilioServer:
                     roll -= probability
         return None
 
-    def _authenticate(self, username: str | None, password: str | None,
-                      account: str) -> bool:
+    def _authenticate(self, username: str | None, password: str | None, account: str) -> bool:
         if username is None or password is None:
             return False
         if username.startswith("AC"):
@@ -259,8 +285,9 @@ class TwilioServer:
         if not to:
             return 400, twilio_error(21604, "A 'To' phone number is required.", 400)
         if not sender and not service:
-            return 400, twilio_error(21603, "A 'From' or 'MessagingServiceSid' parameter is "
-                                            "required to send a message.", 400)
+            return 400, twilio_error(
+                21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.", 400
+            )
         if not body and not media:
             return 400, twilio_error(21602, "Message body is required.", 400)
         if len(media) > 10:
@@ -273,16 +300,28 @@ class TwilioServer:
         body = body or ""
         segments = max(1, -(-len(body) // 153)) if len(body) > 160 else 1
         message = {
-            "account_sid": account, "api_version": "2010-04-01", "body": body,
-            "date_created": rfc2822(now), "date_updated": rfc2822(now),
-            "date_sent": None, "direction": "outbound-api", "error_code": None,
-            "error_message": None, "from": sender, "messaging_service_sid": service,
-            "num_media": str(len(media)), "num_segments": str(segments), "price": None,
-            "price_unit": "USD", "sid": sid, "status": "accepted" if service and not sender
-            else "queued",
+            "account_sid": account,
+            "api_version": "2010-04-01",
+            "body": body,
+            "date_created": rfc2822(now),
+            "date_updated": rfc2822(now),
+            "date_sent": None,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": sender,
+            "messaging_service_sid": service,
+            "num_media": str(len(media)),
+            "num_segments": str(segments),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "accepted" if service and not sender else "queued",
             "subresource_uris": {"media": f"{API}/Accounts/{account}/Messages/{sid}/Media.json"},
-            "to": to, "uri": f"{API}/Accounts/{account}/Messages/{sid}.json",
-            "_created": time.time(), "_status_callback": first("StatusCallback"),
+            "to": to,
+            "uri": f"{API}/Accounts/{account}/Messages/{sid}.json",
+            "_created": time.time(),
+            "_status_callback": first("StatusCallback"),
             "_media": media,
         }
         with self._lock:
@@ -308,12 +347,16 @@ class TwilioServer:
             records = [r for r in records if r["from"] == sender]
         if after:
             bound = _parse_date(after)
-            records = [r for r in records if r["date_sent"] is not None and
-                       datetime.fromtimestamp(r["_created"], UTC).replace(microsecond=0) >= bound]
+            records = [
+                r
+                for r in records
+                if r["date_sent"] is not None
+                and datetime.fromtimestamp(r["_created"], UTC).replace(microsecond=0) >= bound
+            ]
         records.sort(key=lambda r: r["_created"], reverse=True)
         size = min(int(first("PageSize") or 50), self.page_size_cap)
         page = int(first("Page") or 0)
-        chunk = records[page * size:(page + 1) * size]
+        chunk = records[page * size : (page + 1) * size]
         base = {k: v[0] for k, v in query.items() if k not in ("Page", "PageToken")}
         uri = f"{API}/Accounts/{account}/Messages.json"
 
@@ -322,22 +365,31 @@ class TwilioServer:
 
         has_next = (page + 1) * size < len(records)
         return {
-            "messages": [_public(r) for r in chunk], "page": page, "page_size": size,
-            "start": page * size, "end": page * size + max(len(chunk) - 1, 0),
-            "uri": page_uri(page), "first_page_uri": page_uri(0),
-            "next_page_uri": (page_uri(page + 1) + f"&PageToken=PA{page + 1}") if has_next
-            else None,
+            "messages": [_public(r) for r in chunk],
+            "page": page,
+            "page_size": size,
+            "start": page * size,
+            "end": page * size + max(len(chunk) - 1, 0),
+            "uri": page_uri(page),
+            "first_page_uri": page_uri(0),
+            "next_page_uri": (page_uri(page + 1) + f"&PageToken=PA{page + 1}") if has_next else None,
             "previous_page_uri": page_uri(page - 1) if page > 0 else None,
         }
 
     def _account(self, account: str) -> dict[str, Any]:
-        return {"sid": account, "friendly_name": f"Test account {account[-4:]}",
-                "status": "active", "type": "Full", "owner_account_sid": account,
-                # Twilio returns the auth token with the account: it must never be shown.
-                "auth_token": self.accounts.get(account, ""),
-                "date_created": rfc2822(datetime(2024, 1, 2, tzinfo=UTC)),
-                "date_updated": rfc2822(datetime(2024, 1, 2, tzinfo=UTC)),
-                "uri": f"{API}/Accounts/{account}.json", "subresource_uris": {}}
+        return {
+            "sid": account,
+            "friendly_name": f"Test account {account[-4:]}",
+            "status": "active",
+            "type": "Full",
+            "owner_account_sid": account,
+            # Twilio returns the auth token with the account: it must never be shown.
+            "auth_token": self.accounts.get(account, ""),
+            "date_created": rfc2822(datetime(2024, 1, 2, tzinfo=UTC)),
+            "date_updated": rfc2822(datetime(2024, 1, 2, tzinfo=UTC)),
+            "uri": f"{API}/Accounts/{account}.json",
+            "subresource_uris": {},
+        }
 
 
 def _public(message: dict[str, Any]) -> dict[str, Any]:
@@ -386,9 +438,17 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query, keep_blank_values=True)
             username, password = self._credentials()
-            record = Recorded(method, parts.path, query, {}, username, password, started,
-                              headers={k: v for k, v in self.headers.items()},
-                              target=self.path)
+            record = Recorded(
+                method,
+                parts.path,
+                query,
+                {},
+                username,
+                password,
+                started,
+                headers={k: v for k, v in self.headers.items()},
+                target=self.path,
+            )
             fault = server._next_fault() if method == "POST" else None
             with server._lock:
                 server.requests.append(record)
@@ -413,16 +473,19 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
                 with server._lock:
                     server.in_flight -= 1
 
-        def _route(self, method: str, path: str, query: dict[str, list[str]],
-                   record: Recorded, fault: str | None
-                   ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        def _route(
+            self, method: str, path: str, query: dict[str, list[str]], record: Recorded, fault: str | None
+        ) -> tuple[int, dict[str, Any], dict[str, str]]:
             if not path.startswith(f"{API}/Accounts/"):
                 return 404, twilio_error(20404, "The requested resource was not found", 404), {}
-            rest = path[len(f"{API}/Accounts/"):]
+            rest = path[len(f"{API}/Accounts/") :]
             account = rest.split("/")[0].removesuffix(".json")
             if not server._authenticate(record.username, record.password, account):
-                return 401, twilio_error(20003, "Authenticate", 401), {
-                    "WWW-Authenticate": 'Basic realm="Twilio API"'}
+                return (
+                    401,
+                    twilio_error(20003, "Authenticate", 401),
+                    {"WWW-Authenticate": 'Basic realm="Twilio API"'},
+                )
             if rest == f"{account}.json" and method == "GET":
                 return 200, server._account(account), {}
             if rest != f"{account}/Messages.json":
@@ -437,13 +500,18 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
                 return 200, server._list(account, query), {}
             record.fault = fault
             if fault == "429":
-                return 429, twilio_error(20429, "Too Many Requests", 429), {
-                    "Retry-After": server.retry_after}
+                return 429, twilio_error(20429, "Too Many Requests", 429), {"Retry-After": server.retry_after}
             if fault in ("500", "503"):
                 code = int(fault)
-                return code, twilio_error(20500 if code == 500 else 20503,
-                                          "Internal Server Error" if code == 500
-                                          else "Service Unavailable", code), {}
+                return (
+                    code,
+                    twilio_error(
+                        20500 if code == 500 else 20503,
+                        "Internal Server Error" if code == 500 else "Service Unavailable",
+                        code,
+                    ),
+                    {},
+                )
             status, payload = server._create(account, record.form)
             if fault == "drop" and status == 201:
                 self._drop()
@@ -468,8 +536,7 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
         def _reset(self) -> None:
             """Close with RST, the request body unread."""
             with contextlib.suppress(OSError):
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           struct.pack("ii", 1, 0))
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()
             self.close_connection = True
 

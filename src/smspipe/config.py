@@ -36,60 +36,137 @@ class Key:
 
 
 _URL = {"type": "string", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/]+"}
-_TEMPLATE_SET = {"oneOf": [{"type": "string"},
-                           {"type": "object", "additionalProperties": {"type": "string"}}]}
+_TEMPLATE_SET = {
+    "oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": {"type": "string"}}]
+}
 
-KEYS: dict[str, Key] = {k.name: k for k in (
-    Key("account_sid", {"type": "string", "pattern": "^AC[0-9a-fA-F]{32}$"},
-        "Twilio Account SID (AC…)", env="TWILIO_ACCOUNT_SID"),
-    Key("auth_token", {"type": "string", "minLength": 1},
-        "Twilio auth token", env="TWILIO_AUTH_TOKEN", secret=True),
-    Key("api_key", {"type": "string", "pattern": "^SK[0-9a-fA-F]{32}$"},
-        "Twilio API key SID (SK…), used with api_secret instead of the auth token",
-        env="TWILIO_API_KEY"),
-    Key("api_secret", {"type": "string", "minLength": 1},
-        "Twilio API key secret", env="TWILIO_API_SECRET", secret=True),
-    Key("from", {"type": "string", "minLength": 1},
-        "default sender: E.164 number, short code or alphanumeric sender ID",
-        env="SMSPIPE_FROM"),
-    Key("messaging_service_sid", {"type": "string", "pattern": "^MG[0-9a-fA-F]{32}$"},
-        "Messaging Service SID (MG…), used when no sender is given",
-        env="SMSPIPE_MESSAGING_SERVICE_SID"),
-    Key("status_callback", _URL,
-        "URL Twilio calls with delivery status updates, when a document names none"),
-    Key("api_url", _URL,
-        "Twilio-compatible base URL (a local mock, a proxy) instead of https://api.twilio.com",
-        env="SMSPIPE_API_URL"),
-    Key("default_region", {"type": "string", "pattern": "^[A-Za-z]{2}$"},
-        "region for numbers written in national form (ISO 3166 code)",
-        env="SMSPIPE_DEFAULT_REGION", default="US"),
-    Key("allowed_countries", {"type": "array", "items": {"type": "string",
-                                                         "pattern": "^[A-Za-z]{2}$"}},
-        "if not empty, only numbers of these countries are accepted", default=[]),
-    Key("shop_name", {"type": "string"}, "shop name the built-in templates sign with",
-        default=""),
-    Key("address", {"enum": ["shipping", "billing"]},
-        "which address's phone translate tries first", default="shipping"),
-    Key("templates", {"type": "object", "additionalProperties": False,
-                      "properties": {"order": _TEMPLATE_SET, "customer": _TEMPLATE_SET,
-                                     "shipment": _TEMPLATE_SET}},
-        "Jinja2 templates per kind (order, customer, shipment): one text, or one per status "
-        "with `default` for the other statuses", default={}),
-    Key("max_segments", {"type": ["integer", "null"], "minimum": 1},
-        "refuse messages longer than this many segments", default=None),
-    Key("ledger", {"type": "string", "minLength": 1},
-        "path of the SQLite ledger of sent messages", env="SMSPIPE_LEDGER"),
-    Key("concurrency", {"type": "integer", "minimum": 1, "maximum": 100},
-        "requests to Twilio in flight at once", default=4),
-    Key("rate", {"type": ["number", "null"], "exclusiveMinimum": 0},
-        "at most this many messages started per second", default=None),
-    Key("retries", {"type": "integer", "minimum": 0, "maximum": 100},
-        "retries of a temporary fault (429, 5xx, network) per message", default=5),
-    Key("max_wait", {"type": "number", "minimum": 0},
-        "longest wait between two retries, in seconds", default=60),
-    Key("timeout", {"type": "number", "exclusiveMinimum": 0},
-        "HTTP timeout of one request to Twilio, in seconds", default=30),
-)}
+KEYS: dict[str, Key] = {
+    k.name: k
+    for k in (
+        Key(
+            "account_sid",
+            {"type": "string", "pattern": "^AC[0-9a-fA-F]{32}$"},
+            "Twilio Account SID (AC…)",
+            env="TWILIO_ACCOUNT_SID",
+        ),
+        Key(
+            "auth_token",
+            {"type": "string", "minLength": 1},
+            "Twilio auth token",
+            env="TWILIO_AUTH_TOKEN",
+            secret=True,
+        ),
+        Key(
+            "api_key",
+            {"type": "string", "pattern": "^SK[0-9a-fA-F]{32}$"},
+            "Twilio API key SID (SK…), used with api_secret instead of the auth token",
+            env="TWILIO_API_KEY",
+        ),
+        Key(
+            "api_secret",
+            {"type": "string", "minLength": 1},
+            "Twilio API key secret",
+            env="TWILIO_API_SECRET",
+            secret=True,
+        ),
+        Key(
+            "from",
+            {"type": "string", "minLength": 1},
+            "default sender: E.164 number, short code or alphanumeric sender ID",
+            env="SMSPIPE_FROM",
+        ),
+        Key(
+            "messaging_service_sid",
+            {"type": "string", "pattern": "^MG[0-9a-fA-F]{32}$"},
+            "Messaging Service SID (MG…), used when no sender is given",
+            env="SMSPIPE_MESSAGING_SERVICE_SID",
+        ),
+        Key(
+            "status_callback",
+            _URL,
+            "URL Twilio calls with delivery status updates, when a document names none",
+        ),
+        Key(
+            "api_url",
+            _URL,
+            "Twilio-compatible base URL (a local mock, a proxy) instead of https://api.twilio.com",
+            env="SMSPIPE_API_URL",
+        ),
+        Key(
+            "default_region",
+            {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+            "region for numbers written in national form (ISO 3166 code)",
+            env="SMSPIPE_DEFAULT_REGION",
+            default="US",
+        ),
+        Key(
+            "allowed_countries",
+            {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
+            "if not empty, only numbers of these countries are accepted",
+            default=[],
+        ),
+        Key("shop_name", {"type": "string"}, "shop name the built-in templates sign with", default=""),
+        Key(
+            "address",
+            {"enum": ["shipping", "billing"]},
+            "which address's phone translate tries first",
+            default="shipping",
+        ),
+        Key(
+            "templates",
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"order": _TEMPLATE_SET, "customer": _TEMPLATE_SET, "shipment": _TEMPLATE_SET},
+            },
+            "Jinja2 templates per kind (order, customer, shipment): one text, or one per status "
+            "with `default` for the other statuses",
+            default={},
+        ),
+        Key(
+            "max_segments",
+            {"type": ["integer", "null"], "minimum": 1},
+            "refuse messages longer than this many segments",
+            default=None,
+        ),
+        Key(
+            "ledger",
+            {"type": "string", "minLength": 1},
+            "path of the SQLite ledger of sent messages",
+            env="SMSPIPE_LEDGER",
+        ),
+        Key(
+            "concurrency",
+            {"type": "integer", "minimum": 1, "maximum": 100},
+            "requests to Twilio in flight at once",
+            default=4,
+        ),
+        Key(
+            "rate",
+            {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "at most this many messages started per second",
+            default=None,
+        ),
+        Key(
+            "retries",
+            {"type": "integer", "minimum": 0, "maximum": 100},
+            "retries of a temporary fault (429, 5xx, network) per message",
+            default=5,
+        ),
+        Key(
+            "max_wait",
+            {"type": "number", "minimum": 0},
+            "longest wait between two retries, in seconds",
+            default=60,
+        ),
+        Key(
+            "timeout",
+            {"type": "number", "exclusiveMinimum": 0},
+            "HTTP timeout of one request to Twilio, in seconds",
+            default=30,
+        ),
+    )
+}
 
 
 def config_schema() -> dict[str, Any]:
@@ -104,6 +181,7 @@ def config_schema() -> dict[str, Any]:
 
 
 # --- paths -------------------------------------------------------------------
+
 
 def home_dir(env: Mapping[str, str]) -> Path | None:
     home = env.get("SMSPIPE_HOME")
@@ -141,6 +219,7 @@ def locate(config_path: str | Path | None, env: Mapping[str, str]) -> tuple[Path
 
 # --- loading -----------------------------------------------------------------
 
+
 @dataclass(slots=True)
 class Settings:
     """The effective settings: file and environment, with flags laid on top."""
@@ -174,7 +253,6 @@ class Settings:
             return self.file_values[name], f"config file ({self.path})"
         return key.default, "default"
 
-
     @property
     def ledger_path(self) -> Path:
         value = self.get("ledger")
@@ -193,8 +271,13 @@ def load(
     env = os.environ if env is None else env
     path, path_source = locate(config_path, env)
     explicit = config_path is not None or bool(env.get("SMSPIPE_CONFIG"))
-    settings = Settings(env=env, path=path, explicit=explicit, path_source=path_source,
-                        flags={k: v for k, v in (flags or {}).items() if v is not None})
+    settings = Settings(
+        env=env,
+        path=path,
+        explicit=explicit,
+        path_source=path_source,
+        flags={k: v for k, v in (flags or {}).items() if v is not None},
+    )
     if path.exists() or explicit:
         settings.file_values = read_file(path)
         settings.file_loaded = True
@@ -210,12 +293,14 @@ def read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text("utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist",
-                          hint="create it with `smspipe config init`, or fix --config / "
-                               "SMSPIPE_CONFIG") from None
+        raise ConfigError(
+            f"config file {path} does not exist",
+            hint="create it with `smspipe config init`, or fix --config / SMSPIPE_CONFIG",
+        ) from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory",
-                          hint="point --config / SMSPIPE_CONFIG at a YAML file") from None
+        raise ConfigError(
+            f"config file {path} is a directory", hint="point --config / SMSPIPE_CONFIG at a YAML file"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         # The path is in the message already: the reason alone (not str(exc)).
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
@@ -233,8 +318,7 @@ def parse(text: str, path: Path | str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         context_mark = getattr(exc, "context_mark", None)
-        if mark is not None and context_mark is not None and \
-                mark.index >= len(text.rstrip()):
+        if mark is not None and context_mark is not None and mark.index >= len(text.rstrip()):
             mark = context_mark  # the end came first: point at the unclosed quote or bracket
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or "not valid YAML"
@@ -244,14 +328,17 @@ def parse(text: str, path: Path | str) -> dict[str, Any]:
         if mark is not None and _is_secret_line(_line_text(text, mark.line)):
             # The scanner quotes what it tripped on (an alias, a tag): maybe part of a secret.
             problem = re.sub(r"'[^']{4,}'", "'…'", problem)
-        raise ConfigError(f"{where}: {problem}",
-                          hint="fix the YAML syntax (quote values that hold ': ' or start "
-                               "with a special character)") from None
+        raise ConfigError(
+            f"{where}: {problem}",
+            hint="fix the YAML syntax (quote values that hold ': ' or start with a special character)",
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the config file must be a mapping of keys to values",
-                          hint="write one `key: value` per line; see `smspipe config example`")
+        raise ConfigError(
+            f"{path}: the config file must be a mapping of keys to values",
+            hint="write one `key: value` per line; see `smspipe config example`",
+        )
     _check_duplicates(node, path)
     problems = problems_in(data)
     if problems:
@@ -277,11 +364,18 @@ def _line_text(text: str, index: int) -> str:
 
 # Names people reach for that difflib does not find (hub parameter names, synonyms).
 _ALIASES = {
-    "sender": "from", "from_number": "from", "phone_number": "from", "region": "default_region",
-    "token": "auth_token", "twilio_account_sid": "account_sid",
-    "twilio_auth_token": "auth_token", "twilio_api_key": "api_key",
-    "twilio_api_secret": "api_secret", "messaging_service": "messaging_service_sid",
-    "base_url": "api_url", "url": "api_url",
+    "sender": "from",
+    "from_number": "from",
+    "phone_number": "from",
+    "region": "default_region",
+    "token": "auth_token",
+    "twilio_account_sid": "account_sid",
+    "twilio_auth_token": "auth_token",
+    "twilio_api_key": "api_key",
+    "twilio_api_secret": "api_secret",
+    "messaging_service": "messaging_service_sid",
+    "base_url": "api_url",
+    "url": "api_url",
 }
 
 
@@ -318,8 +412,7 @@ def problems_in(data: Mapping[Any, Any]) -> list[ConfigProblem]:
     for name in data:
         if name not in KEYS:
             close = suggest(str(name), list(KEYS))
-            hint = f"did you mean {close!r}?" if close else \
-                f"known keys: {', '.join(KEYS)}"
+            hint = f"did you mean {close!r}?" if close else f"known keys: {', '.join(KEYS)}"
             problems.append(([name], f"unknown key {_shown_name(name)}", hint))
     if problems:
         return problems
@@ -347,8 +440,11 @@ def check_value(name: str, value: Any) -> str | None:
 def _looks_like_a_name(name: Any) -> bool:
     """A key name we may repeat in a message; a long or digit-heavy one may be a pasted secret."""
     text = str(name)
-    return (len(text) <= 24 and sum(c.isdigit() for c in text) <= 3
-            and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", text) is not None)
+    return (
+        len(text) <= 24
+        and sum(c.isdigit() for c in text) <= 3
+        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", text) is not None
+    )
 
 
 def _shown_name(name: Any) -> str:
@@ -366,9 +462,15 @@ def _dotted(path: list[str | int]) -> str:
     return text or "(top level)"
 
 
-_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number",
-               "boolean": "true or false", "array": "a list", "object": "a mapping",
-               "null": "empty"}
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "empty",
+}
 
 
 def _kind(value: Any) -> str:
@@ -395,22 +497,28 @@ def _describe(error: Any, *, secret: bool) -> tuple[str, str]:
         types = [expected] if isinstance(expected, str) else list(expected)
         want = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
         if value is None:
-            return (f"has no value (expected {want})",
-                    "give it a value, or remove the line (or comment it out with #)")
+            return (
+                f"has no value (expected {want})",
+                "give it a value, or remove the line (or comment it out with #)",
+            )
         if "string" in types and isinstance(value, bool | int | float):
-            return (f"must be {want}, got {_kind(value)}",
-                    "put the value in quotes (YAML reads +1555…, 0123, yes, no, on, off "
-                    "as numbers or booleans)")
+            return (
+                f"must be {want}, got {_kind(value)}",
+                "put the value in quotes (YAML reads +1555…, 0123, yes, no, on, off as numbers or booleans)",
+            )
         return f"must be {want}, got {_kind(value)}", "see `smspipe config example`"
     if kind == "pattern":
         what = _pattern_words(expected)
         return f"is not {what}", "see `smspipe config example`"
     if kind == "minLength":
-        return ("must not be empty" if expected == 1 else
-                f"must be at least {expected} characters"), "give it a value or remove the line"
+        return (
+            "must not be empty" if expected == 1 else f"must be at least {expected} characters"
+        ), "give it a value or remove the line"
     if kind == "enum":
-        return (f"must be one of: {', '.join(str(v) for v in expected)}{shown}",
-                "see `smspipe config example`")
+        return (
+            f"must be one of: {', '.join(str(v) for v in expected)}{shown}",
+            "see `smspipe config example`",
+        )
     bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
     if kind in bounds:
         return f"must be {bounds[kind]} {expected}{shown}", "see `smspipe config example`"
@@ -457,8 +565,7 @@ def _line_of(node: Any, key_path: list[str | int]) -> int | None:
                     break
             else:
                 return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
-                and part < len(node.value):
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
@@ -479,7 +586,8 @@ def _check_duplicates(node: Any, path: Path | str) -> None:
                     raise ConfigError(
                         f"{path}:{line}: key {key_node.value!r} appears twice "
                         f"(also on line {seen[key_node.value]})",
-                        hint="keep one of them")
+                        hint="keep one of them",
+                    )
                 seen[key_node.value] = line
             _check_duplicates(value_node, path)
     elif isinstance(node, yaml.SequenceNode):
@@ -499,7 +607,8 @@ def _check_permissions(path: Path, settings: Settings) -> None:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         settings.warnings.append(
             f"{path} holds a secret and is accessible to group or others "
-            f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}")
+            f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}"
+        )
 
 
 # --- the commented YAML file (config.example.yaml, `config init`) -------------
@@ -519,11 +628,10 @@ EXAMPLES: dict[str, str] = {
     "allowed_countries": "[US, CA]",
     "shop_name": '"Example Shop"',
     "address": "shipping",
-    "templates":
-        '\n  order:'
-        '\n    complete: "Hi {{ name }}, thanks for your order {{ order.id }}!"'
-        '\n    default: "Your order {{ order.id }} is now {{ status }}."'
-        '\n  shipment: "{{ shop_name }}: your order {{ shipment.order_id }} has shipped."',
+    "templates": "\n  order:"
+    '\n    complete: "Hi {{ name }}, thanks for your order {{ order.id }}!"'
+    '\n    default: "Your order {{ order.id }} is now {{ status }}."'
+    '\n  shipment: "{{ shop_name }}: your order {{ shipment.order_id }} has shipped."',
     "max_segments": "3",
     "ledger": '"~/smspipe/ledger.sqlite3"',
     "concurrency": "4",
@@ -536,7 +644,11 @@ EXAMPLES: dict[str, str] = {
 #: How the commented file is laid out; a key in no section goes under "Other".
 SECTIONS: dict[str, list[str]] = {
     "Twilio credentials: account SID and auth token, or API key and secret": [
-        "account_sid", "auth_token", "api_key", "api_secret"],
+        "account_sid",
+        "auth_token",
+        "api_key",
+        "api_secret",
+    ],
     "Sender": ["from", "messaging_service_sid", "status_callback"],
     "Connection to Twilio": ["api_url", "timeout"],
     "Checks (validate, send)": ["default_region", "allowed_countries", "max_segments"],
@@ -562,8 +674,7 @@ def _inline(value: Any) -> str:
         return _quoted(value)
     import yaml
 
-    text: str = yaml.safe_dump([value], default_flow_style=True, allow_unicode=True,
-                               width=1_000_000)
+    text: str = yaml.safe_dump([value], default_flow_style=True, allow_unicode=True, width=1_000_000)
     return text.strip()[1:-1]
 
 
@@ -579,8 +690,9 @@ def _quoted(text: str) -> str:
         code = ord(char)
         if char in _ESCAPES:
             out.append(_ESCAPES[char])
-        elif (0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
-              or code >= 0x10000) and char not in "\u2028\u2029\ufeff":
+        elif (
+            0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or code >= 0x10000
+        ) and char not in "\u2028\u2029\ufeff":
             out.append(char)
         elif code <= 0xFF:
             out.append(f"\\x{code:02X}")
@@ -591,12 +703,15 @@ def _quoted(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-EXAMPLE_ORIGIN = ("smspipe configuration: every key, with an example. Copy it to the path\n"
-                  "# `smspipe config path` prints, or run `smspipe config init`.")
+EXAMPLE_ORIGIN = (
+    "smspipe configuration: every key, with an example. Copy it to the path\n"
+    "# `smspipe config path` prints, or run `smspipe config init`."
+)
 
 
-def render(values: Mapping[str, Any] | None = None, *, origin: str = EXAMPLE_ORIGIN,
-           name: str = CONFIG_FILENAME) -> str:
+def render(
+    values: Mapping[str, Any] | None = None, *, origin: str = EXAMPLE_ORIGIN, name: str = CONFIG_FILENAME
+) -> str:
     """The commented config file: every key of :data:`KEYS` with its documentation;
     keys in *values* written out, the others commented out with an example."""
     values = values or {}
@@ -610,8 +725,14 @@ def render(values: Mapping[str, Any] | None = None, *, origin: str = EXAMPLE_ORI
         lines.append(f"# --- {title} ---\n")
         for key_name in names:
             key = KEYS[key_name]
-            lines.extend(textwrap.wrap(f"{key.doc[:1].upper()}{key.doc[1:]}.", width=88,
-                                       initial_indent="## ", subsequent_indent="## "))
+            lines.extend(
+                textwrap.wrap(
+                    f"{key.doc[:1].upper()}{key.doc[1:]}.",
+                    width=88,
+                    initial_indent="## ",
+                    subsequent_indent="## ",
+                )
+            )
             notes = []
             if key.env:
                 notes.append(f"Environment: {key.env}.")
@@ -648,9 +769,10 @@ def write_file(path: Path, text: str, *, force: bool = False) -> None:
     try:
         fd = os.open(target, flags, 0o600)
     except FileExistsError:
-        raise ConfigError(f"{path} already exists",
-                          hint="use --force to overwrite it, or --config PATH to write "
-                               "another file") from None
+        raise ConfigError(
+            f"{path} already exists",
+            hint="use --force to overwrite it, or --config PATH to write another file",
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     try:
@@ -671,6 +793,7 @@ def write_file(path: Path, text: str, *, force: bool = False) -> None:
 
 
 # --- credentials -------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -693,12 +816,15 @@ NO_CREDENTIALS_HINT = (
     "or run `smspipe config init`"
 )
 
-_PARAM_NAMES = {"account_sid": "twilio_account_sid", "auth_token": "twilio_auth_token",
-                "api_key": "twilio_api_key", "api_secret": "twilio_api_secret"}
+_PARAM_NAMES = {
+    "account_sid": "twilio_account_sid",
+    "auth_token": "twilio_auth_token",
+    "api_key": "twilio_api_key",
+    "api_secret": "twilio_api_secret",
+}
 
 
-def resolve_credentials(settings: Settings, parameters: Mapping[str, Any] | None = None
-                        ) -> Credentials:
+def resolve_credentials(settings: Settings, parameters: Mapping[str, Any] | None = None) -> Credentials:
     """Credentials by precedence: flags > document parameters > environment > config.
 
     The first source that holds a complete pair (API key and secret, or
@@ -708,11 +834,9 @@ def resolve_credentials(settings: Settings, parameters: Mapping[str, Any] | None
     layers: list[tuple[str, dict[str, Any]]] = []
     layers.append(("flags", {k: settings.flags.get(k) for k in _PARAM_NAMES}))
     if parameters:
-        layers.append(("document parameters",
-                       {k: parameters.get(p) for k, p in _PARAM_NAMES.items()}))
+        layers.append(("document parameters", {k: parameters.get(p) for k, p in _PARAM_NAMES.items()}))
     layers.append(("environment", {k: settings.env.get(KEYS[k].env or "") for k in _PARAM_NAMES}))
-    layers.append((f"config file ({settings.path})",
-                   {k: settings.file_values.get(k) for k in _PARAM_NAMES}))
+    layers.append((f"config file ({settings.path})", {k: settings.file_values.get(k) for k in _PARAM_NAMES}))
     for _, values in layers:
         for name in ("auth_token", "api_secret"):
             if isinstance(values.get(name), str):
@@ -729,16 +853,22 @@ def resolve_credentials(settings: Settings, parameters: Mapping[str, Any] | None
         if values.get("api_key") and values.get("api_secret"):
             sid = values.get("account_sid") or first("account_sid")[0]
             if not sid:
-                raise CredentialsError("an API key needs the account SID it belongs to",
-                                       hint="pass --account-sid or set TWILIO_ACCOUNT_SID")
+                raise CredentialsError(
+                    "an API key needs the account SID it belongs to",
+                    hint="pass --account-sid or set TWILIO_ACCOUNT_SID",
+                )
             return Credentials(str(sid), str(values["api_key"]), str(values["api_secret"]), label)
         if values.get("account_sid") and values.get("auth_token"):
-            return Credentials(str(values["account_sid"]), str(values["account_sid"]),
-                               str(values["auth_token"]), label)
+            return Credentials(
+                str(values["account_sid"]), str(values["account_sid"]), str(values["auth_token"]), label
+            )
     sid, sid_from = first("account_sid")
     token, token_from = first("auth_token")
     if sid and token:
         return Credentials(sid, sid, token, f"{sid_from} + {token_from}")
-    missing = "no Twilio credentials" if not (sid or token) else \
-        ("no auth token for account " + sid if sid else "an auth token but no account SID")
+    missing = (
+        "no Twilio credentials"
+        if not (sid or token)
+        else ("no auth token for account " + sid if sid else "an auth token but no account SID")
+    )
     raise CredentialsError(missing, hint=NO_CREDENTIALS_HINT)

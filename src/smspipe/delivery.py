@@ -29,7 +29,7 @@ MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 SUMMARY_BODY_CHARS = 80
 NO_SENDER = "no sender"
 NO_SENDER_HINT = (
-    "give --from or --messaging-service-sid, put \"from\" in the document, "
+    'give --from or --messaging-service-sid, put "from" in the document, '
     "set SMSPIPE_FROM or SMSPIPE_MESSAGING_SERVICE_SID, or set `from` or "
     "`messaging_service_sid` in the config file"
 )
@@ -56,14 +56,17 @@ class ErrorInfo:
     fatal: bool = False
 
     @classmethod
-    def from_gateway(cls, exc: GatewayError, *, temporary: bool = False,
-                     fatal: bool = False) -> ErrorInfo:
-        return cls(message=exc.message, code=exc.code, more_info=exc.more_info,
-                   temporary=temporary, fatal=fatal)
+    def from_gateway(cls, exc: GatewayError, *, temporary: bool = False, fatal: bool = False) -> ErrorInfo:
+        return cls(
+            message=exc.message, code=exc.code, more_info=exc.more_info, temporary=temporary, fatal=fatal
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": redact(self.message),
-                               "more_info": self.more_info}
+        out: dict[str, Any] = {
+            "code": self.code,
+            "message": redact(self.message),
+            "more_info": self.more_info,
+        }
         if self.temporary:
             out["temporary"] = True
         return out
@@ -175,7 +178,7 @@ class Result:
         if not path.endswith("]"):
             return original
         key = path[: path.index("[")]
-        index = int(path[path.index("[") + 1: -1])
+        index = int(path[path.index("[") + 1 : -1])
         items = original.get(key)
         if not isinstance(items, list) or index >= len(items):
             return original
@@ -194,6 +197,7 @@ def quote_body(body: str) -> str:
 
 
 # --- planning ----------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class Planner:
@@ -226,20 +230,26 @@ class Planner:
         """The sender layers other than the document: flags, environment, config file."""
         env = self.settings.env
         layers = [
-            ("flag", self.settings.flags.get("from"),
-             self.settings.flags.get("messaging_service_sid")),
-            ("environment", env.get(config.KEYS["from"].env or ""),
-             env.get(config.KEYS["messaging_service_sid"].env or "")),
-            (f"config file ({self.settings.path})", self.settings.file_values.get("from"),
-             self.settings.file_values.get("messaging_service_sid")),
+            ("flag", self.settings.flags.get("from"), self.settings.flags.get("messaging_service_sid")),
+            (
+                "environment",
+                env.get(config.KEYS["from"].env or ""),
+                env.get(config.KEYS["messaging_service_sid"].env or ""),
+            ),
+            (
+                f"config file ({self.settings.path})",
+                self.settings.file_values.get("from"),
+                self.settings.file_values.get("messaging_service_sid"),
+            ),
         ]
         out: list[tuple[str, Sender]] = []
         for label, raw_sender, raw_service in layers:
             sender = self._check_default_sender(raw_sender, label) if raw_sender else None
             service = str(raw_service) if raw_service else None
             if service and not MESSAGING_SERVICE_SID.fullmatch(service):
-                raise _sender_error(label, f"messaging service SID {service!r} is not MG "
-                                           "followed by 32 hex digits")
+                raise _sender_error(
+                    label, f"messaging service SID {service!r} is not MG followed by 32 hex digits"
+                )
             out.append((label, Sender(sender, service)))
         return out
 
@@ -253,8 +263,7 @@ class Planner:
         """Precedence: flags > the document (from, parameters) > environment > config."""
         assert verdict.sms is not None
         document_service = verdict.parameters.get("twilio_messaging_service_sid")
-        document = Sender(verdict.sms.sender,
-                          document_service if isinstance(document_service, str) else None)
+        document = Sender(verdict.sms.sender, document_service if isinstance(document_service, str) else None)
         flags, *rest = self._defaults
         for _, candidate in (flags, ("document", document), *rest):
             if candidate:
@@ -274,8 +283,9 @@ class Planner:
         """One Job (ready to send) or Result (invalid, no credentials) per SMS in *item*."""
         if isinstance(item, documents.Problem):
             verdict = sms.problem_verdict(item)
-            yield Result(verdict, Status.INVALID, verdict.key(),
-                         error=ErrorInfo(f"{verdict.where}: {item.message}"))
+            yield Result(
+                verdict, Status.INVALID, verdict.key(), error=ErrorInfo(f"{verdict.where}: {item.message}")
+            )
             return
         for verdict in sms.check(item, self.policy):
             yield self._plan_one(verdict)
@@ -283,49 +293,81 @@ class Planner:
     def _plan_one(self, verdict: sms.Verdict) -> Job | Result:
         if not verdict.valid or verdict.sms is None:
             reasons = "; ".join(str(e) for e in verdict.errors)
-            return Result(verdict, Status.INVALID, verdict.key(), note=reasons,
-                          error=ErrorInfo(f"{verdict.where}: {reasons}"))
+            return Result(
+                verdict,
+                Status.INVALID,
+                verdict.key(),
+                note=reasons,
+                error=ErrorInfo(f"{verdict.where}: {reasons}"),
+            )
         sender = self.sender_for(verdict)
         credentials: config.Credentials | None = None
         try:
             credentials = self.credentials_for(verdict)
         except CredentialsError as exc:
             if self.need_credentials:
-                return Result(verdict, Status.FAILED, verdict.key(), note=exc.message,
-                              error=ErrorInfo(str(exc), fatal=True))
+                return Result(
+                    verdict,
+                    Status.FAILED,
+                    verdict.key(),
+                    note=exc.message,
+                    error=ErrorInfo(str(exc), fatal=True),
+                )
         account = credentials.account_sid if credentials else None
         message = verdict.sms
         if message.sender != sender.sender:
             message = _with_sender(message, sender.sender)
         # Without a request_id, the key is a hash of what is sent, from whom.
         key = verdict.request_id or sms.content_hash(
-            _with_sender(message, sender.sender or sender.messaging_service_sid), account)
+            _with_sender(message, sender.sender or sender.messaging_service_sid), account
+        )
         if not sender:
-            return Result(verdict, Status.INVALID, key, note=NO_SENDER,
-                          error=ErrorInfo(f"{verdict.where}: {NO_SENDER}: {NO_SENDER_HINT}"))
-        callback = (self._status_callback[0] or message.status_callback
-                    or self._status_callback[1])
-        return Job(verdict=verdict, sms=message, key=key, credentials=credentials,
-                   sender=sender, status_callback=callback)
+            return Result(
+                verdict,
+                Status.INVALID,
+                key,
+                note=NO_SENDER,
+                error=ErrorInfo(f"{verdict.where}: {NO_SENDER}: {NO_SENDER_HINT}"),
+            )
+        callback = self._status_callback[0] or message.status_callback or self._status_callback[1]
+        return Job(
+            verdict=verdict,
+            sms=message,
+            key=key,
+            credentials=credentials,
+            sender=sender,
+            status_callback=callback,
+        )
 
 
 def _with_sender(message: sms.SMS, sender: str | None) -> sms.SMS:
-    return sms.SMS(to=message.to, body=message.body, sender=sender,
-                   media_url=message.media_url, status_callback=message.status_callback,
-                   id=message.id)
+    return sms.SMS(
+        to=message.to,
+        body=message.body,
+        sender=sender,
+        media_url=message.media_url,
+        status_callback=message.status_callback,
+        id=message.id,
+    )
 
 
 def _has_credentials(parameters: Mapping[str, Any]) -> bool:
-    return any(parameters.get(name) for name in ("twilio_account_sid", "twilio_auth_token",
-                                                 "twilio_api_key", "twilio_api_secret"))
+    return any(
+        parameters.get(name)
+        for name in ("twilio_account_sid", "twilio_auth_token", "twilio_api_key", "twilio_api_secret")
+    )
 
 
 def _sender_error(label: str, message: str) -> UsageError | ConfigError:
     if label == "flag":
-        return UsageError(message, hint="pass --from +15017122661 (E.164), a short code or an "
-                                        "alphanumeric sender ID, or --messaging-service-sid MG…")
-    return ConfigError(f"default sender from the {label}: {message}",
-                       hint="fix it, or override it with --from")
+        return UsageError(
+            message,
+            hint="pass --from +15017122661 (E.164), a short code or an "
+            "alphanumeric sender ID, or --messaging-service-sid MG…",
+        )
+    return ConfigError(
+        f"default sender from the {label}: {message}", hint="fix it, or override it with --from"
+    )
 
 
 # --- gateways ----------------------------------------------------------------
@@ -357,6 +399,7 @@ class Gateways:
 
 
 # --- delivery ----------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class Totals:
@@ -395,8 +438,10 @@ class Totals:
 
 def auth_error(exc: GatewayError, credentials: config.Credentials) -> ErrorInfo:
     """Credentials refused: say which ones, and that the batch stopped."""
-    message = (f"{exc.message}; check the {credentials.method} for account "
-               f"{credentials.account_sid} (from {credentials.source}); the batch was stopped")
+    message = (
+        f"{exc.message}; check the {credentials.method} for account "
+        f"{credentials.account_sid} (from {credentials.source}); the batch was stopped"
+    )
     return ErrorInfo(message=message, code=exc.code, more_info=exc.more_info, fatal=True)
 
 
@@ -410,6 +455,7 @@ def dry_run(planned: Iterable[Job | Result]) -> Iterator[Result]:
 
 
 # --- the engine ----------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
@@ -536,9 +582,15 @@ class Engine:
     (from worker threads, one at a time) as they complete.
     """
 
-    def __init__(self, options: EngineOptions, gateways: Gateways, ledger: Ledger | None,
-                 on_result: Callable[[Result], None], *,
-                 sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        options: EngineOptions,
+        gateways: Gateways,
+        ledger: Ledger | None,
+        on_result: Callable[[Result], None],
+        *,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         import random
         from concurrent.futures import ThreadPoolExecutor
 
@@ -555,8 +607,9 @@ class Engine:
         self._random = random.Random()
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(options.concurrency * 2)
-        self._executor = ThreadPoolExecutor(max_workers=options.concurrency,
-                                            thread_name_prefix="smspipe-send")
+        self._executor = ThreadPoolExecutor(
+            max_workers=options.concurrency, thread_name_prefix="smspipe-send"
+        )
 
     # --- control ---------------------------------------------------------------
 
@@ -631,9 +684,13 @@ class Engine:
         try:
             result = self._deliver(job)
         except Exception as exc:  # a bug: report it with the document, keep the batch going
-            result = Result(job.verdict, Status.FAILED, job.key, job=job,
-                            error=ErrorInfo(f"internal error: {type(exc).__name__}: {exc}",
-                                            temporary=True))
+            result = Result(
+                job.verdict,
+                Status.FAILED,
+                job.key,
+                job=job,
+                error=ErrorInfo(f"internal error: {type(exc).__name__}: {exc}", temporary=True),
+            )
         self.report(result)
 
     def _not_sent(self, job: Job) -> Result:
@@ -642,8 +699,14 @@ class Engine:
             message = "not sent: interrupted"
         else:
             message = "not sent: the batch stopped because Twilio refused the credentials"
-        return Result(job.verdict, Status.FAILED, job.key, job=job, note=message,
-                      error=ErrorInfo(message, temporary=True))
+        return Result(
+            job.verdict,
+            Status.FAILED,
+            job.key,
+            job=job,
+            note=message,
+            error=ErrorInfo(message, temporary=True),
+        )
 
     def _deliver(self, job: Job) -> Result:
         from smspipe.ledger import ClaimResult, Entry
@@ -652,20 +715,32 @@ class Engine:
             return self._not_sent(job)
         assert job.credentials is not None
         gateway = self.gateways.get(job.credentials)
-        entry = Entry(key=job.key, account_sid=job.credentials.account_sid, to=job.sms.to,
-                      sender=job.sender.sender,
-                      messaging_service_sid=job.sender.messaging_service_sid, body=job.sms.body)
+        entry = Entry(
+            key=job.key,
+            account_sid=job.credentials.account_sid,
+            to=job.sms.to,
+            sender=job.sender.sender,
+            messaging_service_sid=job.sender.messaging_service_sid,
+            body=job.sms.body,
+        )
         previous: Row | None = None
         since = _now()
         if self.ledger is not None:
             claim = self.ledger.claim(entry, force=self.options.force)
             if claim.result == ClaimResult.ALREADY_SENT:
                 assert claim.row is not None
-                return Result(job.verdict, Status.SKIPPED, job.key, job=job, sid=claim.row.sid,
-                              segments=claim.row.segments)
+                return Result(
+                    job.verdict,
+                    Status.SKIPPED,
+                    job.key,
+                    job=job,
+                    sid=claim.row.sid,
+                    segments=claim.row.segments,
+                )
             if claim.result == ClaimResult.BUSY:
-                return Result(job.verdict, Status.SKIPPED, job.key, job=job,
-                              note=f"being sent by {claim.holder}")
+                return Result(
+                    job.verdict, Status.SKIPPED, job.key, job=job, note=f"being sent by {claim.holder}"
+                )
             if claim.result == ClaimResult.STALE:
                 assert claim.row is not None
                 stale = self._reconcile_row(claim.row, gateway)
@@ -676,8 +751,7 @@ class Engine:
                 previous = claim.row
         return self._send(job, gateway, previous, since)
 
-    def _send(self, job: Job, gateway: Gateway, previous: Row | None,
-              since: datetime) -> Result:
+    def _send(self, job: Job, gateway: Gateway, previous: Row | None, since: datetime) -> Result:
         """Create the message: retry what may pass, never resend what may exist unseen."""
         from smspipe.gateway import AmbiguousFault, AuthRefused, Rejected, TemporaryFault
 
@@ -693,21 +767,28 @@ class Engine:
                 fault: GatewayError
                 try:
                     message = gateway.create_message(
-                        job.sms, sender=job.sender.sender,
+                        job.sms,
+                        sender=job.sender.sender,
                         messaging_service_sid=job.sender.messaging_service_sid,
-                        status_callback=job.status_callback)
+                        status_callback=job.status_callback,
+                    )
                 except Rejected as exc:
                     if self.ledger is not None:
                         self.ledger.mark_failed(job.key, exc.code, exc.message)
-                    return Result(job.verdict, Status.FAILED, job.key, job=job,
-                                  attempts=attempt, error=ErrorInfo.from_gateway(exc))
+                    return Result(
+                        job.verdict,
+                        Status.FAILED,
+                        job.key,
+                        job=job,
+                        attempts=attempt,
+                        error=ErrorInfo.from_gateway(exc),
+                    )
                 except AuthRefused as exc:
                     assert job.credentials is not None
                     self._release(job, previous)
                     error = auth_error(exc, job.credentials)
                     self._halt(error)
-                    return Result(job.verdict, Status.FAILED, job.key, job=job,
-                                  attempts=attempt, error=error)
+                    return Result(job.verdict, Status.FAILED, job.key, job=job, attempts=attempt, error=error)
                 except TemporaryFault as exc:
                     if exc.status == 429 and exc.retry_after:
                         self.limiter.hold(exc.retry_after)
@@ -719,8 +800,15 @@ class Engine:
                 else:
                     if self.ledger is not None:
                         self.ledger.mark_sent(job.key, message.sid, message.segments)
-                    return Result(job.verdict, Status.SENT, job.key, job=job, sid=message.sid,
-                                  segments=message.segments, attempts=attempt)
+                    return Result(
+                        job.verdict,
+                        Status.SENT,
+                        job.key,
+                        job=job,
+                        sid=message.sid,
+                        segments=message.segments,
+                        attempts=attempt,
+                    )
                 finally:
                     self.progress.in_flight -= 1
                 if maybe_created:
@@ -737,10 +825,15 @@ class Engine:
                     self._release(job, previous)
                     if self._stop.is_set():
                         return self._not_sent(job)
-                    return Result(job.verdict, Status.FAILED, job.key, job=job,
-                                  attempts=attempt,
-                                  error=ErrorInfo.from_gateway(fault, temporary=True),
-                                  note=_undelivered_note(fault, attempt, delay is None))
+                    return Result(
+                        job.verdict,
+                        Status.FAILED,
+                        job.key,
+                        job=job,
+                        attempts=attempt,
+                        error=ErrorInfo.from_gateway(fault, temporary=True),
+                        note=_undelivered_note(fault, attempt, delay is None),
+                    )
                 if not retrying:
                     retrying = True
                     self.progress.retrying += 1
@@ -756,26 +849,48 @@ class Engine:
         if found.message is not None:
             if self.ledger is not None:
                 self.ledger.mark_sent(job.key, found.message.sid, found.message.segments)
-            return Result(job.verdict, Status.SENT, job.key, job=job, sid=found.message.sid,
-                          segments=found.message.segments, attempts=attempt,
-                          note="found in Twilio's message log after: " + fault.message)
+            return Result(
+                job.verdict,
+                Status.SENT,
+                job.key,
+                job=job,
+                sid=found.message.sid,
+                segments=found.message.segments,
+                attempts=attempt,
+                note="found in Twilio's message log after: " + fault.message,
+            )
         lookup_error = found.failed
         assert lookup_error is not None
-        message = (f"{fault.message}; the message may have been created and Twilio's "
-                   f"message log could not be checked ({lookup_error.message}): the next run "
-                   "checks again before sending")
+        message = (
+            f"{fault.message}; the message may have been created and Twilio's "
+            f"message log could not be checked ({lookup_error.message}): the next run "
+            "checks again before sending"
+        )
         if self.ledger is not None:
             self.ledger.mark_unknown(job.key, message)
-        return Result(job.verdict, Status.FAILED, job.key, job=job, attempts=attempt,
-                      error=ErrorInfo(message, code=fault.code, more_info=fault.more_info,
-                                      temporary=True))
+        return Result(
+            job.verdict,
+            Status.FAILED,
+            job.key,
+            job=job,
+            attempts=attempt,
+            error=ErrorInfo(message, code=fault.code, more_info=fault.more_info, temporary=True),
+        )
 
     def _release(self, job: Job, previous: Row | None) -> None:
         if self.ledger is not None:
             self.ledger.release(job.key, previous)
 
-    def _lookup(self, job: Job, gateway: Gateway, since: datetime, *, to: str | None = None,
-                sender: str | None = None, body: str | None = None) -> _Lookup:
+    def _lookup(
+        self,
+        job: Job,
+        gateway: Gateway,
+        since: datetime,
+        *,
+        to: str | None = None,
+        sender: str | None = None,
+        body: str | None = None,
+    ) -> _Lookup:
         """Look for the message in Twilio's log (a few tries: a GET is safe to repeat)."""
         from smspipe.gateway import AuthRefused, GatewayError
 
@@ -783,17 +898,19 @@ class Engine:
         for attempt in range(1, self.options.lookups + 1):
             try:
                 found = gateway.find_messages(
-                    to or job.sms.to, sender if to else job.sender.sender,
-                    body if body is not None else job.sms.body, since,
-                    exclude=_OtherKeys(self.ledger, job.key))
+                    to or job.sms.to,
+                    sender if to else job.sender.sender,
+                    body if body is not None else job.sms.body,
+                    since,
+                    exclude=_OtherKeys(self.ledger, job.key),
+                )
             except AuthRefused as exc:
                 assert job.credentials is not None
                 self._halt(auth_error(exc, job.credentials))
                 return _Lookup(failed=exc)
             except GatewayError as exc:
                 last = exc
-                if attempt < self.options.lookups and \
-                        not self._wait(self.backoff(attempt) or 0):
+                if attempt < self.options.lookups and not self._wait(self.backoff(attempt) or 0):
                     break
                 continue
             return _Lookup(message=found)
@@ -809,21 +926,32 @@ class Engine:
         """
         assert self.ledger is not None
         since = datetime.fromtimestamp(row.attempted_at or 0, UTC)
-        probe = Job(verdict=_placeholder_verdict(), sms=sms.SMS(to=row.to, body=row.body or ""),
-                    key=row.key, credentials=gateway.credentials,
-                    sender=Sender(row.sender, row.messaging_service_sid), status_callback=None)
+        probe = Job(
+            verdict=_placeholder_verdict(),
+            sms=sms.SMS(to=row.to, body=row.body or ""),
+            key=row.key,
+            credentials=gateway.credentials,
+            sender=Sender(row.sender, row.messaging_service_sid),
+            status_callback=None,
+        )
         found = self._lookup(probe, gateway, since)
         if found.message is not None:
             self.ledger.mark_sent(row.key, found.message.sid, found.message.segments)
-            return _Settled(Status.SKIPPED, found.message.sid, found.message.segments,
-                            note="found in Twilio's message log: sent by an earlier run that "
-                                 "was interrupted")
+            return _Settled(
+                Status.SKIPPED,
+                found.message.sid,
+                found.message.segments,
+                note="found in Twilio's message log: sent by an earlier run that was interrupted",
+            )
         if found.failed is not None:
-            message = ("an earlier run was interrupted while sending it, and Twilio's message "
-                       f"log could not be checked ({found.failed.message}): not sent again yet")
+            message = (
+                "an earlier run was interrupted while sending it, and Twilio's message "
+                f"log could not be checked ({found.failed.message}): not sent again yet"
+            )
             self.ledger.mark_unknown(row.key, message)
-            return _Settled(Status.FAILED, None, None, error=ErrorInfo(
-                message, code=found.failed.code, temporary=True))
+            return _Settled(
+                Status.FAILED, None, None, error=ErrorInfo(message, code=found.failed.code, temporary=True)
+            )
         return None
 
     def reconcile_open_rows(self, credentials: config.Credentials | None) -> dict[str, int]:
@@ -869,13 +997,22 @@ class _Settled:
     error: ErrorInfo | None = None
 
     def as_result(self, job: Job) -> Result:
-        return Result(job.verdict, self.status, job.key, job=job, sid=self.sid,
-                      segments=self.segments, note=self.note, error=self.error)
+        return Result(
+            job.verdict,
+            self.status,
+            job.key,
+            job=job,
+            sid=self.sid,
+            segments=self.segments,
+            note=self.note,
+            error=self.error,
+        )
 
 
 def _placeholder_verdict() -> sms.Verdict:
-    return sms.Verdict(source="ledger", line=0, index=None, path="", request_id=None,
-                       parameters={}, original=None)
+    return sms.Verdict(
+        source="ledger", line=0, index=None, path="", request_id=None, parameters={}, original=None
+    )
 
 
 def _undelivered_note(fault: GatewayError, attempts: int, waited_too_long: bool) -> str:

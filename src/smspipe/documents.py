@@ -97,8 +97,7 @@ def parse_json(text: str) -> Any:
             message = "a number with too many digits"
         raise ValueError(message) from None
     size = len(text)
-    if end != size and not (end == size - 1 and text[end] == "\n") \
-            and _skip_ws(text, end) != size:
+    if end != size and not (end == size - 1 and text[end] == "\n") and _skip_ws(text, end) != size:
         raise ValueError(f"extra data after the JSON value (column {end + 1})")
     return value
 
@@ -130,8 +129,9 @@ def _open_binary(source: str, stdin: IO[bytes] | None) -> IO[bytes]:
     try:
         return open(source, "rb")
     except FileNotFoundError:
-        raise InputError(f"{source}: no such file",
-                         hint="check the path, or use - to read from stdin") from None
+        raise InputError(
+            f"{source}: no such file", hint="check the path, or use - to read from stdin"
+        ) from None
     except IsADirectoryError:
         raise InputError(f"{source}: is a directory", hint="give the path of a file") from None
     except OSError as exc:
@@ -167,7 +167,7 @@ def _read_stream(source: str, stream: IO[bytes]) -> Iterator[Document | Problem]
     for raw in lines:
         lineno += 1
         if lineno == 1 and raw.startswith(BOM):
-            raw = raw[len(BOM):]
+            raw = raw[len(BOM) :]
         if raw.strip():
             first = raw
             break
@@ -227,7 +227,7 @@ def _read_multiline(
     if size > MAX_WHOLE_DOCUMENT:
         # Too big for one value: treat it as NDJSON after all (constant memory).
         yield Problem(source, first_line, first_error)
-        rest = io.BytesIO(data[len(chunks[0]):])
+        rest = io.BytesIO(data[len(chunks[0]) :])
         yield from _read_ndjson(source, _chain(iter(rest), lines), first_line)
         return
     try:
@@ -241,7 +241,7 @@ def _read_multiline(
     except ValueError as whole_error:
         if _looks_like_ndjson(text):
             yield Problem(source, first_line, first_error)
-            yield from _read_ndjson(source, iter(io.BytesIO(data[len(chunks[0]):])), first_line)
+            yield from _read_ndjson(source, iter(io.BytesIO(data[len(chunks[0]) :])), first_line)
         else:
             line, message = _locate(whole_error, first_line)
             yield Problem(source, line, message)
@@ -281,8 +281,10 @@ def _locate(error: ValueError, first_line: int) -> tuple[int, str]:
 
 
 def _describe_unicode_error(exc: UnicodeDecodeError) -> str:
-    return f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}); " \
-           "re-encode the input as UTF-8"
+    return (
+        f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}); "
+        "re-encode the input as UTF-8"
+    )
 
 
 def _emit(source: str, line: int, value: Any, text: str | None = None) -> Iterator[Document | Problem]:
@@ -297,8 +299,7 @@ def _emit(source: str, line: int, value: Any, text: str | None = None) -> Iterat
             else:
                 yield Problem(source, item_line, f"expected a JSON object, got {json_kind(item)}", index)
     else:
-        yield Problem(source, line, f"expected a JSON object or an array of objects, "
-                                    f"got {json_kind(value)}")
+        yield Problem(source, line, f"expected a JSON object or an array of objects, got {json_kind(value)}")
 
 
 def _item_lines(text: str, first_line: int) -> list[int]:
@@ -338,9 +339,7 @@ def json_kind(value: Any) -> str:
     return "an object"
 
 
-def unwrap(
-    doc: Document, singular: str, plural: str
-) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+def unwrap(doc: Document, singular: str, plural: str) -> Iterator[tuple[str, Any, dict[str, Any]]]:
     """Split a document into its items: ``{singular: {...}}``, ``{plural: [...]}`` or bare.
 
     Yields ``(path, item, envelope)``: the JSON path of the item within the

@@ -26,7 +26,7 @@ GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 # Anything but the basic set, as a pattern: one scan in C instead of a Python
 # step per character.
 _NOT_BASIC = re.compile("[^" + "".join(sorted(re.escape(c) for c in GSM7_BASIC)) + "]")
-_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")  # two UTF-16 units each
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # two UTF-16 units each
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -89,7 +89,8 @@ def analyse(body: str) -> Encoding:
 @lru_cache(maxsize=1024)  # the same few characters come up again and again
 def describe_chars(chars: tuple[str, ...], limit: int = 5) -> str:
     """Name characters for a warning: ’ (U+2019), 😀 (U+1F600)."""
-    shown = [f"{c!r} (U+{ord(c):04X})" if not c.isprintable() else f"{c} (U+{ord(c):04X})"
-             for c in chars[:limit]]
+    shown = [
+        f"{c!r} (U+{ord(c):04X})" if not c.isprintable() else f"{c} (U+{ord(c):04X})" for c in chars[:limit]
+    ]
     more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
     return ", ".join(shown) + more

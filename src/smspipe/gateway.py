@@ -53,8 +53,14 @@ def docs_link(code: int | None) -> str | None:
 class GatewayError(Exception):
     """A call to Twilio that did not succeed."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
-                 more_info: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        more_info: str | None = None,
+    ) -> None:
         super().__init__(redact(message))
         self.message = redact(message)
         self.status = status
@@ -80,9 +86,16 @@ class AuthRefused(GatewayError):
 class TemporaryFault(GatewayError):
     """A fault that may pass: rate limited, a 5xx, a connection that could not be opened."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
-                 more_info: str | None = None, retry_after: float | None = None,
-                 may_have_created: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        more_info: str | None = None,
+        retry_after: float | None = None,
+        may_have_created: bool = False,
+    ) -> None:
         super().__init__(message, status=status, code=code, more_info=more_info)
         self.retry_after = retry_after
         self.may_have_created = may_have_created
@@ -146,17 +159,31 @@ def classify_response(status: int, payload: Any, headers: Any, where: str) -> Ga
             message = f"{message}: {'; '.join(reasons)}"
     more_info = body.get("more_info") if isinstance(body.get("more_info"), str) else None
     if status == 401 or code in AUTH_ERROR_CODES:
-        return AuthRefused(f"Twilio refused the credentials ({where}): {message}",
-                           status=status, code=code or 20003, more_info=more_info)
+        return AuthRefused(
+            f"Twilio refused the credentials ({where}): {message}",
+            status=status,
+            code=code or 20003,
+            more_info=more_info,
+        )
     if status == 429:
         retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
-        return TemporaryFault(f"rate limited by Twilio ({where}): {message}", status=status,
-                              code=code or 20429, more_info=more_info, retry_after=retry_after)
+        return TemporaryFault(
+            f"rate limited by Twilio ({where}): {message}",
+            status=status,
+            code=code or 20429,
+            more_info=more_info,
+            retry_after=retry_after,
+        )
     if status >= 500:
         retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
-        return TemporaryFault(f"Twilio answered {status} ({where}): {message}", status=status,
-                              code=code, more_info=more_info, retry_after=retry_after,
-                              may_have_created=status in MAYBE_PROCESSED_STATUSES)
+        return TemporaryFault(
+            f"Twilio answered {status} ({where}): {message}",
+            status=status,
+            code=code,
+            more_info=more_info,
+            retry_after=retry_after,
+            may_have_created=status in MAYBE_PROCESSED_STATUSES,
+        )
     return Rejected(message, status=status, code=code, more_info=more_info)
 
 
@@ -166,8 +193,15 @@ class Gateway:
     Thread-safe: the delivery engine calls it from several worker threads.
     """
 
-    def __init__(self, credentials: Credentials, *, api_url: str | None, timeout: float,
-                 http_log: Callable[[str], None] | None = None, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        api_url: str | None,
+        timeout: float,
+        http_log: Callable[[str], None] | None = None,
+        pool_size: int = 10,
+    ) -> None:
         from twilio.rest import Client
 
         register_secret(credentials.password)
@@ -175,10 +209,15 @@ class Gateway:
         self.account_sid = credentials.account_sid
         self.api_url = api_url.rstrip("/") if api_url else None
         self.host = urlsplit(self.api_url or TWILIO_BASE_URL).netloc
-        self._http = _http_client(api_url=self.api_url, timeout=timeout, http_log=http_log,
-                                  pool_size=pool_size)
-        self._client = Client(credentials.username, credentials.password,
-                              account_sid=credentials.account_sid, http_client=self._http)
+        self._http = _http_client(
+            api_url=self.api_url, timeout=timeout, http_log=http_log, pool_size=pool_size
+        )
+        self._client = Client(
+            credentials.username,
+            credentials.password,
+            account_sid=credentials.account_sid,
+            http_client=self._http,
+        )
         if self.api_url:
             # TWILIO_EDGE / TWILIO_REGION rewrite the host; a base URL given by the
             # user wins (the HTTP client rebases every URL anyway).
@@ -192,9 +231,9 @@ class Gateway:
     def _account(self) -> Any:
         return self._client.api.v2010.accounts(self.account_sid)
 
-    def create_message(self, sms: SMS, *, sender: str | None,
-                       messaging_service_sid: str | None,
-                       status_callback: str | None) -> SentMessage:
+    def create_message(
+        self, sms: SMS, *, sender: str | None, messaging_service_sid: str | None, status_callback: str | None
+    ) -> SentMessage:
         """POST a message. Raises one of the :class:`GatewayError` subclasses on failure."""
         arguments: dict[str, Any] = {"to": sms.to, "body": sms.body}
         if sender:
@@ -215,8 +254,9 @@ class Gateway:
             raise AmbiguousFault(f"unexpected answer from {self.host}: {exc}") from None
         return _sent_message(message)
 
-    def find_messages(self, to: str, sender: str | None, body: str, since: datetime,
-                      exclude: Container[str] = ()) -> SentMessage | None:
+    def find_messages(
+        self, to: str, sender: str | None, body: str, since: datetime, exclude: Container[str] = ()
+    ) -> SentMessage | None:
         """The message to *to* (from *sender*) with this *body*, created since *since*.
 
         Looks in Twilio's message log: first filtered by the date sent, then
@@ -228,8 +268,7 @@ class Gateway:
         filters: dict[str, Any] = {"to": to}
         if sender:
             filters["from_"] = sender
-        queries = [({**filters, "date_sent_after": since}, LOOKUP_LIMIT),
-                   (filters, RECENT_LIMIT)]
+        queries = [({**filters, "date_sent_after": since}, LOOKUP_LIMIT), (filters, RECENT_LIMIT)]
         try:
             for query, limit in queries:
                 for record in self._account.messages.stream(limit=limit, page_size=50, **query):
@@ -251,8 +290,12 @@ class Gateway:
             account = self._account.fetch()
         except ValueError as exc:
             raise Rejected(f"unexpected answer from {self.host}: {exc}") from None
-        return {"sid": account.sid, "friendly_name": account.friendly_name,
-                "status": account.status, "type": account.type}
+        return {
+            "sid": account.sid,
+            "friendly_name": account.friendly_name,
+            "status": account.status,
+            "type": account.type,
+        }
 
     def close(self) -> None:
         self._http.close()
@@ -266,15 +309,15 @@ def _sent_message(record: Any) -> SentMessage:
         status=str(record.status) if record.status is not None else None,
         to=record.to,
         sender=record.from_,
-        segments=int(segments) if isinstance(segments, str | int) and str(segments).isdigit()
-        else None,
+        segments=int(segments) if isinstance(segments, str | int) and str(segments).isdigit() else None,
         date_created=created if isinstance(created, datetime) else None,
         body=record.body,
     )
 
 
-def _http_client(*, api_url: str | None, timeout: float,
-                 http_log: Callable[[str], None] | None, pool_size: int) -> Any:
+def _http_client(
+    *, api_url: str | None, timeout: float, http_log: Callable[[str], None] | None, pool_size: int
+) -> Any:
     """A twilio HttpClient over requests that rebases URLs and classifies failures."""
     import logging
 
@@ -289,16 +332,21 @@ def _http_client(*, api_url: str | None, timeout: float,
             self.session = requests.Session()
             # One pooled connection per worker; no retries inside urllib3:
             # retrying is the delivery engine's decision, not the transport's.
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1),
-                                  max_retries=0)
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1), max_retries=0)
             self.session.mount("https://", adapter)
             self.session.mount("http://", adapter)
 
-        def request(self, method: str, url: str, params: dict[str, object] | None = None,
-                    data: dict[str, object] | None = None,
-                    headers: dict[str, str] | None = None,
-                    auth: tuple[str, str] | None = None, timeout: float | None = None,
-                    allow_redirects: bool = False) -> Any:
+        def request(
+            self,
+            method: str,
+            url: str,
+            params: dict[str, object] | None = None,
+            data: dict[str, object] | None = None,
+            headers: dict[str, str] | None = None,
+            auth: tuple[str, str] | None = None,
+            timeout: float | None = None,
+            allow_redirects: bool = False,
+        ) -> Any:
             url = rebase_url(url, api_url)
             shown = _describe_url(url, params)
             where = f"{method.upper()} {urlsplit(url).netloc}"
@@ -307,8 +355,15 @@ def _http_client(*, api_url: str | None, timeout: float,
                 # session.request applies HTTPS_PROXY/NO_PROXY as requests does.
                 query: Any = params
                 answer = self.session.request(
-                    method.upper(), url, params=query, data=data, headers=headers, auth=auth,
-                    timeout=timeout or self.timeout, allow_redirects=allow_redirects)
+                    method.upper(),
+                    url,
+                    params=query,
+                    data=data,
+                    headers=headers,
+                    auth=auth,
+                    timeout=timeout or self.timeout,
+                    allow_redirects=allow_redirects,
+                )
             except requests.exceptions.RequestException as exc:
                 fault = _classify_transport(exc, where, timeout or self.timeout)
                 if http_log is not None:
@@ -316,8 +371,7 @@ def _http_client(*, api_url: str | None, timeout: float,
                 raise fault from None
             if http_log is not None:
                 elapsed = (time.monotonic() - started) * 1000
-                http_log(f"http: {method.upper()} {shown} -> {answer.status_code} "
-                         f"({elapsed:.0f} ms)")
+                http_log(f"http: {method.upper()} {shown} -> {answer.status_code} ({elapsed:.0f} ms)")
             if answer.status_code >= 400:
                 try:
                     payload = answer.json()
@@ -356,10 +410,13 @@ def _classify_transport(exc: Exception, where: str, timeout: float | None) -> Ga
     if isinstance(exc, requests.exceptions.ConnectionError):
         if _never_connected(exc):
             return TemporaryFault(f"cannot connect ({where}): {_reason(exc)}")
-        return AmbiguousFault(f"the connection dropped before Twilio answered ({where}): "
-                              f"{_reason(exc)}")
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema |
-                  requests.exceptions.InvalidSchema):
+        return AmbiguousFault(f"the connection dropped before Twilio answered ({where}): {_reason(exc)}")
+    if isinstance(
+        exc,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.InvalidSchema,
+    ):
         return Rejected(f"invalid API URL ({where}): {exc}")
     return AmbiguousFault(f"request failed ({where}): {_reason(exc)}")
 
@@ -384,8 +441,10 @@ def _never_connected(exc: BaseException) -> bool:
     """True when the connection was never established, so the request never left."""
     from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-    return any(isinstance(e, NewConnectionError | NameResolutionError | ConnectTimeoutError |
-                          ConnectionRefusedError) for e in _chain(exc))
+    return any(
+        isinstance(e, NewConnectionError | NameResolutionError | ConnectTimeoutError | ConnectionRefusedError)
+        for e in _chain(exc)
+    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -121,13 +121,22 @@ class Row:
 
     @classmethod
     def from_db(cls, record: sqlite3.Row) -> Row:
-        return cls(key=record["key"], state=State(record["state"]),
-                   account_sid=record["account_sid"], to=record["recipient"],
-                   sender=record["sender"], messaging_service_sid=record["messaging_service_sid"],
-                   body=record["body"], sid=record["sid"], segments=record["segments"],
-                   error_code=record["error_code"], error_message=record["error_message"],
-                   owner=record["owner"], attempts=record["attempts"],
-                   attempted_at=record["attempted_at"])
+        return cls(
+            key=record["key"],
+            state=State(record["state"]),
+            account_sid=record["account_sid"],
+            to=record["recipient"],
+            sender=record["sender"],
+            messaging_service_sid=record["messaging_service_sid"],
+            body=record["body"],
+            sid=record["sid"],
+            segments=record["segments"],
+            error_code=record["error_code"],
+            error_message=record["error_message"],
+            owner=record["owner"],
+            attempts=record["attempts"],
+            attempted_at=record["attempted_at"],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +167,10 @@ class Ledger:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._runs_dir.mkdir(exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise ConfigError(f"cannot create the ledger directory {self.path.parent}: "
-                              f"{exc.strerror}",
-                              hint="pass --ledger PATH, set `ledger` in the config, "
-                                   "or use --no-ledger") from None
+            raise ConfigError(
+                f"cannot create the ledger directory {self.path.parent}: {exc.strerror}",
+                hint="pass --ledger PATH, set `ledger` in the config, or use --no-ledger",
+            ) from None
         self._take_run_lock()
         try:
             # Two runs starting at once must not both switch a new file to WAL:
@@ -175,16 +184,20 @@ class Ledger:
                 connection.execute("PRAGMA journal_mode = WAL")
                 version = connection.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
-                    raise ConfigError(f"the ledger {self.path} was written by a newer smspipe "
-                                      f"(schema {version})", hint="upgrade smspipe, or pass "
-                                      "--ledger with another path")
+                    raise ConfigError(
+                        f"the ledger {self.path} was written by a newer smspipe (schema {version})",
+                        hint="upgrade smspipe, or pass --ledger with another path",
+                    )
                 if version < SCHEMA_VERSION:
-                    connection.executescript("BEGIN IMMEDIATE;" + _SCHEMA +
-                                             f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                    connection.executescript(
+                        "BEGIN IMMEDIATE;" + _SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    )
         except (sqlite3.DatabaseError, OSError) as exc:
             self.close()
-            raise ConfigError(f"the ledger {self.path} is not usable: {exc}",
-                              hint="move it aside, or pass --ledger with another path") from None
+            raise ConfigError(
+                f"the ledger {self.path} is not usable: {exc}",
+                hint="move it aside, or pass --ledger with another path",
+            ) from None
         except ConfigError:
             self.close()
             raise
@@ -210,8 +223,9 @@ class Ledger:
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                         isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
             connection.row_factory = sqlite3.Row
             connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             connection.execute("PRAGMA synchronous = FULL")
@@ -222,8 +236,9 @@ class Ledger:
         return connection
 
     @contextlib.contextmanager
-    def _transaction(self, connection: sqlite3.Connection | None = None, *,
-                     durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, connection: sqlite3.Connection | None = None, *, durable: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE: one writer at a time, across processes).
 
         *durable* transactions are synced to disk at commit (a claim must be on
@@ -303,8 +318,7 @@ class Ledger:
     # --- reading -------------------------------------------------------------
 
     def get(self, key: str) -> Row | None:
-        record = self._connection().execute(
-            "SELECT * FROM deliveries WHERE key = ?", (key,)).fetchone()
+        record = self._connection().execute("SELECT * FROM deliveries WHERE key = ?", (key,)).fetchone()
         return Row.from_db(record) if record else None
 
     def known_sids(self, sids: list[str]) -> set[str]:
@@ -312,25 +326,26 @@ class Ledger:
         if not sids:
             return set()
         marks = ",".join("?" * len(sids))
-        rows = self._connection().execute(
-            f"SELECT sid FROM deliveries WHERE sid IN ({marks})", sids).fetchall()  # noqa: S608
+        query = f"SELECT sid FROM deliveries WHERE sid IN ({marks})"  # noqa: S608
+        rows = self._connection().execute(query, sids).fetchall()
         return {row[0] for row in rows}
 
     def sid_owner(self, sid: str) -> str | None:
         """The key a sid is recorded under, if any."""
-        row = self._connection().execute(
-            "SELECT key FROM deliveries WHERE sid = ?", (sid,)).fetchone()
+        row = self._connection().execute("SELECT key FROM deliveries WHERE sid = ?", (sid,)).fetchone()
         return row[0] if row else None
 
     def open_rows(self) -> list[Row]:
         """Rows left pending or unknown by runs that are no longer alive."""
-        rows = self._connection().execute(
-            "SELECT * FROM deliveries WHERE state IN ('pending', 'unknown')").fetchall()
+        rows = (
+            self._connection()
+            .execute("SELECT * FROM deliveries WHERE state IN ('pending', 'unknown')")
+            .fetchall()
+        )
         return [Row.from_db(r) for r in rows if not self.owner_alive(r["owner"])]
 
     def counts(self) -> dict[str, int]:
-        rows = self._connection().execute(
-            "SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()
+        rows = self._connection().execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()
         return {row[0]: row[1] for row in rows}
 
     # --- claiming and recording ----------------------------------------------
@@ -339,24 +354,35 @@ class Ledger:
         """Claim *entry*'s key for this run, unless it was sent or another run holds it."""
         now = time.time()
         with self._transaction(durable=True) as db:
-            record = db.execute("SELECT * FROM deliveries WHERE key = ?",
-                                (entry.key,)).fetchone()
+            record = db.execute("SELECT * FROM deliveries WHERE key = ?", (entry.key,)).fetchone()
             row = Row.from_db(record) if record else None
             if row is None:
                 db.execute(
                     "INSERT INTO deliveries (key, state, account_sid, recipient, sender, "
                     "messaging_service_sid, body, body_sha256, owner, attempts, attempted_at, "
                     "updated_at) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
-                    (entry.key, entry.account_sid, entry.to, entry.sender,
-                     entry.messaging_service_sid, entry.body, entry.body_sha256, self.run_id,
-                     now, now))
+                    (
+                        entry.key,
+                        entry.account_sid,
+                        entry.to,
+                        entry.sender,
+                        entry.messaging_service_sid,
+                        entry.body,
+                        entry.body_sha256,
+                        self.run_id,
+                        now,
+                        now,
+                    ),
+                )
                 return Claim(ClaimResult.CLAIMED)
             if row.state in (State.PENDING, State.UNKNOWN):
                 if self.owner_alive(row.owner):
                     return Claim(ClaimResult.BUSY, row, self._holder(row.owner))
                 # A dead run's row: ours now, to reconcile with what it recorded.
-                db.execute("UPDATE deliveries SET owner = ?, updated_at = ? WHERE key = ?",
-                           (self.run_id, now, entry.key))
+                db.execute(
+                    "UPDATE deliveries SET owner = ?, updated_at = ? WHERE key = ?",
+                    (self.run_id, now, entry.key),
+                )
                 return Claim(ClaimResult.STALE, row)
             if row.state == State.SENT and not force:
                 return Claim(ClaimResult.ALREADY_SENT, row)
@@ -367,21 +393,33 @@ class Ledger:
                 "sender = ?, messaging_service_sid = ?, body = ?, body_sha256 = ?, owner = ?, "
                 "attempts = attempts + 1, attempted_at = ?, error_code = NULL, "
                 "error_message = NULL, updated_at = ? WHERE key = ?",
-                (entry.account_sid, entry.to, entry.sender, entry.messaging_service_sid,
-                 entry.body, entry.body_sha256, self.run_id, now, now, entry.key))
+                (
+                    entry.account_sid,
+                    entry.to,
+                    entry.sender,
+                    entry.messaging_service_sid,
+                    entry.body,
+                    entry.body_sha256,
+                    self.run_id,
+                    now,
+                    now,
+                    entry.key,
+                ),
+            )
             return Claim(ClaimResult.CLAIMED, row)
 
     def adopt(self, row: Row) -> bool:
         """Take over a dead run's open row (startup reconciliation). False if someone else did."""
         with self._transaction(durable=True) as db:
-            current = db.execute("SELECT owner, state FROM deliveries WHERE key = ?",
-                                 (row.key,)).fetchone()
+            current = db.execute("SELECT owner, state FROM deliveries WHERE key = ?", (row.key,)).fetchone()
             if current is None or current["state"] not in ("pending", "unknown"):
                 return False
             if current["owner"] != row.owner and self.owner_alive(current["owner"]):
                 return False
-            db.execute("UPDATE deliveries SET owner = ?, updated_at = ? WHERE key = ?",
-                       (self.run_id, time.time(), row.key))
+            db.execute(
+                "UPDATE deliveries SET owner = ?, updated_at = ? WHERE key = ?",
+                (self.run_id, time.time(), row.key),
+            )
             return True
 
     def restart(self, entry: Entry) -> None:
@@ -393,30 +431,44 @@ class Ledger:
                 "recipient = ?, sender = ?, messaging_service_sid = ?, account_sid = ?, "
                 "attempts = attempts + 1, attempted_at = ?, updated_at = ? "
                 "WHERE key = ? AND owner = ?",
-                (entry.body, entry.body_sha256, entry.to, entry.sender,
-                 entry.messaging_service_sid, entry.account_sid, now, now, entry.key,
-                 self.run_id))
+                (
+                    entry.body,
+                    entry.body_sha256,
+                    entry.to,
+                    entry.sender,
+                    entry.messaging_service_sid,
+                    entry.account_sid,
+                    now,
+                    now,
+                    entry.key,
+                    self.run_id,
+                ),
+            )
 
     def mark_sent(self, key: str, sid: str, segments: int | None = None) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE deliveries SET state = 'sent', sid = ?, segments = ?, body = NULL, "
                 "owner = NULL, error_code = NULL, error_message = NULL, updated_at = ? "
-                "WHERE key = ?", (sid, segments, time.time(), key))
+                "WHERE key = ?",
+                (sid, segments, time.time(), key),
+            )
 
     def mark_failed(self, key: str, code: int | None, message: str) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE deliveries SET state = 'failed', error_code = ?, error_message = ?, "
                 "body = NULL, owner = NULL, updated_at = ? WHERE key = ?",
-                (code, message[:500], time.time(), key))
+                (code, message[:500], time.time(), key),
+            )
 
     def mark_unknown(self, key: str, message: str) -> None:
         """The call may have reached Twilio and the log could not tell: the next run looks."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE deliveries SET state = 'unknown', error_message = ?, updated_at = ? "
-                "WHERE key = ?", (message[:500], time.time(), key))
+                "UPDATE deliveries SET state = 'unknown', error_message = ?, updated_at = ? WHERE key = ?",
+                (message[:500], time.time(), key),
+            )
 
     def release(self, key: str, previous: Row | None = None) -> None:
         """Give up a claim whose message was certainly not created (restore what was before)."""
@@ -425,8 +477,16 @@ class Ledger:
                 db.execute(
                     "UPDATE deliveries SET state = ?, sid = ?, segments = ?, error_code = ?, "
                     "error_message = ?, body = NULL, owner = NULL, updated_at = ? WHERE key = ?",
-                    (previous.state.value, previous.sid, previous.segments,
-                     previous.error_code, previous.error_message, time.time(), key))
+                    (
+                        previous.state.value,
+                        previous.sid,
+                        previous.segments,
+                        previous.error_code,
+                        previous.error_message,
+                        time.time(),
+                        key,
+                    ),
+                )
             else:
                 db.execute("DELETE FROM deliveries WHERE key = ? AND state = 'pending'", (key,))
 
@@ -454,8 +514,7 @@ class ReadOnlyLedger:
 
     def get(self, key: str) -> Row | None:
         try:
-            record = self._connection.execute(
-                "SELECT * FROM deliveries WHERE key = ?", (key,)).fetchone()
+            record = self._connection.execute("SELECT * FROM deliveries WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error:
             return None
         return Row.from_db(record) if record else None
@@ -469,8 +528,12 @@ def read_only(path: Path) -> ReadOnlyLedger | None:
     if not Path(path).is_file():
         return None
     try:
-        connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
-                                     timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        connection = sqlite3.connect(
+            f"{Path(path).resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
     except sqlite3.Error:
         return None
     connection.row_factory = sqlite3.Row

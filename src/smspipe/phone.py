@@ -97,7 +97,8 @@ def split_e164(text: str) -> tuple[int, str] | None:
 
 def _prefix_rule(country_code: int) -> re.Pattern[str] | None:
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(
-        country_code, phonenumbers.region_code_for_country_code(country_code))
+        country_code, phonenumbers.region_code_for_country_code(country_code)
+    )
     if metadata is None:
         return re.compile("")  # matches everything: leave it to parse
     prefix = metadata.national_prefix_for_parsing
@@ -122,8 +123,7 @@ def classify(number: PhoneNumber) -> tuple[str | None, str]:
     Answers as ``region_code_for_number(n)`` and ``number_type(n)`` do
     (UNKNOWN is INVALID: ``is_valid_number`` is ``number_type != UNKNOWN``).
     """
-    return classify_national(number.country_code or 0,
-                             phonenumbers.national_significant_number(number))
+    return classify_national(number.country_code or 0, phonenumbers.national_significant_number(number))
 
 
 def classify_national(country_code: int, national: str) -> tuple[str | None, str]:
@@ -219,8 +219,17 @@ _region_types: dict[tuple[int, str], _RegionTypes | None] = {}
 _region_leading: dict[tuple[int, str], re.Pattern[str] | None] = {}
 _NO_REGION = re.compile("")  # stands for "no metadata for this region"
 # Mobile and fixed line first: the types numbers mostly are (any match will do).
-_OTHER_TYPES = ("mobile", "fixed_line", "toll_free", "shared_cost", "voip", "personal_number",
-                "pager", "uan", "voicemail")
+_OTHER_TYPES = (
+    "mobile",
+    "fixed_line",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
 
 
 def _metadata(country_code: int, region: str) -> Any:
@@ -231,9 +240,13 @@ def _leading_digits(country_code: int, region: str) -> re.Pattern[str] | None:
     key = (country_code, region)
     if key not in _region_leading:
         metadata = _metadata(country_code, region)
-        _region_leading[key] = (_NO_REGION if metadata is None else
-                                None if metadata.leading_digits is None else
-                                re.compile(metadata.leading_digits))
+        _region_leading[key] = (
+            _NO_REGION
+            if metadata is None
+            else None
+            if metadata.leading_digits is None
+            else re.compile(metadata.leading_digits)
+        )
     return _region_leading[key]
 
 
@@ -246,8 +259,7 @@ def _types(country_code: int, region: str) -> _RegionTypes | None:
 
 
 def _compile_types(metadata: Any) -> _RegionTypes:
-    names = [n for n in _OTHER_TYPES
-             if n != "mobile" or not metadata.same_mobile_and_fixed_line_pattern]
+    names = [n for n in _OTHER_TYPES if n != "mobile" or not metadata.same_mobile_and_fixed_line_pattern]
     others = [p for p in (_desc_pattern(getattr(metadata, n)) for n in names) if p is not None]
     general = _desc_pattern(metadata.general_desc)
     premium = _desc_pattern(metadata.premium_rate)
@@ -298,10 +310,11 @@ def check_number(raw: str, default_region: str, allowed: frozenset[str] = frozen
     text = raw.strip()
     whatsapp = text.lower().startswith(WHATSAPP_PREFIX)
     if whatsapp:
-        text = text[len(WHATSAPP_PREFIX):].strip()
+        text = text[len(WHATSAPP_PREFIX) :].strip()
         if not text.startswith("+"):
-            return PhoneCheck(None, error=f"{raw!r}: a whatsapp: address takes an E.164 number "
-                                          f"(whatsapp:{EXAMPLE_E164})")
+            return PhoneCheck(
+                None, error=f"{raw!r}: a whatsapp: address takes an E.164 number (whatsapp:{EXAMPLE_E164})"
+            )
     split = split_e164(text)
     number: PhoneNumber | None = None
     if split is not None:  # plain E.164: parse would give exactly this
@@ -310,26 +323,33 @@ def check_number(raw: str, default_region: str, allowed: frozenset[str] = frozen
         try:
             number = phonenumbers.parse(text, default_region)
         except NumberParseException as exc:
-            return PhoneCheck(None, error=f"{raw!r} {_describe_parse_error(exc)}; "
-                                          f"give it in E.164 form ({EXAMPLE_E164})")
+            return PhoneCheck(
+                None, error=f"{raw!r} {_describe_parse_error(exc)}; give it in E.164 form ({EXAMPLE_E164})"
+            )
         country_code = number.country_code or 0  # parse always sets it
         national = phonenumbers.national_significant_number(number)
     region, category = classify_national(country_code, national)
     if category == INVALID:
         where = default_region if not text.startswith("+") else "its country code"
-        return PhoneCheck(None, error=f"{raw!r} is not a valid phone number for {where}; "
-                                      f"give it in E.164 form ({EXAMPLE_E164})")
+        return PhoneCheck(
+            None,
+            error=f"{raw!r} is not a valid phone number for {where}; give it in E.164 form ({EXAMPLE_E164})",
+        )
     if category == PREMIUM:
-        return PhoneCheck(None, region, f"{raw!r} is a premium-rate number; "
-                                        "smspipe refuses them (SMS-pumping fraud)")
+        return PhoneCheck(
+            None, region, f"{raw!r} is a premium-rate number; smspipe refuses them (SMS-pumping fraud)"
+        )
     if allowed and region not in allowed:
-        return PhoneCheck(None, region, f"{raw!r} is in {region}, outside allowed_countries "
-                                        f"({', '.join(sorted(allowed))}); add {region} to "
-                                        "allowed_countries in the config to allow it")
+        return PhoneCheck(
+            None,
+            region,
+            f"{raw!r} is in {region}, outside allowed_countries "
+            f"({', '.join(sorted(allowed))}); add {region} to "
+            "allowed_countries in the config to allow it",
+        )
     # E.164 of a plain E.164 text is that text (the country code and national
     # number are its digits, neither with a leading zero).
-    e164 = text if number is None else phonenumbers.format_number(
-        number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = text if number is None else phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if whatsapp:
         return PhoneCheck(WHATSAPP_PREFIX + e164, region)
     result = PhoneCheck(e164, region)
@@ -346,18 +366,18 @@ def check_sender(raw: str, default_region: str) -> PhoneCheck:
     text = raw.strip()
     if SHORT_CODE.fullmatch(text) or ALPHANUMERIC_SENDER.fullmatch(text):
         return PhoneCheck(text)
-    if text.lower().startswith(WHATSAPP_PREFIX) or text.startswith("+") or any(
-        c.isdigit() for c in text
-    ):
+    if text.lower().startswith(WHATSAPP_PREFIX) or text.startswith("+") or any(c.isdigit() for c in text):
         result = check_number(text, default_region)
         if result.e164 is None:
-            return PhoneCheck(None, error=(result.error or "").replace(
-                "phone number", "sender number"))
+            return PhoneCheck(None, error=(result.error or "").replace("phone number", "sender number"))
         return result
-    return PhoneCheck(None, error=f"{raw!r} is not a valid sender: use an E.164 number "
-                                  f"({EXAMPLE_E164}), a 5-6 digit short code, an alphanumeric "
-                                  "sender ID (1-11 characters, at least one letter) or a "
-                                  "whatsapp: address")
+    return PhoneCheck(
+        None,
+        error=f"{raw!r} is not a valid sender: use an E.164 number "
+        f"({EXAMPLE_E164}), a 5-6 digit short code, an alphanumeric "
+        "sender ID (1-11 characters, at least one letter) or a "
+        "whatsapp: address",
+    )
 
 
 def is_region(code: str) -> bool:

@@ -21,15 +21,24 @@ from typing import Any
 Check = Callable[[Any], bool]
 
 # Keywords that never change whether a value is valid (Draft 2020-12).
-_ANNOTATIONS = frozenset({
-    "$schema", "$defs", "$comment", "title", "description", "examples", "default",
-    "deprecated", "readOnly", "writeOnly",
-})
+_ANNOTATIONS = frozenset(
+    {
+        "$schema",
+        "$defs",
+        "$comment",
+        "title",
+        "description",
+        "examples",
+        "default",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    }
+)
 _OBJECT_KEYWORDS = frozenset({"required", "properties", "additionalProperties"})
 _STRING_KEYWORDS = frozenset({"minLength", "maxLength", "pattern"})
 _ARRAY_KEYWORDS = frozenset({"items", "minItems", "maxItems"})
-_NUMBER_KEYWORDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
-                    "exclusiveMaximum": "<"}
+_NUMBER_KEYWORDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
 
 
 class Unsupported(Exception):
@@ -49,7 +58,7 @@ def _type_test(name: str, v: str) -> str:
         "number": f"(isinstance({v}, (int, float, _Number)) and not isinstance({v}, bool))",
         # Draft 6 on: 1.0 is an integer, 1.5 and true are not
         "integer": f"((isinstance({v}, int) and not isinstance({v}, bool))"
-                   f" or (isinstance({v}, float) and {v}.is_integer()))",
+        f" or (isinstance({v}, float) and {v}.is_integer()))",
     }
     try:
         return tests[name]
@@ -70,7 +79,8 @@ def json_equal(one: Any, two: Any) -> bool:
         return len(one) == len(two) and all(json_equal(a, b) for a, b in zip(one, two, strict=True))
     if isinstance(one, Mapping) and isinstance(two, Mapping):
         return len(one) == len(two) and all(
-            key in two and json_equal(value, two[key]) for key, value in one.items())
+            key in two and json_equal(value, two[key]) for key, value in one.items()
+        )
     if isinstance(one, bool) or isinstance(two, bool):
         return isinstance(one, bool) and isinstance(two, bool) and one == two
     return bool(one == two)
@@ -81,8 +91,11 @@ class _Compiler:
 
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
-        self.namespace: dict[str, Any] = {"_MISSING": _MISSING, "_equal": json_equal,
-                                          "_Number": numbers.Number}
+        self.namespace: dict[str, Any] = {
+            "_MISSING": _MISSING,
+            "_equal": json_equal,
+            "_Number": numbers.Number,
+        }
         self.names = 0
         self.expanding: list[str] = []  # $refs being expanded, to refuse recursion
 
@@ -146,16 +159,21 @@ class _Compiler:
         if _ARRAY_KEYWORDS & schema.keys():
             guarded("array", list(self.array_terms(schema, v)))
         if _NUMBER_KEYWORDS.keys() & schema.keys():
-            guarded("number", [f"{v} {_NUMBER_KEYWORDS[k]} {_bound(schema[k], k)}"
-                               for k in _NUMBER_KEYWORDS if k in schema])
+            guarded(
+                "number",
+                [
+                    f"{v} {_NUMBER_KEYWORDS[k]} {_bound(schema[k], k)}"
+                    for k in _NUMBER_KEYWORDS
+                    if k in schema
+                ],
+            )
         if "enum" in schema:
             terms.append(self.enum_term(schema["enum"], v))
         if "const" in schema:
             terms.append(f"_equal({v}, {self.constant(schema['const'])})")
         for keyword, joiner in (("allOf", " and "), ("anyOf", " or ")):
             if keyword in schema:
-                parts = [self.node(sub, v, known=known)
-                         for sub in _subschemas(schema[keyword], keyword)]
+                parts = [self.node(sub, v, known=known) for sub in _subschemas(schema[keyword], keyword)]
                 terms.append("(" + joiner.join(parts) + ")")
         if "oneOf" in schema:
             parts = [self.node(sub, v, known=known) for sub in _subschemas(schema["oneOf"], "oneOf")]
@@ -242,9 +260,24 @@ class _Compiler:
             self.expanding.pop()
 
 
-_KEYWORDS = frozenset({
-    "type", "enum", "const", "allOf", "anyOf", "oneOf", "not", "$ref",
-}) | _OBJECT_KEYWORDS | _STRING_KEYWORDS | _ARRAY_KEYWORDS | _NUMBER_KEYWORDS.keys()
+_KEYWORDS = (
+    frozenset(
+        {
+            "type",
+            "enum",
+            "const",
+            "allOf",
+            "anyOf",
+            "oneOf",
+            "not",
+            "$ref",
+        }
+    )
+    | _OBJECT_KEYWORDS
+    | _STRING_KEYWORDS
+    | _ARRAY_KEYWORDS
+    | _NUMBER_KEYWORDS.keys()
+)
 
 
 class _Missing:
@@ -264,8 +297,11 @@ def _count(value: Any, keyword: str) -> int:
 
 
 def _bound(value: Any, keyword: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or (isinstance(value, float) and not math.isfinite(value)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
         raise Unsupported(keyword)
     return repr(value)
 

@@ -119,8 +119,7 @@ class Verdict:
         out: dict[str, Any] = {}
         if self.request_id is not None:
             out["request_id"] = self.request_id
-        params = {k: v for k, v in self.parameters.items()
-                  if keep_secrets or k not in SECRET_PARAMETERS}
+        params = {k: v for k, v in self.parameters.items() if keep_secrets or k not in SECRET_PARAMETERS}
         if params:
             out["parameters"] = params
         out["sms"] = self.sms.as_document()
@@ -134,14 +133,18 @@ class Verdict:
 
 
 def content_hash(sms: SMS, account: str | None) -> str:
-    material = json.dumps([account, sms.to, sms.sender, sms.body, list(sms.media_url)],
-                          ensure_ascii=False, separators=(",", ":"))
+    material = json.dumps(
+        [account, sms.to, sms.sender, sms.body, list(sms.media_url)],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     import hashlib  # not at import time: it costs every command ~7 ms to load
 
     return "sha256:" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 # --- schemas -----------------------------------------------------------------
+
 
 def load_schema(name: str) -> dict[str, Any]:
     """A JSON Schema shipped as package data (sms, request, order, …)."""
@@ -202,17 +205,18 @@ def _describe_schema_error(error: Any, prefix: str) -> Issue:
         return Issue(join_path(path, str(name)), f"unknown field{hint}")
     if validator == "type":
         expected = error.validator_value
-        expected = " or ".join(_article(t) for t in expected) if isinstance(expected, list) \
-            else _article(expected)
+        expected = (
+            " or ".join(_article(t) for t in expected) if isinstance(expected, list) else _article(expected)
+        )
         return Issue(path, f"must be {expected}, got {json_kind(error.instance)}")
     if validator == "maxLength":
-        return Issue(path, f"is {len(error.instance)} characters; at most "
-                           f"{error.validator_value} are allowed")
+        return Issue(
+            path, f"is {len(error.instance)} characters; at most {error.validator_value} are allowed"
+        )
     if validator == "minLength":
         return Issue(path, "must not be empty")
     if validator == "maxItems":
-        return Issue(path, f"has {len(error.instance)} items; at most "
-                           f"{error.validator_value} are allowed")
+        return Issue(path, f"has {len(error.instance)} items; at most {error.validator_value} are allowed")
     if validator == "pattern":
         if path.endswith("status_callback") or "media_url" in path:
             return Issue(path, f"{error.instance!r} is not an http(s) URL")
@@ -223,12 +227,19 @@ def _describe_schema_error(error: Any, prefix: str) -> Issue:
 
 
 def _article(type_name: str) -> str:
-    names = {"object": "an object", "array": "an array", "string": "a string",
-             "integer": "an integer", "number": "a number", "boolean": "true or false"}
+    names = {
+        "object": "an object",
+        "array": "an array",
+        "string": "a string",
+        "integer": "an integer",
+        "number": "a number",
+        "boolean": "true or false",
+    }
     return names.get(type_name, type_name)
 
 
 # --- checks ------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -239,18 +250,22 @@ class Policy:
     max_segments: int | None = None
 
 
-def make_policy(region: str, allowed_countries: Iterable[str] = (),
-                max_segments: int | None = None) -> Policy:
+def make_policy(
+    region: str, allowed_countries: Iterable[str] = (), max_segments: int | None = None
+) -> Policy:
     """The policy every command checks with; an unknown region is a usage error."""
     code = str(region).strip().upper()
     if not phone.is_region(code):
         from smspipe.errors import UsageError
 
-        raise UsageError(f"unknown region {region!r}",
-                         hint="use a two-letter country code such as US, GB or DE")
-    return Policy(default_region=code,
-                  allowed_countries=frozenset(c.upper() for c in allowed_countries),
-                  max_segments=max_segments)
+        raise UsageError(
+            f"unknown region {region!r}", hint="use a two-letter country code such as US, GB or DE"
+        )
+    return Policy(
+        default_region=code,
+        allowed_countries=frozenset(c.upper() for c in allowed_countries),
+        max_segments=max_segments,
+    )
 
 
 def split(doc: Document) -> Iterator[tuple[str, Any, dict[str, Any]]]:
@@ -264,20 +279,21 @@ def check(doc: Document, policy: Policy) -> Iterator[Verdict]:
         yield check_item(doc, path, item, envelope, policy)
 
 
-def check_item(
-    doc: Document, path: str, item: Any, envelope: dict[str, Any], policy: Policy
-) -> Verdict:
+def check_item(doc: Document, path: str, item: Any, envelope: dict[str, Any], policy: Policy) -> Verdict:
     request_id = envelope.get("request_id")
     parameters = envelope.get("parameters")
     verdict = Verdict(
-        doc.source, doc.line, doc.index, path,
+        doc.source,
+        doc.line,
+        doc.index,
+        path,
         request_id if isinstance(request_id, str) and request_id else None,
         parameters if isinstance(parameters, dict) else {},
         doc.value,
     )
     if verdict.request_id is not None and path.endswith("]"):
         # One request, several messages: each needs its own ledger identity.
-        verdict.request_id = f"{verdict.request_id}{path[path.index('['):]}"
+        verdict.request_id = f"{verdict.request_id}{path[path.index('[') :]}"
     if envelope:
         envelope_schema = _envelope_validator()
         if not envelope_schema.is_valid(envelope):
@@ -300,16 +316,22 @@ def check_item(
         verdict.encoding = analysis.name
         verdict.segments = analysis.segments
         if analysis.non_gsm:
-            verdict.warnings.append(Issue(
-                join_path(path, "message"),
-                f"UCS-2 encoding (70 characters a segment, not 160) because of "
-                f"{encoding.describe_chars(analysis.non_gsm)}; "
-                f"{analysis.segments} segment{'s' if analysis.segments != 1 else ''}"))
+            verdict.warnings.append(
+                Issue(
+                    join_path(path, "message"),
+                    f"UCS-2 encoding (70 characters a segment, not 160) because of "
+                    f"{encoding.describe_chars(analysis.non_gsm)}; "
+                    f"{analysis.segments} segment{'s' if analysis.segments != 1 else ''}",
+                )
+            )
         if policy.max_segments is not None and analysis.segments > policy.max_segments:
-            verdict.errors.append(Issue(
-                join_path(path, "message"),
-                f"needs {analysis.segments} segments, more than --max-segments "
-                f"{policy.max_segments}; shorten the text"))
+            verdict.errors.append(
+                Issue(
+                    join_path(path, "message"),
+                    f"needs {analysis.segments} segments, more than --max-segments "
+                    f"{policy.max_segments}; shorten the text",
+                )
+            )
     if verdict.errors or to is None or not isinstance(body, str):
         return verdict
     media = item.get("media_url") or ()
@@ -322,8 +344,7 @@ def _check_phone(raw: Any, prefix: str, policy: Policy, verdict: Verdict) -> str
         return None  # the schema already said so
     result = phone.check_number(raw, policy.default_region, policy.allowed_countries)
     if result.e164 is None:
-        verdict.errors.append(Issue(join_path(prefix, "phone"),
-                                    result.error or "not a valid phone number"))
+        verdict.errors.append(Issue(join_path(prefix, "phone"), result.error or "not a valid phone number"))
     return result.e164
 
 
@@ -338,6 +359,13 @@ def _check_from(raw: Any, prefix: str, policy: Policy, verdict: Verdict) -> str 
 
 def problem_verdict(problem: Problem) -> Verdict:
     """An unreadable line or item, as a verdict so that reports treat it alike."""
-    return Verdict(source=problem.source, line=problem.line, index=problem.index, path="",
-                   request_id=None, parameters={}, original=None,
-                   errors=[Issue("", problem.message)])
+    return Verdict(
+        source=problem.source,
+        line=problem.line,
+        index=problem.index,
+        path="",
+        request_id=None,
+        parameters={},
+        original=None,
+        errors=[Issue("", problem.message)],
+    )

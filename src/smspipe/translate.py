@@ -50,18 +50,27 @@ CONFIG_FALLBACK_KEY = "default"
 
 _SIGN = "{% if shop_name %}{{ shop_name }}: {% endif %}"
 _HI = "Hi{% if name %} {{ name }}{% endif %}"
-_TOTAL = ("{% if order.totals is mapping and order.totals.order is number %}"
-          " of {{ order.totals.order | money(order.currency | default(none)) }}{% endif %}")
-_TRACKING = ("{% if shipment.tracking is defined and shipment.tracking is not none"
-             " and shipment.tracking | string | trim %}"
-             ". Tracking number: {{ shipment.tracking }}{% endif %}")
-_SHIPMENT_OF = ("{% if shipment.order_id is defined and shipment.order_id is not none %}"
-                "your order {{ shipment.order_id }}{% else %}your shipment {{ shipment.id }}"
-                "{% endif %}")
+_TOTAL = (
+    "{% if order.totals is mapping and order.totals.order is number %}"
+    " of {{ order.totals.order | money(order.currency | default(none)) }}{% endif %}"
+)
+_TRACKING = (
+    "{% if shipment.tracking is defined and shipment.tracking is not none"
+    " and shipment.tracking | string | trim %}"
+    ". Tracking number: {{ shipment.tracking }}{% endif %}"
+)
+_SHIPMENT_OF = (
+    "{% if shipment.order_id is defined and shipment.order_id is not none %}"
+    "your order {{ shipment.order_id }}{% else %}your shipment {{ shipment.id }}"
+    "{% endif %}"
+)
 
 BUILTIN: dict[str, dict[str, str]] = {
     "order": {
-        "placed": _SIGN + _HI + ", thanks for your order {{ order.id }}" + _TOTAL
+        "placed": _SIGN
+        + _HI
+        + ", thanks for your order {{ order.id }}"
+        + _TOTAL
         + "! We will text you when it ships.",
         "canceled": _SIGN + _HI + ", your order {{ order.id }} has been canceled. "
         "If this is unexpected, please contact us.",
@@ -78,8 +87,14 @@ BUILTIN: dict[str, dict[str, str]] = {
 # Which built-in text a status gets; any other status gets the kind's first one
 # (order: the "received" text), with a warning once per status.
 BUILTIN_FOR_STATUS: dict[str, dict[str, str]] = {
-    "order": {"placed": "placed", "complete": "placed", "completed": "placed",
-              "canceled": "canceled", "cancelled": "canceled", "shipped": "shipped"},
+    "order": {
+        "placed": "placed",
+        "complete": "placed",
+        "completed": "placed",
+        "canceled": "canceled",
+        "cancelled": "canceled",
+        "shipped": "shipped",
+    },
     "customer": {"welcome": "welcome"},
     # One shipment text whatever the status: the flow texts shipments that went out.
     "shipment": {},
@@ -193,8 +208,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             raise SecurityError(f"exponent {right} is too large")
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(count, int) \
-                        and len(seq) * count > MAX_REPEAT:
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(seq) * count > MAX_REPEAT
+                ):
                     raise SecurityError(f"repeating a sequence {count} times is too large")
         return super().call_binop(context, operator, left, right)
 
@@ -212,8 +230,7 @@ class _MissingField(StrictUndefined):
             return self._undefined_hint
         name: Any = self._undefined_name  # an int for a list index
         if self._undefined_obj is missing:
-            usable = ", ".join(sorted(k for k in type(self).context
-                                      if k not in DEFAULT_NAMESPACE))
+            usable = ", ".join(sorted(k for k in type(self).context if k not in DEFAULT_NAMESPACE))
             return f"{name!r} is undefined (the template can use: {usable})"
         where = _path_of(self._undefined_obj, type(self).context)
         if where is None:
@@ -234,8 +251,7 @@ def _make_undefined() -> type[_MissingField]:
 
 def _path_of(target: Any, context: Mapping[str, Any], depth: int = 6) -> str | None:
     """Where *target* sits in the render context (``order.totals``), by identity."""
-    level: list[tuple[str, Any]] = [(k, v) for k, v in context.items()
-                                    if isinstance(v, dict | list)]
+    level: list[tuple[str, Any]] = [(k, v) for k, v in context.items() if isinstance(v, dict | list)]
     for _ in range(depth):
         following: list[tuple[str, Any]] = []
         for path, value in level:
@@ -244,8 +260,7 @@ def _path_of(target: Any, context: Mapping[str, Any], depth: int = 6) -> str | N
             children = value.items() if isinstance(value, dict) else enumerate(value)
             for key, child in children:
                 if isinstance(child, dict | list):
-                    following.append((f"{path}[{key}]" if isinstance(key, int)
-                                      else f"{path}.{key}", child))
+                    following.append((f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}", child))
         level = following
     return None
 
@@ -259,8 +274,12 @@ def _unsafe_names(tree: nodes.Template) -> list[str]:
             name = node.attr
         elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
             name = node.arg.value
-        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args \
-                and isinstance(node.args[0], nodes.Const):
+        elif (
+            isinstance(node, nodes.Filter)
+            and node.name == "attr"
+            and node.args
+            and isinstance(node.args[0], nodes.Const)
+        ):
             name = node.args[0].value
         if isinstance(name, str) and name.startswith("__"):
             found.append(name)
@@ -293,6 +312,7 @@ def clean_text(text: str) -> str:
 
 # --- schema check --------------------------------------------------------------------
 
+
 @cache
 def kind_schema(kind: str) -> Schema:
     """The kind's schema: a compiled check, and jsonschema only to explain a refusal."""
@@ -300,6 +320,7 @@ def kind_schema(kind: str) -> Schema:
 
 
 # --- results -----------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -316,8 +337,7 @@ class Outcome:
         return self.request is not None
 
     def error_line(self) -> str:
-        return f"{self.where}: {self.label}: {self.error}" if self.label \
-            else f"{self.where}: {self.error}"
+        return f"{self.where}: {self.label}: {self.error}" if self.label else f"{self.where}: {self.error}"
 
     def warning_lines(self) -> list[str]:
         prefix = f"{self.where}: {self.label}: " if self.label else f"{self.where}: "
@@ -335,8 +355,10 @@ class _Compiled:
 # --- the translator ------------------------------------------------------------------
 
 _E164_HINT = re.compile(r"; give it in E\.164 form \(\+\d+\)$")
-PHONE_HINT = ("put a valid number in shipping_address.phone or billing_address.phone "
-              f"(E.164 such as {phone.EXAMPLE_E164}, or national form for the address's country)")
+PHONE_HINT = (
+    "put a valid number in shipping_address.phone or billing_address.phone "
+    f"(E.164 such as {phone.EXAMPLE_E164}, or national form for the address's country)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,13 +383,10 @@ class Translator:
 
     def __init__(self, options: Options) -> None:
         if options.kind not in KINDS:
-            raise UsageError(f"unknown kind {options.kind!r}",
-                             hint=f"choose one of: {', '.join(KINDS)}")
+            raise UsageError(f"unknown kind {options.kind!r}", hint=f"choose one of: {', '.join(KINDS)}")
         if options.address not in ADDRESSES:
-            raise UsageError(f"unknown address {options.address!r}",
-                             hint="choose shipping or billing")
-        self.policy = sms.make_policy(options.default_region, options.allowed_countries,
-                                      options.max_segments)
+            raise UsageError(f"unknown address {options.address!r}", hint="choose shipping or billing")
+        self.policy = sms.make_policy(options.default_region, options.allowed_countries, options.max_segments)
         region = self.policy.default_region
         self.kind = options.kind
         self.singular, self.plural = KINDS[options.kind]
@@ -378,12 +397,21 @@ class Translator:
         self.address_order = (first, *(f"{a}_address" for a in ADDRESSES if a != options.address))
         self.schema = kind_schema(self.kind)
         self._base_context: dict[str, Any] = {
-            "kind": self.kind, "shop_name": options.shop_name or "", "sender": self.sender or "",
+            "kind": self.kind,
+            "shop_name": options.shop_name or "",
+            "sender": self.sender or "",
         }
         self._undefined = _make_undefined()
-        self.env = _Sandbox(undefined=self._undefined, autoescape=False,
-                            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
-                            finalize=_finalize, cache_size=0, auto_reload=False)
+        self.env = _Sandbox(
+            undefined=self._undefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            finalize=_finalize,
+            cache_size=0,
+            auto_reload=False,
+        )
         self.env.filters["money"] = money
         self.env.filters["first_name"] = first_name
         # Jinja2's own, answering the same, but quick for the dicts and floats of
@@ -401,7 +429,8 @@ class Translator:
         elif isinstance(configured, Mapping):
             for status, text in configured.items():
                 self._config_by_status[str(status).strip().lower()] = self._compile(
-                    text, f"config templates.{self.kind}.{status}")
+                    text, f"config templates.{self.kind}.{status}"
+                )
         # Built-in texts are ours and known to compile: compiled when first used.
         self._builtin: dict[str, _Compiled] = {}
         self._for_status: dict[str, tuple[_Compiled, str | None]] = {}
@@ -417,8 +446,7 @@ class Translator:
             return None
         result = phone.check_sender(sender, region)
         if result.e164 is None:
-            raise UsageError(f"from: {result.error}",
-                             hint="fix --from or the from key of the config file")
+            raise UsageError(f"from: {result.error}", hint="fix --from or the from key of the config file")
         return result.e164
 
     def _compile(self, text: str, origin: str) -> _Compiled:
@@ -428,13 +456,15 @@ class Translator:
             tree = self.env.parse(text)
             unsafe = _unsafe_names(tree)
             if unsafe:
-                raise UsageError(f"{origin}: the template reaches for {unsafe[0]!r}, which the "
-                                 "sandbox refuses",
-                                 hint="templates may only read the object's fields")
+                raise UsageError(
+                    f"{origin}: the template reaches for {unsafe[0]!r}, which the sandbox refuses",
+                    hint="templates may only read the object's fields",
+                )
             template = self.env.from_string(text)
         except TemplateSyntaxError as exc:
-            raise UsageError(f"{origin}: line {exc.lineno}: {exc.message}",
-                             hint="fix the Jinja2 syntax") from None
+            raise UsageError(
+                f"{origin}: line {exc.lineno}: {exc.message}", hint="fix the Jinja2 syntax"
+            ) from None
         # Template.render merges the globals (a ChainMap over the environment's)
         # into every render's context, and the context lists their names: half
         # the cost of a short render. They never change after this, so they are
@@ -471,8 +501,9 @@ class Translator:
         if "[" in path:
             label = f"{path}: {label}"
         if not self._schema_is_valid(obj):
-            issues = [i for i in sms.schema_issues(self.schema, obj, "")
-                      if i.message and not _is_phone_rule(i)]
+            issues = [
+                i for i in sms.schema_issues(self.schema, obj, "") if i.message and not _is_phone_rule(i)
+            ]
             if issues:
                 return Outcome(where, label, error=self._schema_error(obj, issues))
         assert isinstance(obj, dict)
@@ -520,9 +551,11 @@ class Translator:
         # keeps its value as Verdict.original, unused here): doc itself will do.
         verdict = sms.check_item(doc, "sms", body, {"request_id": request_id}, self.policy)
         if not verdict.valid:
-            outcome.error = ("the rendered message is not a valid SMS: "
-                             + "; ".join(str(e) for e in verdict.errors)
-                             + f" (template: {compiled.origin})")
+            outcome.error = (
+                "the rendered message is not a valid SMS: "
+                + "; ".join(str(e) for e in verdict.errors)
+                + f" (template: {compiled.origin})"
+            )
             return outcome
         if verdict.warnings:
             outcome.warnings.extend(str(w) for w in verdict.warnings)
@@ -530,7 +563,8 @@ class Translator:
             outcome.warnings.append(
                 f"the message needs {verdict.segments} segments ({verdict.encoding}, "
                 f"{len(message)} characters), each billed; shorten the template, or set "
-                "--max-segments to refuse long messages")
+                "--max-segments to refuse long messages"
+            )
         outcome.request = request
         return outcome
 
@@ -541,19 +575,37 @@ class Translator:
             # What Template.render does, less its copies of the context (we
             # build a fresh one per object) and its traceback rewriting (the
             # exception is the same; we only keep its message).
-            text: str = "".join(template.root_render_func(template.environment.context_class(
-                template.environment, context, template.name, template.blocks,
-                globals=template.globals)))
+            text: str = "".join(
+                template.root_render_func(
+                    template.environment.context_class(
+                        template.environment,
+                        context,
+                        template.name,
+                        template.blocks,
+                        globals=template.globals,
+                    )
+                )
+            )
         except SecurityError as exc:
             # The template's fault, not the object's: stop the run (exit 2).
-            raise UsageError(f"{compiled.origin}: refused by the sandbox: {exc}",
-                             hint="templates may only read the object's fields") from None
+            raise UsageError(
+                f"{compiled.origin}: refused by the sandbox: {exc}",
+                hint="templates may only read the object's fields",
+            ) from None
         except UndefinedError as exc:
             raise _RenderError(
                 f"template {compiled.origin}: {exc}; give the object that field, or make the "
-                "template tolerate its absence ({% if x is defined %}, | default(''))") from None
-        except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError,
-                AttributeError, RecursionError) as exc:
+                "template tolerate its absence ({% if x is defined %}, | default(''))"
+            ) from None
+        except (
+            TemplateError,
+            ArithmeticError,
+            LookupError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
             raise _RenderError(f"template {compiled.origin} failed: {exc}") from None
         return text
 
@@ -588,15 +640,18 @@ class Translator:
         name = next(iter(BUILTIN[self.kind]))
         notice = None
         if known:
-            notice = (f"status {event!r} has no built-in text; used the {name!r} one "
-                      f"(set templates.{self.kind}.{event} in the config to choose)")
+            notice = (
+                f"status {event!r} has no built-in text; used the {name!r} one "
+                f"(set templates.{self.kind}.{event} in the config to choose)"
+            )
         return self._built_in(name), notice
 
     def _built_in(self, name: str) -> _Compiled:
         compiled = self._builtin.get(name)
         if compiled is None:
-            compiled = self._builtin[name] = self._compile(BUILTIN[self.kind][name],
-                                                           f"built-in {self.kind}.{name}")
+            compiled = self._builtin[name] = self._compile(
+                BUILTIN[self.kind][name], f"built-in {self.kind}.{name}"
+            )
         return compiled
 
     def _recipient(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any]] | str:
@@ -633,8 +688,10 @@ class Translator:
         if isinstance(country, str) and country.strip() and phone.is_region(country.strip()):
             found = (country.strip().upper(), "")
         elif isinstance(country, str) and country.strip():
-            found = (self.region, f" (country {country!r} is not a two-letter ISO code; "
-                                  f"read as {self.region})")
+            found = (
+                self.region,
+                f" (country {country!r} is not a two-letter ISO code; read as {self.region})",
+            )
         else:
             found = (self.region, "")
         if isinstance(country, str | None) and len(self._regions) < 1000:
@@ -654,12 +711,16 @@ class Translator:
         if isinstance(obj, dict) and "id" not in obj:
             for kind, keys in KINDS.items():
                 if kind != self.kind and any(k in obj for k in keys):
-                    return (f"this looks like a {kind} document, not a {self.kind}; "
-                            f"run `smspipe translate {kind}`")
+                    return (
+                        f"this looks like a {kind} document, not a {self.kind}; "
+                        f"run `smspipe translate {kind}`"
+                    )
         shown = "; ".join(str(i) for i in issues[:5])
         more = f" and {len(issues) - 5} more" if len(issues) > 5 else ""
-        return (f"not a valid {self.kind}: {shown}{more}; "
-                f"see `smspipe schema {self.kind}` for what translate needs")
+        return (
+            f"not a valid {self.kind}: {shown}{more}; "
+            f"see `smspipe schema {self.kind}` for what translate needs"
+        )
 
 
 class _RenderError(Exception):
@@ -696,8 +757,10 @@ def read_template_file(path: str | Path) -> tuple[str, str]:
     try:
         return Path(path).read_text("utf-8"), f"--template-file {path}"
     except FileNotFoundError:
-        raise InputError(f"--template-file {path}: no such file",
-                         hint="check the path of the template") from None
+        raise InputError(
+            f"--template-file {path}: no such file", hint="check the path of the template"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--template-file {path}: cannot read it ({exc})",
-                         hint="give a UTF-8 text file") from None
+        raise InputError(
+            f"--template-file {path}: cannot read it ({exc})", hint="give a UTF-8 text file"
+        ) from None

@@ -106,11 +106,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-    show_traceback: Annotated[bool, typer.Option(
-        "--traceback", help="On an internal error, print the traceback (secrets masked); "
-                            "also SMSPIPE_DEBUG=1.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    show_traceback: Annotated[
+        bool,
+        typer.Option(
+            "--traceback",
+            help="On an internal error, print the traceback (secrets masked); also SMSPIPE_DEBUG=1.",
+        ),
+    ] = False,
 ) -> None:
     _options["traceback"] = show_traceback
 
@@ -145,8 +150,9 @@ def guarded() -> Iterator[None]:
             error_line("".join(traceback.format_exception(exc)).rstrip())
         error_line(f"smspipe: internal error: {type(exc).__name__}: {exc}")
         if not show_tracebacks():
-            error_line("this is a bug in smspipe: rerun with --traceback (or SMSPIPE_DEBUG=1) "
-                       "and report the output")
+            error_line(
+                "this is a bug in smspipe: rerun with --traceback (or SMSPIPE_DEBUG=1) and report the output"
+            )
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 

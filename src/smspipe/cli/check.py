@@ -20,11 +20,13 @@ def check(
     api_secret: options.ApiSecret = None,
     api_url: options.ApiUrl = None,
     timeout: options.Timeout = None,
-    json_output: Annotated[bool, typer.Option(
-        "--json", help="Print the result as JSON (the default when stdout is not a "
-                       "terminal).")] = False,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Log the HTTP request to stderr (secrets masked).")] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="Print the result as JSON (the default when stdout is not a terminal)."),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log the HTTP request to stderr (secrets masked).")
+    ] = False,
 ) -> None:
     """Verify the Twilio credentials by fetching the account they belong to.
 
@@ -38,25 +40,34 @@ def check(
 
         register_secret(auth_token)
         register_secret(api_secret)
-        flags = {"account_sid": account_sid, "auth_token": auth_token, "api_key": api_key,
-                 "api_secret": api_secret, "api_url": api_url, "timeout": timeout}
+        flags = {
+            "account_sid": account_sid,
+            "auth_token": auth_token,
+            "api_key": api_key,
+            "api_secret": api_secret,
+            "api_url": api_url,
+            "timeout": timeout,
+        }
         check_flags(flags)
         verdict = verify(config_path, flags, http_log=output.err if verbose else None)
         if json_output or not output.is_terminal(sys.stdout):
             output.write_json_line(verdict)
         else:
-            line = (f"credentials OK: account {verdict['account_sid']} "
-                    f"({verdict['friendly_name']}), status {verdict['status']}, "
-                    f"{verdict['credentials']} from {verdict['source']}")
+            line = (
+                f"credentials OK: account {verdict['account_sid']} "
+                f"({verdict['friendly_name']}), status {verdict['status']}, "
+                f"{verdict['credentials']} from {verdict['source']}"
+            )
             output.console().print(line, style="green" if verdict["ok"] else "yellow")
         if not verdict["ok"]:
-            output.err(f"smspipe: account {verdict['account_sid']} is {verdict['status']}: "
-                       "Twilio will not send from it; see https://console.twilio.com")
+            output.err(
+                f"smspipe: account {verdict['account_sid']} is {verdict['status']}: "
+                "Twilio will not send from it; see https://console.twilio.com"
+            )
             raise typer.Exit(1)
 
 
-def verify(config_path: Path | None, flags: dict[str, Any],
-           http_log: Any = None) -> dict[str, Any]:
+def verify(config_path: Path | None, flags: dict[str, Any], http_log: Any = None) -> dict[str, Any]:
     """Fetch the account the credentials belong to; raise the error that explains why not.
 
     Returns ``{ok, account_sid, friendly_name, status, type, credentials, source, api_url}``
@@ -77,22 +88,25 @@ def verify(config_path: Path | None, flags: dict[str, Any],
         output.err(f"smspipe: warning: {warning}")
     credentials = config.resolve_credentials(settings)
     api_url = settings.get("api_url")
-    gateway = Gateway(credentials, api_url=api_url, timeout=float(settings.get("timeout")),
-                      http_log=http_log)
+    gateway = Gateway(credentials, api_url=api_url, timeout=float(settings.get("timeout")), http_log=http_log)
     try:
         account = gateway.fetch_account()
     except AuthRefused as exc:
         raise AuthenticationError(
-            f"{exc.message}", hint=f"check the {credentials.method} for account "
-            f"{credentials.account_sid} (from {credentials.source})") from None
+            f"{exc.message}",
+            hint=f"check the {credentials.method} for account "
+            f"{credentials.account_sid} (from {credentials.source})",
+        ) from None
     except TemporaryFault as exc:
-        raise TemporaryFailure(exc.message, hint="check the network (or --api-url) and "
-                                                 "try again later") from None
+        raise TemporaryFailure(
+            exc.message, hint="check the network (or --api-url) and try again later"
+        ) from None
     except GatewayError as exc:
         code = f" (error {exc.code}, {exc.more_info})" if exc.code else ""
-        raise UsageError(f"Twilio did not return the account {credentials.account_sid}: "
-                         f"{exc.message}{code}",
-                         hint="check the account SID") from None
+        raise UsageError(
+            f"Twilio did not return the account {credentials.account_sid}: {exc.message}{code}",
+            hint="check the account SID",
+        ) from None
     finally:
         gateway.close()
     status = str(account.get("status") or "unknown")

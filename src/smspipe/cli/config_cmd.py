@@ -26,29 +26,59 @@ app = typer.Typer(
 SET_LABEL = "(set)"
 
 # The options `init` writes and `show` lays over the environment and the file.
-AuthToken = Annotated[str | None, typer.Option(
-    "--auth-token", help="Twilio auth token; - reads it from stdin (keeps it out of the "
-                         "process list and shell history).", show_default=False)]
-ApiSecret = Annotated[str | None, typer.Option(
-    "--api-secret", help="Twilio API key secret; - reads it from stdin.", show_default=False)]
-Sender = Annotated[str | None, typer.Option(
-    "--from", help="Default sender: E.164 number, short code or alphanumeric sender ID.",
-    show_default=False)]
-MessagingService = Annotated[str | None, typer.Option(
-    "--messaging-service-sid", help="Messaging Service SID (MG…), used when no sender is given.",
-    show_default=False)]
-Region = Annotated[str | None, typer.Option(
-    "--default-region", "--region", help="Region for numbers in national form (e.g. US, GB).",
-    show_default=False)]
-ShopName = Annotated[str | None, typer.Option(
-    "--shop-name", help="Shop name the built-in templates sign with.", show_default=False)]
+AuthToken = Annotated[
+    str | None,
+    typer.Option(
+        "--auth-token",
+        help="Twilio auth token; - reads it from stdin (keeps it out of the process list and shell history).",
+        show_default=False,
+    ),
+]
+ApiSecret = Annotated[
+    str | None,
+    typer.Option("--api-secret", help="Twilio API key secret; - reads it from stdin.", show_default=False),
+]
+Sender = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Default sender: E.164 number, short code or alphanumeric sender ID.",
+        show_default=False,
+    ),
+]
+MessagingService = Annotated[
+    str | None,
+    typer.Option(
+        "--messaging-service-sid",
+        help="Messaging Service SID (MG…), used when no sender is given.",
+        show_default=False,
+    ),
+]
+Region = Annotated[
+    str | None,
+    typer.Option(
+        "--default-region",
+        "--region",
+        help="Region for numbers in national form (e.g. US, GB).",
+        show_default=False,
+    ),
+]
+ShopName = Annotated[
+    str | None,
+    typer.Option("--shop-name", help="Shop name the built-in templates sign with.", show_default=False),
+]
 
 #: config key -> the flag that sets it
 FLAG_NAMES = {
-    "account_sid": "--account-sid", "auth_token": "--auth-token", "api_key": "--api-key",
-    "api_secret": "--api-secret", "from": "--from",
-    "messaging_service_sid": "--messaging-service-sid", "default_region": "--default-region",
-    "api_url": "--api-url", "shop_name": "--shop-name",
+    "account_sid": "--account-sid",
+    "auth_token": "--auth-token",
+    "api_key": "--api-key",
+    "api_secret": "--api-secret",
+    "from": "--from",
+    "messaging_service_sid": "--messaging-service-sid",
+    "default_region": "--default-region",
+    "api_url": "--api-url",
+    "shop_name": "--shop-name",
 }
 
 
@@ -69,6 +99,7 @@ def _read_secrets(values: dict[str, Any]) -> None:
 
 # --- init --------------------------------------------------------------------
 
+
 @app.command("init")
 def init(
     config_path: ConfigPath = None,
@@ -81,10 +112,10 @@ def init(
     default_region: Region = None,
     api_url: ApiUrl = None,
     shop_name: ShopName = None,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Overwrite an existing config file.")] = False,
-    no_input: Annotated[bool, typer.Option(
-        "--no-input", help="Never ask, even on a terminal: write what the flags give.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config file.")] = False,
+    no_input: Annotated[
+        bool, typer.Option("--no-input", help="Never ask, even on a terminal: write what the flags give.")
+    ] = False,
 ) -> None:
     """Write a commented config file, readable by you only (mode 600).
 
@@ -103,13 +134,21 @@ def init(
 
         path, _ = config.locate(config_path, os.environ)
         if (path.exists() or path.is_symlink()) and not force:
-            raise UsageError(f"{path} already exists",
-                             hint="use --force to overwrite it, or --config PATH to write "
-                                  "another file")
+            raise UsageError(
+                f"{path} already exists",
+                hint="use --force to overwrite it, or --config PATH to write another file",
+            )
         values: dict[str, Any] = _flag_values(
-            account_sid=account_sid, auth_token=auth_token, api_key=api_key,
-            api_secret=api_secret, sender=sender, messaging_service_sid=messaging_service_sid,
-            default_region=default_region, api_url=api_url, shop_name=shop_name)
+            account_sid=account_sid,
+            auth_token=auth_token,
+            api_key=api_key,
+            api_secret=api_secret,
+            sender=sender,
+            messaging_service_sid=messaging_service_sid,
+            default_region=default_region,
+            api_url=api_url,
+            shop_name=shop_name,
+        )
         _read_secrets(values)
         for name, value in values.items():
             problem = config.check_value(name, value)
@@ -118,8 +157,9 @@ def init(
         if not no_input and output.is_terminal(sys.stdin):
             _ask(values)
 
-        text = config.render(values, name=str(path),
-                             origin="smspipe configuration, written by `smspipe config init`.")
+        text = config.render(
+            values, name=str(path), origin="smspipe configuration, written by `smspipe config init`."
+        )
         config.parse(text, path)  # what we are about to write must load
         config.write_file(path, text, force=force)
         settings = config.load(path, env=os.environ)  # read back, as every command will
@@ -127,8 +167,10 @@ def init(
             output.err(f"smspipe: warning: {warning}")
         output.err(f"smspipe: wrote {path} (mode 600)")
         if not (values.get("auth_token") or values.get("api_secret")):
-            output.err("smspipe: no credentials written: add them to the file, pass them as "
-                       "flags or set TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN")
+            output.err(
+                "smspipe: no credentials written: add them to the file, pass them as "
+                "flags or set TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN"
+            )
 
 
 def _ask(values: dict[str, Any]) -> None:
@@ -139,22 +181,23 @@ def _ask(values: dict[str, Any]) -> None:
         if "account_sid" not in values:
             _prompt(values, "account_sid", "Twilio Account SID (AC…)")
         if not ({"auth_token", "api_key", "api_secret"} & values.keys()):
-            _prompt(values, "auth_token", "Auth token (not shown; Enter to use an API key "
-                                          "instead)", hide=True)
+            _prompt(
+                values, "auth_token", "Auth token (not shown; Enter to use an API key instead)", hide=True
+            )
             if "auth_token" not in values:
                 _prompt(values, "api_key", "API key SID (SK…; Enter for none)")
                 if "api_key" in values:
-                    _prompt(values, "api_secret", "API key secret (not shown)", hide=True,
-                            required=True)
+                    _prompt(values, "api_secret", "API key secret (not shown)", hide=True, required=True)
         if not ({"from", "messaging_service_sid"} & values.keys()):
-            _prompt(values, "from", "Default sender: +E.164 number, short code or alphanumeric "
-                                    "ID (Enter for none)")
+            _prompt(
+                values,
+                "from",
+                "Default sender: +E.164 number, short code or alphanumeric ID (Enter for none)",
+            )
             if "from" not in values:
-                _prompt(values, "messaging_service_sid",
-                        "Messaging Service SID (MG…; Enter for none)")
+                _prompt(values, "messaging_service_sid", "Messaging Service SID (MG…; Enter for none)")
         if "default_region" not in values:
-            _prompt(values, "default_region", "Region for numbers in national form",
-                    default="US")
+            _prompt(values, "default_region", "Region for numbers in national form", default="US")
         if "shop_name" not in values:
             _prompt(values, "shop_name", "Shop name for the built-in templates (Enter for none)")
     except (EOFError, KeyboardInterrupt):
@@ -162,8 +205,15 @@ def _ask(values: dict[str, Any]) -> None:
         raise Interrupted("stopped: nothing written") from None
 
 
-def _prompt(values: dict[str, Any], name: str, text: str, *, hide: bool = False,
-            default: str = "", required: bool = False) -> None:
+def _prompt(
+    values: dict[str, Any],
+    name: str,
+    text: str,
+    *,
+    hide: bool = False,
+    default: str = "",
+    required: bool = False,
+) -> None:
     from smspipe import config
     from smspipe.errors import register_secret
 
@@ -203,11 +253,13 @@ def _read_answer(question: str, *, hide: bool) -> str:
 
 # --- show --------------------------------------------------------------------
 
+
 @app.command("show")
 def show(
     config_path: ConfigPath = None,
-    json_output: Annotated[bool, typer.Option(
-        "--json", help="One JSON object (the default when stdout is not a terminal).")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object (the default when stdout is not a terminal).")
+    ] = False,
     account_sid: AccountSid = None,
     auth_token: AuthToken = None,
     api_key: ApiKey = None,
@@ -233,9 +285,16 @@ def show(
         from smspipe import config
 
         flags = _flag_values(
-            account_sid=account_sid, auth_token=auth_token, api_key=api_key,
-            api_secret=api_secret, sender=sender, messaging_service_sid=messaging_service_sid,
-            default_region=default_region, api_url=api_url, shop_name=shop_name)
+            account_sid=account_sid,
+            auth_token=auth_token,
+            api_key=api_key,
+            api_secret=api_secret,
+            sender=sender,
+            messaging_service_sid=messaging_service_sid,
+            default_region=default_region,
+            api_url=api_url,
+            shop_name=shop_name,
+        )
         _read_secrets(flags)
         settings = config.load(config_path, flags=flags)
         for warning in settings.warnings:
@@ -260,13 +319,15 @@ def effective(settings: Settings) -> dict[str, Any]:
         value, source = settings.lookup(key.name)
         entry: dict[str, Any] = {"value": value, "source": source}
         if key.secret:
-            entry = {"value": SET_LABEL if value else None, "source": source,
-                     "secret": True}
+            entry = {"value": SET_LABEL if value else None, "source": source, "secret": True}
         entries[key.name] = entry
     try:
         found = config.resolve_credentials(settings)
-        credentials: dict[str, Any] = {"method": found.method, "account_sid": found.account_sid,
-                                       "source": found.source}
+        credentials: dict[str, Any] = {
+            "method": found.method,
+            "account_sid": found.account_sid,
+            "source": found.source,
+        }
         if found.method == "api key":
             credentials["api_key"] = found.username
     except CredentialsError as exc:
@@ -311,12 +372,15 @@ def _render(report: dict[str, Any]) -> None:
         who = credentials.get("api_key") or credentials["account_sid"]
         using = Text(f"{credentials['method']} for {who}, from {credentials['source']}")
     head = Table.grid(padding=(0, 2))
-    head.add_row(Text("Config file", style="bold"),
-                 Text(f"{report['config_file']}{exists}"),
-                 Text(report["config_file_source"], style="dim"))
+    head.add_row(
+        Text("Config file", style="bold"),
+        Text(f"{report['config_file']}{exists}"),
+        Text(report["config_file_source"], style="dim"),
+    )
     head.add_row(Text("State dir", style="bold"), Text(report["state_dir"]), Text(""))
-    head.add_row(Text("Ledger", style="bold"), Text(report["ledger"]),
-                 Text(report["ledger_source"], style="dim"))
+    head.add_row(
+        Text("Ledger", style="bold"), Text(report["ledger"]), Text(report["ledger_source"], style="dim")
+    )
     head.add_row(Text("Credentials", style="bold"), using, Text(""))
     console.print(head)
     table = Table(show_edge=False, pad_edge=False)
@@ -325,19 +389,22 @@ def _render(report: dict[str, Any]) -> None:
     table.add_column("Source")
     for name, entry in report["settings"].items():
         default = entry["source"] == "default"
-        table.add_row(name, Text(redact(_shown(entry["value"])),
-                                 style="dim" if entry["value"] is None else ""),
-                      Text(entry["source"], style="dim" if default else "cyan"))
+        table.add_row(
+            name,
+            Text(redact(_shown(entry["value"])), style="dim" if entry["value"] is None else ""),
+            Text(entry["source"], style="dim" if default else "cyan"),
+        )
     console.print(table)
 
 
 # --- path, example -----------------------------------------------------------
 
+
 @app.command("path")
 def path(config_path: ConfigPath = None) -> None:
     """Print the config file's path, whether or not the file exists.
 
-      $EDITOR "$(smspipe config path)"
+    $EDITOR "$(smspipe config path)"
     """
     with guarded():
         from smspipe import config
@@ -350,7 +417,7 @@ def path(config_path: ConfigPath = None) -> None:
 def example() -> None:
     """Print a commented config file with every key (what config.example.yaml holds).
 
-      smspipe config example > config.example.yaml
+    smspipe config example > config.example.yaml
     """
     with guarded():
         from smspipe import config

@@ -37,9 +37,13 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # again by the encoder on success, and by us on failure.
 _markers: dict[int, Any] = {}
 _make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_c_encode = None if _make_encoder is None else _make_encoder(
-    _markers, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",",
-    False, False, True)
+_c_encode = (
+    None
+    if _make_encoder is None
+    else _make_encoder(
+        _markers, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+)
 
 
 def dumps(value: Any) -> str:

@@ -20,8 +20,9 @@ def available() -> list[str]:
 
 
 def schema(
-    name: Annotated[str, typer.Argument(help="sms, request, order, customer, shipment or config",
-                                        metavar="NAME")],
+    name: Annotated[
+        str, typer.Argument(help="sms, request, order, customer, shipment or config", metavar="NAME")
+    ],
 ) -> None:
     """Print the JSON Schema of a document kind (sms, request, order, customer, shipment, config)."""
     with guarded():

@@ -24,22 +24,39 @@ if TYPE_CHECKING:
 
 def send(
     inputs: options.Inputs = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Validate and show what would be sent; no HTTP, no credentials "
-                          "needed.")] = False,
-    json_output: Annotated[bool, typer.Option(
-        "--json", help="One NDJSON result per document (the default when stdout is not a "
-                       "terminal).")] = False,
-    sender: Annotated[str | None, typer.Option(
-        "--from", help="Default sender (E.164 number, short code or alphanumeric ID); "
-                       "else the document's from, SMSPIPE_FROM, config `from`.",
-        show_default=False)] = None,
-    messaging_service_sid: Annotated[str | None, typer.Option(
-        "--messaging-service-sid", help="Send through this Messaging Service (MG…).",
-        show_default=False)] = None,
-    status_callback: Annotated[str | None, typer.Option(
-        "--status-callback", help="URL Twilio calls with delivery status updates.",
-        show_default=False)] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Validate and show what would be sent; no HTTP, no credentials needed."
+        ),
+    ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="One NDJSON result per document (the default when stdout is not a terminal)."
+        ),
+    ] = False,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Default sender (E.164 number, short code or alphanumeric ID); "
+            "else the document's from, SMSPIPE_FROM, config `from`.",
+            show_default=False,
+        ),
+    ] = None,
+    messaging_service_sid: Annotated[
+        str | None,
+        typer.Option(
+            "--messaging-service-sid", help="Send through this Messaging Service (MG…).", show_default=False
+        ),
+    ] = None,
+    status_callback: Annotated[
+        str | None,
+        typer.Option(
+            "--status-callback", help="URL Twilio calls with delivery status updates.", show_default=False
+        ),
+    ] = None,
     account_sid: options.AccountSid = None,
     auth_token: options.AuthToken = None,
     api_key: options.ApiKey = None,
@@ -48,38 +65,75 @@ def send(
     timeout: options.Timeout = None,
     region: options.Region = None,
     max_segments: options.MaxSegments = None,
-    ledger_path: Annotated[Path | None, typer.Option(
-        "--ledger", help="SQLite ledger of what was sent (default: the state dir; config "
-                         "`ledger`; SMSPIPE_LEDGER).", show_default=False)] = None,
-    no_ledger: Annotated[bool, typer.Option(
-        "--no-ledger", help="Neither skip what was sent before nor record what is sent.")] = False,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Send even what the ledger says was already sent.")] = False,
-    concurrency: Annotated[int | None, typer.Option(
-        "--concurrency", "-c", help="Requests in flight at once, 1-100 (default 4).",
-        show_default=False)] = None,
-    rate: Annotated[float | None, typer.Option(
-        "--rate", help="At most R messages started per second (default: no limit).",
-        show_default=False)] = None,
-    retries: Annotated[int | None, typer.Option(
-        "--retries", help="Retries of a temporary fault (429, 5xx, network) per message "
-                          "(default 5).", show_default=False)] = None,
-    max_wait: Annotated[float | None, typer.Option(
-        "--max-wait", help="Longest wait between two attempts, seconds (default 60); a longer "
-                           "Retry-After leaves the message for the next run.",
-        show_default=False)] = None,
-    failed_path: Annotated[Path | None, typer.Option(
-        "--failed", help="Write the documents that were not delivered to this file (NDJSON), "
-                         "ready for a re-run.", show_default=False)] = None,
+    ledger_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--ledger",
+            help="SQLite ledger of what was sent (default: the state dir; config `ledger`; SMSPIPE_LEDGER).",
+            show_default=False,
+        ),
+    ] = None,
+    no_ledger: Annotated[
+        bool, typer.Option("--no-ledger", help="Neither skip what was sent before nor record what is sent.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send even what the ledger says was already sent.")
+    ] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", "-c", help="Requests in flight at once, 1-100 (default 4).", show_default=False
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate", help="At most R messages started per second (default: no limit).", show_default=False
+        ),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            "--retries",
+            help="Retries of a temporary fault (429, 5xx, network) per message (default 5).",
+            show_default=False,
+        ),
+    ] = None,
+    max_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--max-wait",
+            help="Longest wait between two attempts, seconds (default 60); a longer "
+            "Retry-After leaves the message for the next run.",
+            show_default=False,
+        ),
+    ] = None,
+    failed_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--failed",
+            help="Write the documents that were not delivered to this file (NDJSON), ready for a re-run.",
+            show_default=False,
+        ),
+    ] = None,
     config_path: options.ConfigPath = None,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Log each HTTP request (method, URL, status) to stderr; "
-                                "secrets masked.")] = False,
-    quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="No progress and no summary line on stderr.")] = False,
-    progress: Annotated[bool | None, typer.Option(
-        "--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a "
-                                         "terminal).", show_default=False)] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Log each HTTP request (method, URL, status) to stderr; secrets masked."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress and no summary line on stderr.")
+    ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar on stderr (default: when stderr is a terminal).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Validate SMS documents and deliver them through Twilio.
 
@@ -104,16 +158,36 @@ def send(
         register_secret(auth_token)
         register_secret(api_secret)
         flags = {
-            "account_sid": account_sid, "auth_token": auth_token, "api_key": api_key,
-            "api_secret": api_secret, "from": sender,
-            "messaging_service_sid": messaging_service_sid, "status_callback": status_callback,
-            "api_url": api_url, "timeout": timeout, "default_region": region,
-            "max_segments": max_segments, "ledger": str(ledger_path) if ledger_path else None,
-            "concurrency": concurrency, "rate": rate, "retries": retries, "max_wait": max_wait,
+            "account_sid": account_sid,
+            "auth_token": auth_token,
+            "api_key": api_key,
+            "api_secret": api_secret,
+            "from": sender,
+            "messaging_service_sid": messaging_service_sid,
+            "status_callback": status_callback,
+            "api_url": api_url,
+            "timeout": timeout,
+            "default_region": region,
+            "max_segments": max_segments,
+            "ledger": str(ledger_path) if ledger_path else None,
+            "concurrency": concurrency,
+            "rate": rate,
+            "retries": retries,
+            "max_wait": max_wait,
         }
-        run = _Run(inputs=inputs, flags=flags, config_path=config_path, dry_run=dry_run,
-                   json_output=json_output, failed_path=failed_path, verbose=verbose,
-                   quiet=quiet, use_ledger=not no_ledger, force=force, progress=progress)
+        run = _Run(
+            inputs=inputs,
+            flags=flags,
+            config_path=config_path,
+            dry_run=dry_run,
+            json_output=json_output,
+            failed_path=failed_path,
+            verbose=verbose,
+            quiet=quiet,
+            use_ledger=not no_ledger,
+            force=force,
+            progress=progress,
+        )
         code = run.execute()
         if code:
             raise typer.Exit(code)
@@ -137,15 +211,27 @@ def check_flags(flags: dict[str, Any]) -> None:
 class _Run:
     """One invocation of `send`: settings, inputs, delivery, rendering, exit code."""
 
-    def __init__(self, *, inputs: list[str] | None, flags: dict[str, Any],
-                 config_path: Path | None, dry_run: bool, json_output: bool,
-                 failed_path: Path | None, verbose: bool, quiet: bool, use_ledger: bool = True,
-                 force: bool = False, progress: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        inputs: list[str] | None,
+        flags: dict[str, Any],
+        config_path: Path | None,
+        dry_run: bool,
+        json_output: bool,
+        failed_path: Path | None,
+        verbose: bool,
+        quiet: bool,
+        use_ledger: bool = True,
+        force: bool = False,
+        progress: bool | None = None,
+    ) -> None:
         self.inputs = inputs
         self.use_ledger = use_ledger
         self.force = force
-        self.show_progress = (progress if progress is not None
-                              else output.is_terminal(sys.stderr)) and not quiet
+        self.show_progress = (
+            progress if progress is not None else output.is_terminal(sys.stderr)
+        ) and not quiet
         self.flags = flags
         self.config_path = config_path
         self.dry_run = dry_run
@@ -171,10 +257,12 @@ class _Run:
         settings = config.load(self.config_path, flags=self.flags)
         for warning in settings.warnings:
             output.err(f"smspipe: warning: {warning}")
-        policy = sms.make_policy(settings.get("default_region"),
-                                 settings.get("allowed_countries"), settings.get("max_segments"))
-        sources = documents.input_sources(self.inputs, output.is_terminal(sys.stdin),
-                                          "smspipe send - < batch.ndjson")
+        policy = sms.make_policy(
+            settings.get("default_region"), settings.get("allowed_countries"), settings.get("max_segments")
+        )
+        sources = documents.input_sources(
+            self.inputs, output.is_terminal(sys.stdin), "smspipe send - < batch.ndjson"
+        )
         planner = delivery.Planner(settings, policy, need_credentials=not self.dry_run)
         planned = (job for item in documents.read_values(sources) for job in planner.plan(item))
         self._open_failed()
@@ -190,8 +278,7 @@ class _Run:
         sys.stdout.flush()
         return self.finish(totals, ExitCode)
 
-    def _dry_run(self, settings: config.Settings, planned: Iterable[Job | Result],
-                 totals: Totals) -> None:
+    def _dry_run(self, settings: config.Settings, planned: Iterable[Job | Result], totals: Totals) -> None:
         from smspipe import delivery, ledger
 
         seen = None
@@ -202,29 +289,36 @@ class _Run:
                 if seen is not None and result.status == delivery.Status.DRY_RUN:
                     row = seen.get(result.key)
                     if row is not None and row.state == ledger.State.SENT:
-                        result = delivery.Result(result.verdict, delivery.Status.SKIPPED,
-                                                 result.key, job=result.job, sid=row.sid,
-                                                 segments=row.segments)
+                        result = delivery.Result(
+                            result.verdict,
+                            delivery.Status.SKIPPED,
+                            result.key,
+                            job=result.job,
+                            sid=row.sid,
+                            segments=row.segments,
+                        )
                 self.emit(result, totals)
         finally:
             if seen is not None:
                 seen.close()
 
-    def _deliver(self, settings: config.Settings, planner: Planner,
-                 planned: Iterable[Job | Result], totals: Totals) -> None:
+    def _deliver(
+        self, settings: config.Settings, planner: Planner, planned: Iterable[Job | Result], totals: Totals
+    ) -> None:
         from smspipe import delivery
         from smspipe.ledger import Ledger
 
         options = delivery.EngineOptions(
-            concurrency=int(settings.get("concurrency")), rate=settings.get("rate"),
-            retries=int(settings.get("retries")), max_wait=float(settings.get("max_wait")),
-            force=self.force)
+            concurrency=int(settings.get("concurrency")),
+            rate=settings.get("rate"),
+            retries=int(settings.get("retries")),
+            max_wait=float(settings.get("max_wait")),
+            force=self.force,
+        )
         gateways = delivery.Gateways(self._gateway_factory(settings, options.concurrency))
         book = Ledger(settings.ledger_path) if self.use_ledger else None
-        engine = delivery.Engine(options, gateways, book,
-                                 on_result=lambda result: self.emit(result, totals))
-        display = _Display(engine.progress, shared=_same_terminal()) \
-            if self.show_progress else None
+        engine = delivery.Engine(options, gateways, book, on_result=lambda result: self.emit(result, totals))
+        display = _Display(engine.progress, shared=_same_terminal()) if self.show_progress else None
         self._display = display
         try:
             if display is not None:
@@ -239,8 +333,10 @@ class _Run:
                     if engine.stopped:
                         break
             except KeyboardInterrupt:
-                self.log("smspipe: interrupted: finishing the requests in flight "
-                         "(Ctrl-C again to abandon them; the next run reconciles)")
+                self.log(
+                    "smspipe: interrupted: finishing the requests in flight "
+                    "(Ctrl-C again to abandon them; the next run reconciles)"
+                )
                 engine.interrupt()
             except BaseException:
                 engine.interrupt()  # start nothing more; what is in flight finishes
@@ -260,13 +356,17 @@ class _Run:
         counts = engine.reconcile_open_rows(planner.default_credentials)
         settled = counts["found"] + counts["absent"] + counts["unknown"]
         if settled:
-            self.log(f"smspipe: reconciled {output.plural(settled, 'message')} an interrupted "
-                     f"run left unfinished: {counts['found']} found in Twilio's message log, "
-                     f"{counts['absent']} not created (sent when their document comes), "
-                     f"{counts['unknown']} still unknown")
+            self.log(
+                f"smspipe: reconciled {output.plural(settled, 'message')} an interrupted "
+                f"run left unfinished: {counts['found']} found in Twilio's message log, "
+                f"{counts['absent']} not created (sent when their document comes), "
+                f"{counts['unknown']} still unknown"
+            )
         if counts["skipped"]:
-            self.log(f"smspipe: {output.plural(counts['skipped'], 'message')} an interrupted "
-                     "run left unfinished will be checked when their documents come")
+            self.log(
+                f"smspipe: {output.plural(counts['skipped'], 'message')} an interrupted "
+                "run left unfinished will be checked when their documents come"
+            )
 
     def _gateway_factory(self, settings: config.Settings, pool_size: int) -> Any:
         from smspipe.gateway import Gateway
@@ -276,8 +376,9 @@ class _Run:
         http_log = self.log if self.verbose else None
 
         def factory(credentials: config.Credentials) -> Gateway:
-            return Gateway(credentials, api_url=api_url, timeout=timeout, http_log=http_log,
-                           pool_size=pool_size)
+            return Gateway(
+                credentials, api_url=api_url, timeout=timeout, http_log=http_log, pool_size=pool_size
+            )
 
         return factory
 
@@ -292,8 +393,9 @@ class _Run:
                 if self._table is None:
                     shared = self._display is not None and self._display.shared
                     # On one terminal, rows go through the bar's console (above the bar).
-                    self._table = _Table(self._display.console if shared and self._display
-                                         else output.console())
+                    self._table = _Table(
+                        self._display.console if shared and self._display else output.console()
+                    )
                 self._table.add(result)
             if self._failed is not None and not result.delivered:
                 document = result.failed_document()
@@ -309,8 +411,10 @@ class _Run:
             # Documents may carry credentials in their parameters: owner-only.
             fd = os.open(self.failed_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except OSError as exc:
-            raise UsageError(f"--failed {self.failed_path}: cannot write it ({exc.strerror})",
-                             hint="give a path in a writable directory") from None
+            raise UsageError(
+                f"--failed {self.failed_path}: cannot write it ({exc.strerror})",
+                hint="give a path in a writable directory",
+            ) from None
         self._failed = os.fdopen(fd, "w", encoding="utf-8")
 
     def _close_failed(self) -> None:
@@ -346,8 +450,13 @@ def _status(name: str) -> Any:
 class _Table:
     """Results on a terminal, one aligned row each, as they complete."""
 
-    STYLES: ClassVar[dict[str, str]] = {"sent": "green", "skipped": "cyan", "failed": "red", "invalid": "red",
-              "dry-run": "yellow"}
+    STYLES: ClassVar[dict[str, str]] = {
+        "sent": "green",
+        "skipped": "cyan",
+        "failed": "red",
+        "invalid": "red",
+        "dry-run": "yellow",
+    }
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -357,8 +466,7 @@ class _Table:
         from rich.text import Text
 
         if not self._header:
-            self.console.print(Text(f"{'STATUS':<8} {'TO':<16} {'SID':<34} SUMMARY",
-                                    style="bold"))
+            self.console.print(Text(f"{'STATUS':<8} {'TO':<16} {'SID':<34} SUMMARY", style="bold"))
             self._header = True
         line = Text()
         line.append(f"{result.status.value:<8} ", style=self.STYLES[result.status.value])
@@ -373,10 +481,13 @@ class _Table:
             via = job.sender.sender or "-"
             if job.sender.messaging_service_sid:
                 via += f" (messaging service {job.sender.messaging_service_sid})"
-            self.console.print(Text(
-                f"{'':<8} from {via}, {result.verdict.encoding}, "
-                f"{output.plural(result.verdict.segments or 0, 'segment')}: {job.sms.body}",
-                style="dim"))
+            self.console.print(
+                Text(
+                    f"{'':<8} from {via}, {result.verdict.encoding}, "
+                    f"{output.plural(result.verdict.segments or 0, 'segment')}: {job.sms.body}",
+                    style="dim",
+                )
+            )
 
 
 def _same_terminal() -> bool:
@@ -413,12 +524,19 @@ class _Display:
                 yield from super().get_renderables()
 
         self.counters.started = time.monotonic()
-        self._live = Bar(SpinnerColumn(), TextColumn("sending"), BarColumn(),
-                         TextColumn("{task.description}"), TimeElapsedColumn(),
-                         console=self.console, transient=True,
-                         # Lines written meanwhile go above the bar; stdout only when it
-                         # is the same terminal (NDJSON piped elsewhere is left alone).
-                         redirect_stdout=self.shared, redirect_stderr=True)
+        self._live = Bar(
+            SpinnerColumn(),
+            TextColumn("sending"),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            # Lines written meanwhile go above the bar; stdout only when it
+            # is the same terminal (NDJSON piped elsewhere is left alone).
+            redirect_stdout=self.shared,
+            redirect_stderr=True,
+        )
         self._live.add_task(describe(), total=None)
         self._live.start()
 
@@ -428,8 +546,9 @@ class _Display:
         c = self.counters
         elapsed = max(time.monotonic() - c.started, 1e-6)
         rate = (c.sent + c.failed) / elapsed
-        return (f"{c.sent} sent · {c.skipped} skipped · {c.failed} failed · "
-                f"{c.retrying} retrying · {rate:.1f}/s")
+        return (
+            f"{c.sent} sent · {c.skipped} skipped · {c.failed} failed · {c.retrying} retrying · {rate:.1f}/s"
+        )
 
     def stop(self) -> None:
         if self._live is not None:

@@ -25,34 +25,67 @@ class AddressChoice(StrEnum):
 
 
 def translate(
-    kind: Annotated[Kind, typer.Argument(help="What the inputs hold: order, customer or shipment.",
-                                         metavar="KIND", show_default=False)],
-    inputs: Annotated[list[str] | None, typer.Argument(
-        metavar="[INPUT]...", help="Files of hub objects (JSON, array or NDJSON; {\"order\": …}, "
-                                   "{\"orders\": […]} or bare); - for stdin (the default when "
-                                   "stdin is piped).")] = None,
-    template: Annotated[str | None, typer.Option(
-        "--template", "-t", help="Jinja2 template for every object (wins over everything).",
-        show_default=False)] = None,
-    template_file: Annotated[Path | None, typer.Option(
-        "--template-file", "-T", help="Read the template from a file.",
-        show_default=False)] = None,
-    sender: Annotated[str | None, typer.Option(
-        "--from", help="Sender written into every document (config from; else left out "
-                       "for send to fill in).", show_default=False)] = None,
-    address: Annotated[AddressChoice | None, typer.Option(
-        "--address", help="Whose phone to try first (config address; shipping). The other "
-                          "address is the fallback.", show_default=False)] = None,
-    shop_name: Annotated[str | None, typer.Option(
-        "--shop-name", help="Shop name the built-in texts start with (config shop_name).",
-        show_default=False)] = None,
+    kind: Annotated[
+        Kind,
+        typer.Argument(
+            help="What the inputs hold: order, customer or shipment.", metavar="KIND", show_default=False
+        ),
+    ],
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[INPUT]...",
+            help='Files of hub objects (JSON, array or NDJSON; {"order": …}, '
+            '{"orders": […]} or bare); - for stdin (the default when '
+            "stdin is piped).",
+        ),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            "-t",
+            help="Jinja2 template for every object (wins over everything).",
+            show_default=False,
+        ),
+    ] = None,
+    template_file: Annotated[
+        Path | None,
+        typer.Option("--template-file", "-T", help="Read the template from a file.", show_default=False),
+    ] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Sender written into every document (config from; else left out for send to fill in).",
+            show_default=False,
+        ),
+    ] = None,
+    address: Annotated[
+        AddressChoice | None,
+        typer.Option(
+            "--address",
+            help="Whose phone to try first (config address; shipping). The other address is the fallback.",
+            show_default=False,
+        ),
+    ] = None,
+    shop_name: Annotated[
+        str | None,
+        typer.Option(
+            "--shop-name",
+            help="Shop name the built-in texts start with (config shop_name).",
+            show_default=False,
+        ),
+    ] = None,
     max_segments: options.MaxSegments = None,
     region: options.Region = None,
     config_path: options.ConfigPath = None,
-    json_output: Annotated[bool, typer.Option(
-        "--json", help="NDJSON, one document a line, also on a terminal.")] = False,
-    quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="No warnings and no summary on stderr (errors still).")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="NDJSON, one document a line, also on a terminal.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No warnings and no summary on stderr (errors still).")
+    ] = False,
 ) -> None:
     """Render hub objects into SMS request documents, one per object.
 
@@ -70,31 +103,42 @@ def translate(
         from smspipe.errors import ExitCode, UsageError
 
         if template is not None and template_file is not None:
-            raise UsageError("--template and --template-file both given",
-                             hint="use one of them")
-        settings = config.load(config_path, flags={
-            "from": sender, "address": address.value if address else None,
-            "shop_name": shop_name, "max_segments": max_segments, "default_region": region})
+            raise UsageError("--template and --template-file both given", hint="use one of them")
+        settings = config.load(
+            config_path,
+            flags={
+                "from": sender,
+                "address": address.value if address else None,
+                "shop_name": shop_name,
+                "max_segments": max_segments,
+                "default_region": region,
+            },
+        )
         if not quiet:
             for warning in settings.warnings:
                 output.err(f"smspipe: warning: {warning}")
-        flag_template = (template, "--template") if template is not None else (
-            core.read_template_file(template_file) if template_file is not None else None)
+        flag_template = (
+            (template, "--template")
+            if template is not None
+            else (core.read_template_file(template_file) if template_file is not None else None)
+        )
         configured = (settings.get("templates") or {}).get(kind.value)
-        translator = core.Translator(core.Options(
-            kind=kind.value,
-            template=flag_template,
-            config_templates=configured,
-            address=settings.get("address") or "shipping",
-            default_region=str(settings.get("default_region") or "US"),
-            allowed_countries=frozenset(settings.get("allowed_countries") or ()),
-            sender=settings.get("from"),
-            max_segments=settings.get("max_segments"),
-            shop_name=settings.get("shop_name") or "",
-        ))
+        translator = core.Translator(
+            core.Options(
+                kind=kind.value,
+                template=flag_template,
+                config_templates=configured,
+                address=settings.get("address") or "shipping",
+                default_region=str(settings.get("default_region") or "US"),
+                allowed_countries=frozenset(settings.get("allowed_countries") or ()),
+                sender=settings.get("from"),
+                max_segments=settings.get("max_segments"),
+                shop_name=settings.get("shop_name") or "",
+            )
+        )
         sources = documents.input_sources(
-            inputs, output.is_terminal(sys.stdin),
-            f"smspipe translate {kind.value} - < {kind.value}s.ndjson")
+            inputs, output.is_terminal(sys.stdin), f"smspipe translate {kind.value} - < {kind.value}s.ndjson"
+        )
 
         pretty = not json_output and output.is_terminal(sys.stdout)
         write = output.write_json_pretty if pretty else output.write_json_line
@@ -113,7 +157,8 @@ def translate(
                         err_lines.add(line)
         sys.stdout.flush()
         if not quiet:
-            output.err(f"{output.plural(translated + failed, kind.value)}: "
-                       f"{translated} translated, {failed} failed")
+            output.err(
+                f"{output.plural(translated + failed, kind.value)}: {translated} translated, {failed} failed"
+            )
         if failed:
             raise typer.Exit(int(ExitCode.INVALID))

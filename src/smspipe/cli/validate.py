@@ -18,11 +18,17 @@ if TYPE_CHECKING:
 
 def validate(
     inputs: options.Inputs = None,
-    json_report: Annotated[bool, typer.Option(
-        "--json", help="Report as NDJSON, one line per document (the default when piped).")] = False,
-    pass_valid: Annotated[bool, typer.Option(
-        "--pass", help="Write the valid documents, normalised, to stdout and the report to "
-                       "stderr, for the next command in a pipe.")] = False,
+    json_report: Annotated[
+        bool, typer.Option("--json", help="Report as NDJSON, one line per document (the default when piped).")
+    ] = False,
+    pass_valid: Annotated[
+        bool,
+        typer.Option(
+            "--pass",
+            help="Write the valid documents, normalised, to stdout and the report to "
+            "stderr, for the next command in a pipe.",
+        ),
+    ] = False,
     region: options.Region = None,
     max_segments: options.MaxSegments = None,
     config_path: options.ConfigPath = None,
@@ -41,14 +47,15 @@ def validate(
         from smspipe import config, documents, sms
         from smspipe.errors import ExitCode
 
-        settings = config.load(config_path, flags={"default_region": region,
-                                                   "max_segments": max_segments})
+        settings = config.load(config_path, flags={"default_region": region, "max_segments": max_segments})
         for warning in settings.warnings:
             output.err(f"smspipe: warning: {warning}")
-        policy = sms.make_policy(settings.get("default_region"),
-                                 settings.get("allowed_countries"), settings.get("max_segments"))
-        sources = documents.input_sources(inputs, output.is_terminal(sys.stdin),
-                                          "smspipe validate - < batch.ndjson")
+        policy = sms.make_policy(
+            settings.get("default_region"), settings.get("allowed_countries"), settings.get("max_segments")
+        )
+        sources = documents.input_sources(
+            inputs, output.is_terminal(sys.stdin), "smspipe validate - < batch.ndjson"
+        )
 
         to_terminal = output.is_terminal(sys.stdout)
         if pass_valid:
@@ -60,8 +67,11 @@ def validate(
         valid = invalid = 0
         settle_heap()
         for item in documents.read_values(sources):
-            verdicts = ([sms.problem_verdict(item)] if isinstance(item, documents.Problem)
-                        else sms.check(item, policy))
+            verdicts = (
+                [sms.problem_verdict(item)]
+                if isinstance(item, documents.Problem)
+                else sms.check(item, policy)
+            )
             for verdict in verdicts:
                 report.add(verdict)
                 if verdict.valid:
@@ -72,8 +82,7 @@ def validate(
                     invalid += 1
         sys.stdout.flush()
         if not quiet:
-            summary = (f"{output.plural(valid + invalid, 'document')}: "
-                       f"{valid} valid, {invalid} invalid")
+            summary = f"{output.plural(valid + invalid, 'document')}: {valid} valid, {invalid} invalid"
             if report.rich:
                 report.console.print(summary, style="bold red" if invalid else "bold green")
             else:
@@ -119,8 +128,9 @@ class _Report:
             line.append("ok      ", style="green")
             line.append(verdict.where, style="bold")
             assert verdict.sms is not None
-            line.append(f"  {verdict.sms.to}  {verdict.encoding}, "
-                        f"{output.plural(verdict.segments or 0, 'segment')}")
+            line.append(
+                f"  {verdict.sms.to}  {verdict.encoding}, {output.plural(verdict.segments or 0, 'segment')}"
+            )
         else:
             line.append("invalid ", style="red")
             line.append(verdict.where, style="bold")
@@ -129,4 +139,3 @@ class _Report:
             self.console.print(Text("        ") + Text(str(error), style="red"))
         for warning in verdict.warnings:
             self.console.print(Text("        warning: ", style="yellow") + Text(str(warning)))
-
