@@ -165,6 +165,22 @@ KEYS: dict[str, Key] = {
             "HTTP timeout of one request to Twilio, in seconds",
             default=30,
         ),
+        Key(
+            "reconcile_grace",
+            {"type": "number", "minimum": 0},
+            "seconds after an unanswered attempt before a message missing from Twilio's message "
+            "log is taken as not created (and sent by a later run)",
+            env="SMSPIPE_RECONCILE_GRACE",
+            default=300,
+        ),
+        Key(
+            "run_lease",
+            {"type": "number", "exclusiveMinimum": 0},
+            "seconds a run's claims on the ledger stay valid without a heartbeat; a run stopped "
+            "longer loses them and sends nothing more",
+            env="SMSPIPE_RUN_LEASE",
+            default=60,
+        ),
     )
 }
 
@@ -639,6 +655,8 @@ EXAMPLES: dict[str, str] = {
     "retries": "5",
     "max_wait": "60",
     "timeout": "30",
+    "reconcile_grace": "300",
+    "run_lease": "60",
 }
 
 #: How the commented file is laid out; a key in no section goes under "Other".
@@ -653,7 +671,15 @@ SECTIONS: dict[str, list[str]] = {
     "Connection to Twilio": ["api_url", "timeout"],
     "Checks (validate, send)": ["default_region", "allowed_countries", "max_segments"],
     "translate": ["shop_name", "address", "templates"],
-    "send: ledger, pace and retries": ["ledger", "concurrency", "rate", "retries", "max_wait"],
+    "send: ledger, pace and retries": [
+        "ledger",
+        "concurrency",
+        "rate",
+        "retries",
+        "max_wait",
+        "reconcile_grace",
+        "run_lease",
+    ],
 }
 
 _HEADER = """\

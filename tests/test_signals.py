@@ -1,0 +1,88 @@
+"""SIGTERM and SIGINT: stop starting, settle what is in flight, print the summary
+(issue 10, item 7). Real processes, real signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ndjson, run_process, sms_documents
+from twilio_server import TwilioServer, wait_until
+
+
+def start_send(env: dict[str, str], documents: list[dict], *args: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smspipe", "send", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdin is not None
+    process.stdin.write(ndjson(documents))
+    process.stdin.close()
+    process.stdin = None
+    return process
+
+
+def open_rows(env: dict[str, str]) -> list[str]:
+    path = Path(env["SMSPIPE_HOME"]) / "state" / "ledger.sqlite3"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return [row[0] for row in db.execute("SELECT state FROM deliveries WHERE state != 'sent'")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_settles_the_requests_in_flight_and_prints_the_summary(
+    send_env: dict[str, str], twilio_server: TwilioServer, signum: int, code: int
+) -> None:
+    documents = sms_documents(40)
+    twilio_server.latency = 0.3
+    process = start_send(send_env, documents, "--concurrency", "4")
+    assert wait_until(lambda: len(twilio_server.creates()) >= 6, timeout=30)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == code, stderr
+    assert "interrupted" in stderr
+    assert "40 documents" not in stderr  # the batch stopped
+    summary = [line for line in stderr.splitlines() if " documents: " in line]
+    assert summary, stderr
+    records = [json.loads(line) for line in stdout.splitlines()]
+    created = {m["sid"] for m in twilio_server.messages}
+    assert {r["sid"] for r in records if r["status"] == "sent"} == created
+    assert 0 < len(created) < 40
+    assert open_rows(send_env) == []  # no claim left pending
+
+    twilio_server.latency = 0.0
+    rerun = run_process("send", env=send_env, input=ndjson(documents))
+    assert rerun.exit_code == 0, rerun.stderr
+    assert sorted(m["body"] for m in twilio_server.messages) == sorted(d["sms"]["message"] for d in documents)
+
+
+@pytest.mark.slow
+def test_a_second_signal_abandons_what_is_in_flight_and_the_next_run_reconciles(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    documents = sms_documents(8)
+    twilio_server.latency = 5.0
+    process = start_send(send_env, documents, "--concurrency", "4", "--timeout", "30")
+    assert wait_until(lambda: len(twilio_server.creates()) >= 4, timeout=30)
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143, stderr
+    assert wait_until(lambda: len(twilio_server.messages) == 4, timeout=30)
+
+    twilio_server.latency = 0.0
+    rerun = run_process("send", env=send_env, input=ndjson(documents))
+    assert rerun.exit_code == 0, rerun.stderr
+    assert "found in Twilio's message log" in rerun.stderr
+    assert sorted(m["body"] for m in twilio_server.messages) == sorted(d["sms"]["message"] for d in documents)
