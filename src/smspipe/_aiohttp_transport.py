@@ -120,7 +120,8 @@ class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
                 data=body,
                 headers=sent_headers,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else None,
+                # twilio passes timeout=None; None would tell aiohttp "no timeout at all".
+                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
                 trace_request_ctx=progress,
             ) as answer:
                 raw = await answer.read()
