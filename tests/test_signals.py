@@ -76,9 +76,13 @@ def test_a_second_signal_abandons_what_is_in_flight_and_the_next_run_reconciles(
     process = start_send(send_env, documents, "--concurrency", "4", "--timeout", "30")
     assert wait_until(lambda: len(twilio_server.creates()) >= 4, timeout=30)
     process.send_signal(signal.SIGTERM)
+    assert process.stderr is not None
+    # Two signals sent at once arrive as one: the second goes once the first is handled.
+    assert "interrupted" in process.stderr.readline()
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 143, stderr
+    assert "abandon" in stderr
     assert wait_until(lambda: len(twilio_server.messages) == 4, timeout=30)
 
     twilio_server.latency = 0.0
