@@ -809,6 +809,19 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class ManualClock:
+    """A clock for :attr:`TwilioServer.clock` that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @contextlib.contextmanager
 def running(**options: Any) -> Iterator[TwilioServer]:
     server = TwilioServer(**options).start()
