@@ -83,11 +83,12 @@ class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
         self._api_url = api_url
         self._http_log = http_log
         self._authorization: dict[tuple[str, str], str] = {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.session = aiohttp.ClientSession(
             # One pool sized to the concurrency: every request in flight has
             # its connection, and kept-alive connections are reused.
             connector=aiohttp.TCPConnector(limit=max(pool_size, 1)),
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=self._timeout,
             # HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as requests honours them.
             trust_env=True,
             trace_configs=[_tracing()],
@@ -112,6 +113,8 @@ class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
         if auth is not None:
             sent_headers["Authorization"] = self._basic(auth)
         progress = RequestProgress()
+        # Never None: aiohttp reads that as "no timeout at all".
+        bound = aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout
         started = time.monotonic()
         try:
             async with self.session.request(
@@ -120,8 +123,7 @@ class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
                 data=body,
                 headers=sent_headers,
                 allow_redirects=False,
-                # twilio passes timeout=None; None would tell aiohttp "no timeout at all".
-                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+                timeout=bound,
                 trace_request_ctx=progress,
             ) as answer:
                 raw = await answer.read()
