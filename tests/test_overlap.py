@@ -74,6 +74,7 @@ def test_runs_reaching_one_ledger_by_two_names_send_each_message_once(
         name = "state/ledger.sqlite3"
     documents = sms_documents(120)
     twilio_server.latency = 0.25
+    twilio_server.log_lag = 1.0  # a message reaches the log a little after it is created
     processes = [
         start_send(send_env, documents, "--concurrency", "6", "--ledger", str(ledger)),
         start_send(send_env, documents, "--concurrency", "6", "--ledger", name, cwd=cwd),

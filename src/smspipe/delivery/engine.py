@@ -116,11 +116,13 @@ class Writer:
         write_result: Callable[[Result], None],
         write_line: Callable[[str], None],
         freed: Callable[[], None],
+        broken: Callable[[], None],
     ) -> None:
         self._totals = totals
         self._write_result = write_result
         self._write_line = write_line
         self._freed = freed
+        self._broken = broken
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.error: BaseException | None = None
         self._loop = asyncio.get_running_loop()
@@ -147,6 +149,8 @@ class Writer:
             except BaseException as exc:  # stdout closed (| head): raised when the run ends
                 if self.error is None:
                     self.error = exc
+                    with contextlib.suppress(RuntimeError):  # nobody reads: start nothing more
+                        self._loop.call_soon_threadsafe(self._broken)
             finally:
                 if isinstance(item, tuple) and item[1]:
                     self._free()
@@ -163,10 +167,12 @@ class Writer:
 class Engine:
     """Sends one run's jobs: bounded, paced, interruptible."""
 
-    def __init__(self, ctx: Context, writer_factory: Callable[[Callable[[], None]], Writer]) -> None:
+    def __init__(
+        self, ctx: Context, writer_factory: Callable[[Callable[[], None], Callable[[], None]], Writer]
+    ) -> None:
         self.ctx = ctx
         self._window = asyncio.Semaphore(ctx.options.admitted)
-        self.writer = writer_factory(self._window.release)
+        self.writer = writer_factory(self._window.release, self._output_closed)
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_run: dict[str, asyncio.Event] = {}
         self._waiting: list[walk.Waiting] = []
@@ -320,6 +326,11 @@ class Engine:
             progress.failed += 1
 
     # --- control ------------------------------------------------------------------------
+
+    def _output_closed(self) -> None:
+        self.ctx.stop()
+        if self._feed is not None:
+            self._feed.close()
 
     def _on_signal(self, signum: int) -> None:
         name = SIGNAL_NAMES.get(signal.Signals(signum), str(signum))

@@ -125,6 +125,7 @@ async def _record(ctx: Context, probe: Probe, found: SentMessage) -> FoundOutcom
         body_sha256=probe.body_sha256,
         media_sha256=probe.media_sha256,
         found_in_log=True,
+        created_at=found.date_created.timestamp() if found.date_created else None,
     )
     book = ctx.ledger
     try:

@@ -123,8 +123,8 @@ async def _deliver(
     gateways = Gateways(_gateway_factory(request))
     writers: list[Writer] = []
 
-    def writer(freed: Callable[[], None]) -> Writer:
-        writers.append(Writer(totals, on_result, on_line, freed))
+    def writer(freed: Callable[[], None], broken: Callable[[], None]) -> Writer:
+        writers.append(Writer(totals, on_result, on_line, freed, broken))
         return writers[0]
 
     ctx = Context(
