@@ -75,6 +75,12 @@ class Interrupted(SmspipeError):
     exit_code = ExitCode.INTERRUPTED
 
 
+class Terminated(SmspipeError):
+    """SIGTERM (cron, systemd, a CI time-out), before the run could settle anything."""
+
+    exit_code = ExitCode.TERMINATED
+
+
 # Secrets known to this process. Every message we print is passed through
 # redact(), so a token that slips into an exception text is still masked.
 _secrets: set[str] = set()

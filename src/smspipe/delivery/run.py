@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sqlite3
 import tempfile
 import time
@@ -26,7 +27,7 @@ from smspipe.delivery.engine import Engine, Feed, Writer
 from smspipe.delivery.planner import Job, Planner
 from smspipe.delivery.results import Earlier, ErrorInfo, Result, Status, Totals
 from smspipe.delivery.runtime import Context, Gateways, LedgerThread, Options, Progress
-from smspipe.errors import SmspipeError
+from smspipe.errors import SmspipeError, Terminated
 from smspipe.ledger import KeyRow, KeyState, Ledger, Message, open_ledger
 from smspipe.ledger import Settings as LedgerSettings
 
@@ -77,11 +78,44 @@ def send(
 ) -> Totals:
     """Deliver (or, for a dry run, judge) every document of *request*'s inputs."""
     totals = Totals()
-    if request.dry_run:
-        for result in dry_run(request):
-            totals.add(result)
-            on_result(result)
-        return totals
+    with _terminated_before_the_loop():
+        if request.dry_run:
+            for result in dry_run(request):
+                totals.add(result)
+                on_result(result)
+            return totals
+        _deliver_all(request, totals, on_result, on_line, progress)
+    return totals
+
+
+@contextlib.contextmanager
+def _terminated_before_the_loop() -> Iterator[None]:
+    """SIGTERM before (or after) the event loop handles it: an error, exit 143, not a silent death.
+
+    Nothing is claimed outside the loop, so there is nothing to settle.
+    """
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated("terminated (SIGTERM) before anything was sent")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminated)
+    except ValueError:  # not the main thread: the caller's signals are the caller's
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _deliver_all(
+    request: SendRequest,
+    totals: Totals,
+    on_result: Callable[[Result], None],
+    on_line: Callable[[str], None],
+    progress: Progress | None,
+) -> None:
     planner = Planner(request.settings, request.policy, need_credentials=True)
     ledger: Ledger | None = None
     if request.use_ledger:
@@ -99,7 +133,6 @@ def send(
             with contextlib.suppress(SmspipeError):
                 ledger.end_run()
             ledger.close()
-    return totals
 
 
 def _planned(planner: Planner, sources: list[str]) -> Iterator[Job | Result]:
