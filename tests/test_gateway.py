@@ -329,6 +329,31 @@ def test_https_proxy_environment_is_honoured(
     assert request.target.startswith("http://api.twilio.invalid/2010-04-01/Accounts/")
 
 
+def test_proxy_credentials_go_in_proxy_authorization(
+    twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = twilio_server.url.removeprefix("http://")
+    monkeypatch.setenv("HTTP_PROXY", f"http://proxyuser:proxypass@{host}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    use("http://api.twilio.invalid", create)
+    [request] = twilio_server.creates()
+    assert request.headers["Proxy-Authorization"] == "Basic cHJveHl1c2VyOnByb3h5cGFzcw=="
+    assert (request.username, request.password) == (ACCOUNT_SID, AUTH_TOKEN)
+
+
+def test_a_netrc_entry_for_the_api_host_changes_nothing(
+    twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    sent(twilio_server)
+    [request] = twilio_server.creates()
+    assert (request.username, request.password) == (ACCOUNT_SID, AUTH_TOKEN)
+
+
 def test_no_proxy_bypasses_the_proxy(twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch) -> None:
     with refusing_port() as port:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")

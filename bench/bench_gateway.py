@@ -1,0 +1,264 @@
+"""Gateway benchmark: client CPU per message and throughput of creating messages.
+
+    python bench/bench_gateway.py                 # 2,000 messages at concurrency 10, 50, 100
+    python bench/bench_gateway.py --quick         # 500 messages
+    python bench/bench_gateway.py --write         # also write the section in bench/RESULTS.md
+
+Two clients, both through the real twilio library:
+
+- ``async``: :class:`smspipe.gateway.AsyncGateway` (twilio's ``create_async``
+  over our aiohttp client), *concurrency* coroutines on one event loop;
+- ``threads``: the synchronous :class:`smspipe.gateway.Gateway` (twilio over
+  requests) called from a pool of *concurrency* threads, as today's engine does.
+
+The loopback Twilio server (tests/twilio_server.py) runs in a separate process,
+answering every request after ``--latency`` seconds, so that its CPU is not
+counted. CPU is the client process's (user + system, all threads) over the run,
+divided by the messages sent. The bound is concurrency / latency messages per
+second: no client can do better with that many requests in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from smspipe.config import Credentials  # noqa: E402
+from smspipe.gateway import AsyncGateway, Gateway  # noqa: E402
+from smspipe.sms import SMS  # noqa: E402
+from twilio_server import ACCOUNT_SID, AUTH_TOKEN, TwilioServer  # noqa: E402
+
+CREDENTIALS = Credentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN, "bench")
+SENDER = "+15017122661"
+SECTION = "## Gateway: AsyncGateway against the sync Gateway in threads"
+TARGET_CPU_MS = 1.0  # issue 15: CPU per message <= 1 ms
+TARGET_SHARE = 0.90  # issue 15: >= 90 % of the bound
+
+
+@dataclass
+class Case:
+    client: str
+    concurrency: int
+    messages: int
+    seconds: float
+    cpu_seconds: float
+    latency: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+    @property
+    def bound(self) -> float:
+        return self.concurrency / self.latency
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_seconds / self.messages * 1000
+
+
+def message(number: int) -> SMS:
+    return SMS(to=f"+1415555{number % 10000:04d}", body=f"bench {number}: your order shipped")
+
+
+class ServerProcess:
+    """tests/twilio_server.py in a child process (`--serve`)."""
+
+    def __init__(self, latency: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(latency)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            raise SystemExit(f"the server did not start: {self.url!r}")
+
+    def created(self) -> int:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("count\n")
+        self.process.stdin.flush()
+        return int(self.process.stdout.readline())
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def serve(latency: float) -> None:
+    with TwilioServer(latency=latency) as server:
+        print(server.url, flush=True)
+        for line in sys.stdin:
+            if line.strip() == "count":
+                print(len(server.messages), flush=True)
+
+
+def run_async(url: str, concurrency: int, messages: int) -> None:
+    async def main() -> None:
+        gateway = AsyncGateway(CREDENTIALS, api_url=url, timeout=30, pool_size=concurrency)
+        numbers = iter(range(messages))
+
+        async def worker() -> None:
+            for number in numbers:
+                await gateway.create_message(
+                    message(number), sender=SENDER, messaging_service_sid=None, status_callback=None
+                )
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        finally:
+            await gateway.aclose()
+
+    asyncio.run(main())
+
+
+def run_threads(url: str, concurrency: int, messages: int) -> None:
+    gateway = Gateway(CREDENTIALS, api_url=url, timeout=30, pool_size=concurrency)
+
+    def send(number: int) -> None:
+        gateway.create_message(
+            message(number), sender=SENDER, messaging_service_sid=None, status_callback=None
+        )
+
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(send, range(messages)))
+    finally:
+        gateway.close()
+
+
+CLIENTS = {"async": run_async, "threads": run_threads}
+
+
+def measure(client: str, concurrency: int, messages: int, latency: float) -> Case:
+    server = ServerProcess(latency)
+    try:
+        CLIENTS[client](server.url, concurrency, min(messages, concurrency * 2))  # warm up: imports, pool
+        before = server.created()
+        cpu, wall = time.process_time(), time.perf_counter()
+        CLIENTS[client](server.url, concurrency, messages)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if server.created() - before != messages:
+            raise SystemExit(f"{client} at {concurrency}: {server.created() - before}/{messages} created")
+    finally:
+        server.stop()
+    return Case(client, concurrency, messages, wall, cpu, latency)
+
+
+def table(cases: list[Case]) -> str:
+    lines = [
+        "| client | concurrency | messages | msg/s | bound | share of bound | CPU per message |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case in cases:
+        lines.append(
+            f"| {case.client} | {case.concurrency} | {case.messages:,} | {case.rate:,.1f} | "
+            f"{case.bound:,.0f} | {case.rate / case.bound:.0%} | {case.cpu_ms:.2f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def commit() -> str:
+    proc = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    return proc.stdout.strip() or "unknown"
+
+
+def section(cases: list[Case], command: str, latency: float) -> str:
+    best = {c.concurrency: c for c in cases if c.client == "async"}
+    met = all(c.cpu_ms <= TARGET_CPU_MS and c.rate / c.bound >= TARGET_SHARE for c in best.values())
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            f"- machine: {machine()}",
+            f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"- commit: {commit()}",
+            f"- command: `{command}`",
+            f"- server: tests/twilio_server.py in its own process, {latency * 1000:.0f} ms per request; "
+            "CPU is the client process's only",
+            "",
+            table(cases),
+            "",
+            f"Targets (issue 15, for the client alone): CPU per message <= {TARGET_CPU_MS:.0f} ms and "
+            f">= {TARGET_SHARE:.0%} of the bound at every concurrency: "
+            f"{'met' if met else 'not met'} by the async gateway in this run.",
+            "",
+        ]
+    )
+
+
+def write_section(text: str) -> None:
+    results = HERE / "RESULTS.md"
+    current = results.read_text() if results.exists() else "# Benchmark results\n"
+    if SECTION in current:
+        start = current.index(SECTION)
+        following = current.find("\n## ", start + len(SECTION))
+        current = current[:start] + current[following + 1 :] if following != -1 else current[:start]
+    results.write_text(current.rstrip("\n") + "\n\n" + text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--clients", nargs="+", choices=sorted(CLIENTS), default=["async", "threads"])
+    parser.add_argument("--quick", action="store_true", help="500 messages")
+    parser.add_argument("--write", action="store_true", help="write the section in bench/RESULTS.md")
+    parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.serve is not None:
+        serve(options.serve)
+        return
+    messages = 500 if options.quick else options.messages
+    cases = []
+    for concurrency in options.concurrency:
+        for client in options.clients:
+            case = measure(client, concurrency, messages, options.latency)
+            print(
+                f"{client:8} c={concurrency:<4} {case.rate:7.1f} msg/s "
+                f"({case.rate / case.bound:.0%} of bound) {case.cpu_ms:.2f} ms CPU/msg",
+                file=sys.stderr,
+            )
+            cases.append(case)
+    command = "python bench/bench_gateway.py " + " ".join(sys.argv[1:])
+    text = section(cases, command.strip(), options.latency)
+    print(text)
+    if options.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
