@@ -143,7 +143,10 @@ class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
         sent_headers = dict(headers or {})
         if auth is not None:
             sent_headers["Authorization"] = self._basic(auth)
-        address = URL(target, encoded=True)
+        try:
+            address = URL(target, encoded=True)
+        except ValueError as exc:
+            raise EndpointMisconfigured(f"invalid API URL {redact(target)!r}: {exc}") from None
         route = self._proxy_for(address)
         if route.request_headers:
             sent_headers.update(route.request_headers)
