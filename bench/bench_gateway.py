@@ -3,6 +3,7 @@
     python bench/bench_gateway.py                 # 2,000 messages at concurrency 10, 50, 100
     python bench/bench_gateway.py --quick         # 500 messages
     python bench/bench_gateway.py --write         # also write the section in bench/RESULTS.md
+    python bench/bench_gateway.py --runs 5        # median of 5 runs per case (default 3)
 
 Two clients, both through the real twilio library:
 
@@ -15,7 +16,9 @@ The loopback Twilio server (tests/twilio_server.py) runs in a separate process,
 answering every request after ``--latency`` seconds, so that its CPU is not
 counted. CPU is the client process's (user + system, all threads) over the run,
 divided by the messages sent. The bound is concurrency / latency messages per
-second: no client can do better with that many requests in flight.
+second: no client can do better with that many requests in flight. Each case
+runs ``--runs`` times; the table shows the run with the median throughput
+(on a shared machine, one run can lose the CPU to other work at the wrong moment).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,6 +61,8 @@ class Case:
     latency: float
     #: the server process's CPU over the same run (None where /proc is missing)
     server_cpu_seconds: float | None = None
+    #: the throughput of every run of this case (the case is the median one)
+    all_rates: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -186,13 +191,14 @@ def measure(client: str, concurrency: int, messages: int, latency: float) -> Cas
 
 def table(cases: list[Case]) -> str:
     lines = [
-        "| client | concurrency | messages | msg/s | bound | share of bound | client CPU per message "
-        "| server CPU per message |",
-        "|---|---|---|---|---|---|---|---|",
+        "| client | concurrency | messages | msg/s (median run) | every run | bound | share of bound "
+        "| client CPU per message | server CPU per message |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for case in cases:
+        every = ", ".join(f"{rate:.0f}" for rate in case.all_rates or [case.rate])
         lines.append(
-            f"| {case.client} | {case.concurrency} | {case.messages:,} | {case.rate:,.1f} | "
+            f"| {case.client} | {case.concurrency} | {case.messages:,} | {case.rate:,.1f} | {every} | "
             f"{case.bound:,.0f} | {case.rate / case.bound:.1%} | {case.cpu_ms:.2f} ms | {case.server_cpu} |"
         )
     return "\n".join(lines)
@@ -267,7 +273,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50, 100])
     parser.add_argument("--clients", nargs="+", choices=sorted(CLIENTS), default=["async", "threads"])
-    parser.add_argument("--quick", action="store_true", help="500 messages")
+    parser.add_argument("--runs", type=int, default=3, help="runs per case; the median is shown")
+    parser.add_argument("--quick", action="store_true", help="500 messages, one run")
     parser.add_argument("--write", action="store_true", help="write the section in bench/RESULTS.md")
     parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -275,10 +282,16 @@ def main() -> None:
         serve(options.serve)
         return
     messages = 500 if options.quick else options.messages
+    runs = 1 if options.quick else max(options.runs, 1)
     cases = []
     for concurrency in options.concurrency:
         for client in options.clients:
-            case = measure(client, concurrency, messages, options.latency)
+            trials = sorted(
+                (measure(client, concurrency, messages, options.latency) for _ in range(runs)),
+                key=lambda c: c.rate,
+            )
+            case = trials[len(trials) // 2]
+            case.all_rates = [t.rate for t in trials]
             print(
                 f"{client:8} c={concurrency:<4} {case.rate:7.1f} msg/s "
                 f"({case.rate / case.bound:.0%} of bound) {case.cpu_ms:.2f} ms CPU/msg",
