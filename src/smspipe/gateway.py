@@ -33,6 +33,7 @@ delivery rather than by how it happened:
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ CLOCK_SKEW = timedelta(seconds=120)
 LOOKUP_LIMIT = 500
 # Second lookup without a date filter: a message still queued has no date_sent.
 RECENT_LIMIT = 50
+# SM… for SMS, MM… for MMS: it goes into the URL's path as it is.
+MESSAGE_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 
 
 def docs_link(code: int | None) -> str | None:
@@ -393,8 +396,14 @@ class AsyncGateway:
         self.account_sid = credentials.account_sid
         self.api_url = api_url.rstrip("/") if api_url else None
         self.host = urlsplit(self.api_url or TWILIO_BASE_URL).netloc
-        #: what twilio raises when an answer is not what it expects (JSON it can read)
-        self._unreadable: tuple[type[Exception], ...] = (ValueError, TypeError, KeyError, TwilioException)
+        #: what twilio raises when an answer is not the JSON it expects (not JSON, a list, odd types)
+        self._unreadable: tuple[type[Exception], ...] = (
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            TwilioException,
+        )
         self._http = SmspipeAsyncHttpClient(
             api_url=self.api_url, timeout=timeout, http_log=http_log, pool_size=pool_size
         )
@@ -464,10 +473,14 @@ class AsyncGateway:
 
     async def fetch_message(self, sid: str) -> MessageState:
         """The message's current state (for ``smspipe status --refresh``)."""
+        if not MESSAGE_SID.fullmatch(sid):
+            raise Rejected(f"not a message SID: {sid!r} (two letters, then 32 hexadecimal digits)")
         try:
             record = await self._messages(sid).fetch_async()
         except self._unreadable as exc:
             raise self._not_twilio(f"message {sid}", exc) from None
+        if not isinstance(record.sid, str):
+            raise self._not_twilio(f"message {sid}", ValueError("no sid in the answer"))
         return _message_state(record)
 
     async def fetch_account(self) -> dict[str, Any]:
@@ -476,6 +489,8 @@ class AsyncGateway:
             account = await self._account.fetch_async()
         except self._unreadable as exc:
             raise self._not_twilio(f"account {self.account_sid}", exc) from None
+        if not isinstance(account.sid, str):
+            raise self._not_twilio(f"account {self.account_sid}", ValueError("no sid in the answer"))
         return {
             "sid": account.sid,
             "friendly_name": account.friendly_name,
