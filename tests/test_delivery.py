@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Run, invoke, ndjson, run_process, sms_documents
+from processes import Spawn
 from twilio_server import OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN, TwilioServer, wait_until
 
 FAST = ("--max-wait", "0.1")  # keep backoff short in tests
@@ -328,30 +329,14 @@ def test_under_a_mix_of_every_fault_each_message_is_created_once(
 # --- processes: kill -9, overlap, Ctrl-C ----------------------------------------------------
 
 
-def start_send(env: dict[str, str], documents: list[dict], *args: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smspipe", "send", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert process.stdin is not None
-    process.stdin.write(ndjson(documents))
-    process.stdin.close()
-    process.stdin = None  # written and closed: communicate() must not flush it
-    return process
-
-
 @pytest.mark.slow
 def test_kill_9_in_the_middle_then_a_rerun_sends_each_message_once(
-    send_env: dict[str, str], twilio_server: TwilioServer
+    spawn: Spawn, send_env: dict[str, str], twilio_server: TwilioServer
 ) -> None:
     documents = sms_documents(40)
     twilio_server.latency = 0.15
     send_env = {**send_env, "SMSPIPE_RECONCILE_GRACE": "0"}
-    process = start_send(send_env, documents, "--concurrency", "4")
+    process = spawn(send_env, documents, "--concurrency", "4")
     assert wait_until(lambda: len(twilio_server.creates()) >= 10, timeout=30)
     os.kill(process.pid, signal.SIGKILL)
     process.communicate()
@@ -370,11 +355,11 @@ def test_kill_9_in_the_middle_then_a_rerun_sends_each_message_once(
 
 @pytest.mark.slow
 def test_two_processes_over_one_input_send_each_message_once(
-    send_env: dict[str, str], twilio_server: TwilioServer
+    spawn: Spawn, send_env: dict[str, str], twilio_server: TwilioServer
 ) -> None:
     documents = sms_documents(40)
     twilio_server.latency = 0.03
-    processes = [start_send(send_env, documents, "--concurrency", "4") for _ in range(2)]
+    processes = [spawn(send_env, documents, "--concurrency", "4") for _ in range(2)]
     outputs = [p.communicate(timeout=60) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
     assert_each_created_once(twilio_server, documents)
@@ -389,11 +374,11 @@ def test_two_processes_over_one_input_send_each_message_once(
 
 @pytest.mark.slow
 def test_ctrl_c_finishes_the_requests_in_flight_and_leaves_the_ledger_consistent(
-    send_env: dict[str, str], twilio_server: TwilioServer
+    spawn: Spawn, send_env: dict[str, str], twilio_server: TwilioServer
 ) -> None:
     documents = sms_documents(40)
     twilio_server.latency = 0.3
-    process = start_send(send_env, documents, "--concurrency", "4")
+    process = spawn(send_env, documents, "--concurrency", "4")
     assert wait_until(lambda: len(twilio_server.creates()) >= 6, timeout=30)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
@@ -499,3 +484,23 @@ def test_progress_goes_to_a_terminal_stderr_and_stdout_stays_ndjson(
 def test_no_progress_bar_when_stderr_is_not_a_terminal(send_env: dict[str, str]) -> None:
     run = invoke("send", input=ndjson(sms_documents(2)))
     assert run.stderr.strip().splitlines() == ["2 documents: 2 sent"]
+
+
+def test_without_a_ledger_a_long_run_has_no_lease_to_lose(
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMSPIPE_RUN_LEASE", "0.4")
+    twilio_server.latency = 0.1
+    run = invoke("send", "--no-ledger", "--concurrency", "1", input=ndjson(sms_documents(6)))
+    assert run.exit_code == 0, run.stderr
+    assert run.statuses() == ["sent"] * 6
+
+
+def test_a_short_lease_is_renewed_while_the_run_lasts(
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMSPIPE_RUN_LEASE", "2")
+    twilio_server.latency = 0.1
+    run = invoke("send", "--concurrency", "1", input=ndjson(sms_documents(30)))
+    assert run.exit_code == 0, run.stderr  # the run outlived its lease three times over
+    assert run.statuses() == ["sent"] * 30

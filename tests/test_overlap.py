@@ -7,34 +7,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import ndjson, run_process, sms_documents
+from processes import Spawn
 from twilio_server import TwilioServer, wait_until
-
-
-def start_send(
-    env: dict[str, str], documents: list[dict], *args: str, cwd: Path | None = None
-) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smspipe", "send", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=cwd,
-    )
-    assert process.stdin is not None
-    process.stdin.write(ndjson(documents))
-    process.stdin.close()
-    process.stdin = None  # written and closed: communicate() must not flush it
-    return process
 
 
 def records_of(stdout: str) -> list[dict]:
@@ -52,7 +32,7 @@ def assert_each_created_once(server: TwilioServer, documents: list[dict]) -> Non
 @pytest.mark.slow
 @pytest.mark.parametrize("alias", ["symlink", "relative", "hardlink"])
 def test_runs_reaching_one_ledger_by_two_names_send_each_message_once(
-    send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path, alias: str
+    spawn: Spawn, send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path, alias: str
 ) -> None:
     ledger = tmp_path / "state" / "ledger.sqlite3"
     ledger.parent.mkdir()
@@ -76,9 +56,9 @@ def test_runs_reaching_one_ledger_by_two_names_send_each_message_once(
     twilio_server.latency = 0.25
     twilio_server.log_lag = 1.0  # a message reaches the log a little after it is created
     processes = [
-        start_send(send_env, documents, "--concurrency", "6", "--ledger", str(ledger)),
-        start_send(send_env, documents, "--concurrency", "6", "--ledger", name, cwd=cwd),
-        start_send(send_env, documents[::-1], "--concurrency", "6", "--ledger", name, cwd=cwd),
+        spawn(send_env, documents, "--concurrency", "6", "--ledger", str(ledger)),
+        spawn(send_env, documents, "--concurrency", "6", "--ledger", name, cwd=cwd),
+        spawn(send_env, documents[::-1], "--concurrency", "6", "--ledger", name, cwd=cwd),
     ]
     outputs = [p.communicate(timeout=120) for p in processes]
     assert_each_created_once(twilio_server, documents)
@@ -124,11 +104,11 @@ def test_while_the_log_is_unreachable_a_rerun_reports_unknown_not_skipped(
 
 @pytest.mark.slow
 def test_a_key_held_by_a_live_run_is_unknown_with_the_holder_named_never_skipped(
-    send_env: dict[str, str], twilio_server: TwilioServer
+    spawn: Spawn, send_env: dict[str, str], twilio_server: TwilioServer
 ) -> None:
     documents = sms_documents(1)
     twilio_server.latency = 4.0
-    holder = start_send(send_env, documents, "--timeout", "30")
+    holder = spawn(send_env, documents, "--timeout", "30")
     assert wait_until(lambda: len(twilio_server.creates()) == 1, timeout=30)
     os.kill(holder.pid, signal.SIGSTOP)  # it holds the key, and stays alive
     try:
@@ -148,11 +128,11 @@ def test_a_key_held_by_a_live_run_is_unknown_with_the_holder_named_never_skipped
 
 @pytest.mark.slow
 def test_a_key_another_run_settles_meanwhile_is_reported_as_that_run_left_it(
-    send_env: dict[str, str], twilio_server: TwilioServer
+    spawn: Spawn, send_env: dict[str, str], twilio_server: TwilioServer
 ) -> None:
     documents = sms_documents(1)
     twilio_server.latency = 1.5
-    holder = start_send(send_env, documents)
+    holder = spawn(send_env, documents)
     assert wait_until(lambda: len(twilio_server.creates()) == 1, timeout=30)
     second = run_process("send", env=send_env, input=ndjson(documents))
     holder.communicate(timeout=60)
@@ -165,12 +145,12 @@ def test_a_key_another_run_settles_meanwhile_is_reported_as_that_run_left_it(
 
 @pytest.mark.slow
 def test_a_run_stopped_past_its_lease_does_not_send_on(
-    send_env: dict[str, str], twilio_server: TwilioServer
+    spawn: Spawn, send_env: dict[str, str], twilio_server: TwilioServer
 ) -> None:
     documents = sms_documents(30)
     env = {**send_env, "SMSPIPE_RUN_LEASE": "2", "SMSPIPE_RECONCILE_GRACE": "3"}
     twilio_server.latency = 0.3
-    stopped = start_send(env, documents, "--concurrency", "2")
+    stopped = spawn(env, documents, "--concurrency", "2")
     assert wait_until(lambda: len(twilio_server.creates()) >= 4, timeout=30)
     os.kill(stopped.pid, signal.SIGSTOP)
     try:

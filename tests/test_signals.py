@@ -6,30 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import ndjson, run_process, sms_documents
+from processes import Spawn
 from twilio_server import TwilioServer, wait_until
-
-
-def start_send(env: dict[str, str], documents: list[dict], *args: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smspipe", "send", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert process.stdin is not None
-    process.stdin.write(ndjson(documents))
-    process.stdin.close()
-    process.stdin = None
-    return process
 
 
 def open_rows(env: dict[str, str]) -> list[str]:
@@ -41,11 +24,11 @@ def open_rows(env: dict[str, str]) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_settles_the_requests_in_flight_and_prints_the_summary(
-    send_env: dict[str, str], twilio_server: TwilioServer, signum: int, code: int
+    spawn: Spawn, send_env: dict[str, str], twilio_server: TwilioServer, signum: int, code: int
 ) -> None:
     documents = sms_documents(40)
     twilio_server.latency = 0.3
-    process = start_send(send_env, documents, "--concurrency", "4")
+    process = spawn(send_env, documents, "--concurrency", "4")
     assert wait_until(lambda: len(twilio_server.creates()) >= 6, timeout=30)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
@@ -69,11 +52,11 @@ def test_a_signal_settles_the_requests_in_flight_and_prints_the_summary(
 
 @pytest.mark.slow
 def test_a_second_signal_abandons_what_is_in_flight_and_the_next_run_reconciles(
-    send_env: dict[str, str], twilio_server: TwilioServer
+    spawn: Spawn, send_env: dict[str, str], twilio_server: TwilioServer
 ) -> None:
     documents = sms_documents(8)
     twilio_server.latency = 5.0
-    process = start_send(send_env, documents, "--concurrency", "4", "--timeout", "30")
+    process = spawn(send_env, documents, "--concurrency", "4", "--timeout", "30")
     assert wait_until(lambda: len(twilio_server.creates()) >= 4, timeout=30)
     process.send_signal(signal.SIGTERM)
     assert process.stderr is not None

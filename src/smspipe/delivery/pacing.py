@@ -60,16 +60,18 @@ class Pacer:
             due = max(due, self._last + self.interval)
         return due
 
-    async def _ready(self) -> None:
+    async def _ready(self) -> float:
+        began = self._clock()
         while (wait := self._due() - self._clock()) > 0:
             await self._sleep(wait)
         self._last = self._clock()
+        return self._last - began
 
 
 class Turn:
     def __init__(self, pacer: Pacer) -> None:
         self._pacer = pacer
 
-    async def ready(self) -> None:
-        """Wait until this start is due, then mark it as the previous start."""
-        await self._pacer._ready()
+    async def ready(self) -> float:
+        """Wait until this start is due, then mark it as the previous start; the seconds waited."""
+        return await self._pacer._ready()

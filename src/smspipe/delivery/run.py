@@ -27,7 +27,7 @@ from smspipe.delivery.engine import Engine, Feed, Writer
 from smspipe.delivery.planner import Job, Planner
 from smspipe.delivery.results import Earlier, ErrorInfo, Result, Status, Totals
 from smspipe.delivery.runtime import Context, Gateways, LedgerThread, Options, Progress
-from smspipe.errors import SmspipeError, Terminated
+from smspipe.errors import ConfigError, SmspipeError, Terminated
 from smspipe.ledger import KeyRow, KeyState, Ledger, Message, open_ledger
 from smspipe.ledger import Settings as LedgerSettings
 
@@ -52,8 +52,8 @@ class SendRequest:
 
 def options_from(settings: config.Settings, *, force: bool = False) -> Options:
     timeout = float(settings.get("timeout"))
-    grace = float(settings.get("reconcile_grace"))
-    lease = float(settings.get("run_lease"))
+    grace = _seconds(settings, "reconcile_grace", positive=False)
+    lease = _seconds(settings, "run_lease", positive=True)
     concurrency = int(settings.get("concurrency"))
     rate = settings.get("rate")
     return Options(
@@ -67,6 +67,21 @@ def options_from(settings: config.Settings, *, force: bool = False) -> Options:
         # Another run's request settles within its timeout, its lookups soon after.
         hold_wait=timeout + sum(Options(grace=grace).lookup_waits) + 1.0,
     )
+
+
+def _seconds(settings: config.Settings, name: str, *, positive: bool) -> float:
+    """A number of seconds from the settings (the environment gives strings)."""
+    value, source = settings.lookup(name)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds >= 0 or (positive and seconds == 0):
+        raise ConfigError(
+            f"{name} from the {source}: {value!r} is not a number of seconds",
+            hint=config.KEYS[name].doc,
+        )
+    return seconds
 
 
 def send(
@@ -169,7 +184,8 @@ async def _deliver(
         log=lambda line: writers[0].line(line),  # noqa: PLW0108 - the writer is made below
         progress=progress or Progress(),
     )
-    ctx.lease_renewed(started)
+    if ledger is not None:  # without a ledger there is no lease to lose
+        ctx.lease_renewed(started)
     engine = Engine(ctx, writer)
     try:
         await engine.run(Feed(items, options.admitted), planner.default_credentials)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 #: a claim that keeps losing the compare-and-set race is re-decided this often at most
 MAX_ROUNDS = 20
+#: a start that waited longer than this for its turn (a slow --rate) marks its attempt again
+TOUCH_AFTER = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +146,10 @@ async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
                     claimed = True
                 elif book is not None:
                     await book.run(book.ledger.touch, job.key)
-                await turn.ready()
+                waited = await turn.ready()
+                if waited > TOUCH_AFTER and book is not None:
+                    # The grace period runs from the attempt: it starts now, not at the claim.
+                    await book.run(book.ledger.touch, job.key)
                 if ctx.stopping or not ctx.may_send:
                     if not ctx.stopping:
                         ctx.stop(_lease_doubt(ctx))
