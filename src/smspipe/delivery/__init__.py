@@ -16,6 +16,7 @@ Nothing here knows Typer or rich; twilio is imported only when something is sent
 
 from __future__ import annotations
 
+from smspipe.delivery.options import Options, Progress
 from smspipe.delivery.planner import Job, Planner, Sender
 from smspipe.delivery.results import (
     NO_SENDER,
@@ -28,7 +29,6 @@ from smspipe.delivery.results import (
     exit_code,
 )
 from smspipe.delivery.run import SendRequest, options_from, send
-from smspipe.delivery.runtime import Options, Progress
 
 __all__ = [
     "NO_SENDER",

@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
+from smspipe.delivery.options import lookup_waits
 from smspipe.gateway import (
     AmbiguousFault,
     AuthRefused,
@@ -26,6 +27,8 @@ from smspipe.gateway import (
     Rejected,
     TemporaryFault,
 )
+
+__all__ = ["Next", "RetryPolicy", "Step", "lookup_waits"]
 
 
 class Next(StrEnum):
@@ -94,17 +97,3 @@ class RetryPolicy:
             tries = "once" if attempt == 1 else f"{attempt} times"
             return Step(Next.GIVE_UP, note=f"not sent after trying {tries}: {fault.message}; run again later")
         return Step(Next.RETRY, delay=delay)
-
-
-def lookup_waits(grace: float, *, tries: int = 3, first: float = 0.5) -> tuple[float, ...]:
-    """Waits before each look into Twilio's log after an ambiguous attempt (doubling).
-
-    Bounded: the log gets a few seconds here; a later run looks again once the
-    grace period has passed.
-    """
-    waits = []
-    wait = min(first, grace / 4) if grace > 0 else first
-    for _ in range(tries):
-        waits.append(wait)
-        wait *= 2
-    return tuple(waits)

@@ -9,7 +9,6 @@ read-only and applies the very decision function a real run applies.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import sqlite3
@@ -23,15 +22,15 @@ from typing import TYPE_CHECKING
 
 from smspipe import config, documents, sms
 from smspipe.delivery import states
-from smspipe.delivery.engine import Engine, Feed, Writer
+from smspipe.delivery.options import Options, Progress
 from smspipe.delivery.planner import Job, Planner
 from smspipe.delivery.results import Earlier, ErrorInfo, Result, Status, Totals
-from smspipe.delivery.runtime import Context, Gateways, LedgerThread, Options, Progress
 from smspipe.errors import ConfigError, SmspipeError, Terminated
 from smspipe.ledger import KeyRow, KeyState, Ledger, Message, open_ledger
 from smspipe.ledger import Settings as LedgerSettings
 
 if TYPE_CHECKING:
+    from smspipe.delivery.engine import Writer
     from smspipe.gateway import AsyncGateway
 
 
@@ -140,6 +139,8 @@ def _deliver_all(
         if ledger is not None:
             ledger.start_run()
             planner.legacy_accounts = ledger.legacy_accounts()
+        import asyncio
+
         started = time.monotonic()
         items = _planned(planner, request.sources)
         asyncio.run(_deliver(request, ledger, planner, items, totals, on_result, on_line, progress, started))
@@ -166,6 +167,12 @@ async def _deliver(
     progress: Progress | None,
     started: float,
 ) -> None:
+    # asyncio, aiohttp and twilio: loaded only when something is sent
+    from asyncio import to_thread
+
+    from smspipe.delivery.engine import Engine, Feed, Writer
+    from smspipe.delivery.runtime import Context, Gateways, LedgerThread
+
     options = request.options
     book = LedgerThread(ledger) if ledger is not None else None
     gateways = Gateways(_gateway_factory(request))
@@ -195,7 +202,7 @@ async def _deliver(
         finally:
             await engine.writer.close()
             if book is not None:
-                await asyncio.to_thread(book.close)
+                await to_thread(book.close)
     totals.signal = ctx.signal
     if engine.writer.error is not None:
         raise engine.writer.error
