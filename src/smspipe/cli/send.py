@@ -63,7 +63,7 @@ def send(
     region: options.Region = None,
     max_segments: options.MaxSegments = None,
     ledger_path: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--ledger",
             help="SQLite ledger of what was sent (default: the state dir; config `ledger`; SMSPIPE_LEDGER).",
@@ -172,7 +172,7 @@ def send(
             "timeout": timeout,
             "default_region": region,
             "max_segments": max_segments,
-            "ledger": str(ledger_path) if ledger_path else None,
+            "ledger": ledger_path or None,
             "concurrency": concurrency,
             "rate": rate,
             "retries": retries,

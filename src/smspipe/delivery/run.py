@@ -134,7 +134,7 @@ def _deliver_all(
     ledger: Ledger | None = None
     if request.use_ledger:
         settings = LedgerSettings(lease=request.options.lease)
-        ledger = open_ledger(request.settings.ledger_path, settings=settings)
+        ledger = open_ledger(ledger_target(request.settings), settings=settings)
     try:
         if ledger is not None:
             ledger.start_run()
@@ -149,6 +149,14 @@ def _deliver_all(
             with contextlib.suppress(SmspipeError):
                 ledger.end_run()
             ledger.close()
+
+
+def ledger_target(settings: config.Settings) -> str | Path:
+    """Where the ledger is: a URL as given (a path would fold its //), else the file's path."""
+    value = settings.get("ledger")
+    if isinstance(value, str) and "://" in value:
+        return value
+    return settings.ledger_path
 
 
 def _planned(planner: Planner, sources: list[str]) -> Iterator[Job | Result]:
@@ -233,7 +241,7 @@ def dry_run(request: SendRequest) -> Iterator[Result]:
     """Everything but the HTTP call: each document judged as a real run would judge it."""
     ledger = None
     if request.use_ledger:
-        ledger = open_ledger(request.settings.ledger_path, read_only=True)
+        ledger = open_ledger(ledger_target(request.settings), read_only=True)
     planner = Planner(request.settings, request.policy, need_credentials=False)
     if ledger is not None:
         planner.legacy_accounts = ledger.legacy_accounts()
