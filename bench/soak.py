@@ -219,12 +219,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, section: str = SECTION) -> None:
+    """Put *text* in bench/RESULTS.md in place of the section headed *section*."""
     results = HERE / "RESULTS.md"
     current = results.read_text() if results.exists() else "# Benchmark results\n"
-    if SECTION in current:
-        start_at = current.index(SECTION)
-        following = current.find("\n## ", start_at + len(SECTION))
+    if section in current:
+        start_at = current.index(section)
+        following = current.find("\n## ", start_at + len(section))
         current = current[:start_at] + current[following + 1 :] if following != -1 else current[:start_at]
     results.write_text(current.rstrip("\n") + "\n\n" + text)
 
