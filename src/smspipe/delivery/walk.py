@@ -126,66 +126,77 @@ async def _reconcile(ctx: Context, job: Job, row: KeyRow) -> KeyRow | Result | N
 
 async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
     """Claim (*claim*: the version read, None for no row), then create the message:
-    retrying what may pass, never resending what may exist unseen."""
+    retrying what certainly created nothing, never resending what may exist unseen."""
     assert job.credentials is not None
     gateway = ctx.gateways.get(job.credentials)
-    book = ctx.ledger
-    claimed = book is None
+    claimed = ctx.ledger is None
     attempt = 0
     async with ctx.slots:
         while True:
             attempt += 1
-            async with ctx.pacer.turn() as turn:
-                if ctx.stopping:
-                    return await _give_back(ctx, job, claimed, not_sent(ctx, job))
-                if not claimed:
-                    assert book is not None
-                    row = await book.run(book.ledger.claim, job.key, claim, _attempt(job))
-                    if row is None:
-                        return LOST
-                    claimed = True
-                elif book is not None:
-                    await book.run(book.ledger.touch, job.key)
-                waited = await turn.ready()
-                if waited > TOUCH_AFTER and book is not None:
-                    # The grace period runs from the attempt: it starts now, not at the claim.
-                    await book.run(book.ledger.touch, job.key)
-                if ctx.stopping or not ctx.may_send:
-                    if not ctx.stopping:
-                        ctx.stop(_lease_doubt(ctx))
-                    return await _give_back(ctx, job, True, not_sent(ctx, job))
-                started = time.time()
-            ctx.progress.in_flight += 1
-            try:
-                message = await gateway.create_message(
-                    job.sms,
-                    sender=job.sender.sender,
-                    messaging_service_sid=job.sender.messaging_service_sid,
-                    status_callback=job.status_callback,
+            started = await _begin(ctx, job, None if claimed else claim, claimed=claimed)
+            if not isinstance(started, float):
+                return started
+            claimed = True
+            outcome = await _create(ctx, gateway, job)
+            if not isinstance(outcome, GatewayError):
+                return await _sent(ctx, job, outcome, attempt)
+            step = ctx.options.policy.after(outcome, attempt, ctx.rng)
+            if step.next != Next.RETRY:
+                return await _after_failure(
+                    ctx, job, gateway, outcome, step.next, step.note, attempt, started
                 )
-            except GatewayError as fault:
-                fault_seen = fault
-            else:
-                return await _sent(ctx, job, message, attempt)
-            finally:
-                ctx.progress.in_flight -= 1
-            step = ctx.options.policy.after(fault_seen, attempt, ctx.rng)
-            if step.next == Next.RETRY:
-                if (
-                    isinstance(fault_seen, TemporaryFault)
-                    and fault_seen.status == 429
-                    and fault_seen.retry_after
-                ):
-                    ctx.pacer.hold(fault_seen.retry_after)
-                ctx.progress.retrying += 1
-                try:
-                    waited = await ctx.sleep(step.delay)
-                finally:
-                    ctx.progress.retrying -= 1
-                if not waited:
-                    return await _give_back(ctx, job, True, not_sent(ctx, job))
-                continue
-            return await _after_failure(ctx, job, gateway, fault_seen, step.next, step.note, attempt, started)
+            if not await _wait_to_retry(ctx, outcome, step.delay):
+                return await _give_back(ctx, job, True, not_sent(ctx, job))
+
+
+async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) -> float | Result | _Lost:
+    """One attempt's turn: claim the key (or mark another attempt), wait for the start's
+    moment, make sure this run may still send. The moment it starts, or why it does not."""
+    book = ctx.ledger
+    async with ctx.pacer.turn() as turn:
+        if ctx.stopping:
+            return await _give_back(ctx, job, claimed, not_sent(ctx, job))
+        if book is not None and not claimed:
+            if await book.run(book.ledger.claim, job.key, claim, _attempt(job)) is None:
+                return LOST
+        elif book is not None:
+            await book.run(book.ledger.touch, job.key)
+        waited = await turn.ready()
+        if waited > TOUCH_AFTER and book is not None:
+            # The grace period runs from the attempt: it starts now, not at the claim.
+            await book.run(book.ledger.touch, job.key)
+        if ctx.stopping or not ctx.may_send:
+            if not ctx.stopping:
+                ctx.stop(_lease_doubt(ctx))
+            return await _give_back(ctx, job, True, not_sent(ctx, job))
+        return time.time()
+
+
+async def _create(ctx: Context, gateway: AsyncGateway, job: Job) -> SentMessage | GatewayError:
+    ctx.progress.in_flight += 1
+    try:
+        return await gateway.create_message(
+            job.sms,
+            sender=job.sender.sender,
+            messaging_service_sid=job.sender.messaging_service_sid,
+            status_callback=job.status_callback,
+        )
+    except GatewayError as fault:
+        return fault
+    finally:
+        ctx.progress.in_flight -= 1
+
+
+async def _wait_to_retry(ctx: Context, fault: GatewayError, delay: float) -> bool:
+    """Wait before the next attempt (a 429's Retry-After holds every start); False if stopped."""
+    if isinstance(fault, TemporaryFault) and fault.status == 429 and fault.retry_after:
+        ctx.pacer.hold(fault.retry_after)
+    ctx.progress.retrying += 1
+    try:
+        return await ctx.sleep(delay)
+    finally:
+        ctx.progress.retrying -= 1
 
 
 async def _after_failure(
