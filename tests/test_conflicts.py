@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import SENDER, invoke, ndjson, sms_documents
 from twilio_server import TwilioServer
 
@@ -119,6 +121,27 @@ def test_another_media_url_is_another_text_but_another_default_sender_is_the_sam
     assert other_sender.statuses() == ["skipped"]
     assert "note" not in other_sender.records[0]
     assert len(twilio_server.messages) == 1
+
+
+def test_a_key_possibly_sent_to_one_recipient_is_a_conflict_for_another(
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMSPIPE_RECONCILE_GRACE", "600")
+    twilio_server.inject("drop")
+    twilio_server.fail_lookups = 10_000
+    first = invoke("send", input=ndjson([request("r1", A)]))
+    assert first.statuses() == ["unknown"]
+    second = invoke("send", input=ndjson([request("r1", B)]))
+    assert second.exit_code == 1, second.stderr
+    [record] = second.records
+    assert record["status"] == "conflict"
+    assert record["earlier"] == {"to": A, "sid": None}
+    assert "may already have been sent to " + A in record["summary"]
+
+    twilio_server.fail_lookups = 0
+    third = invoke("send", input=ndjson([request("r1", A), request("r1", B)]))
+    assert sorted(third.statuses()) == ["conflict", "skipped"]
+    assert created_to(twilio_server) == [A]
 
 
 def test_a_key_that_only_ever_failed_binds_nothing(

@@ -107,6 +107,19 @@ def test_open_keys_wait_for_a_live_holder_are_unsettled_for_this_run_and_reconci
         assert decide(row(state), FACTS, force=False, run_id=THIS).action == Action.RECONCILE
 
 
+def test_a_key_possibly_sent_to_another_recipient_is_a_conflict_unless_its_run_is_gone() -> None:
+    live = Holder(OTHER, this_run=False, alive=True, description="pid 7 on cron")
+    mine = Holder(THIS, this_run=True, alive=True, description="this run")
+    dead = Holder(OTHER, this_run=False, alive=False, description="pid 7 on cron")
+    for holder in (live, mine):
+        decision = decide(row(KeyState.UNKNOWN, to=B, holder=holder), FACTS, force=False, run_id=THIS)
+        assert decision.action == Action.CONFLICT
+        assert decision.earlier is not None and decision.earlier.to == B and decision.earlier.sid is None
+        assert "may already have been sent" in (decision.note or "")
+    gone = decide(row(KeyState.SENDING, to=B, holder=dead), FACTS, force=False, run_id=THIS)
+    assert gone.action == Action.RECONCILE  # it may turn out that nothing was created
+
+
 @given(
     found=st.booleans(),
     answered=st.booleans(),

@@ -7,14 +7,16 @@ or every attempt certainly failed before Twilio created anything):
 state         meaning                                          what a run does with a document of that key
 ============  ===============================================  =============================================
 (no row)      nothing was created under the key                claims it and sends it
-``sending``   claimed by a run that is sending it; the         holder alive (its lease holds): re-checks at
-              request may be out (possibly sent)               the end of the run, then ``unknown`` naming
-                                                               it; holder dead: reconciles (below)
+``sending``   claimed by a run that is sending it; the         another recipient: ``conflict``; holder alive
+              request may be out (possibly sent)               (its lease holds): re-checks at the end of
+                                                               the run, then ``unknown`` naming it; holder
+                                                               dead: reconciles (below)
 ``sent``      Twilio created the message (``sid``)             same recipient: ``skipped`` (noting a changed
                                                                text); another: ``conflict``; ``--force``
                                                                sends again (not twice in one run)
-``unknown``   an attempt may have created it and Twilio's      holder alive: as ``sending``; this run:
-              log has not shown it (possibly sent)             ``unknown``; else reconciles (below)
+``unknown``   an attempt may have created it and Twilio's      another recipient: ``conflict``; holder
+              log has not shown it (possibly sent)             alive: as ``sending``; this run:
+                                                               ``unknown``; else reconciles (below)
 ``failed``    Twilio refused the last attempt for good (4xx)   sends again: a key that only ever failed
                                                                binds nothing (one with an earlier message
                                                                is as ``sent``)
@@ -87,31 +89,53 @@ def decide(row: KeyRow | None, facts: Facts, *, force: bool, run_id: str) -> Dec
     if row is None:
         return Decision(Action.SEND)
     if row.open:
-        holder = row.holder
-        if holder is not None and holder.this_run:
-            return Decision(Action.UNSETTLED, row, note=row.error_message)
-        if holder is not None and holder.alive:
-            return Decision(Action.WAIT, row, note=f"being sent by {holder.description}")
-        return Decision(Action.RECONCILE, row)
+        return _open(row, facts)
     message = _bound_message(row)
     if message is None:  # only ever failed: binds nothing
         return Decision(Action.SEND, row)
     if force and message.run_id != run_id:
         return Decision(Action.SEND, row)
     if message.recipient != facts.recipient:
-        return Decision(
-            Action.CONFLICT,
-            row,
-            note=f"its key {row.key} was already used for {message.recipient} ({message.sid}); give "
-            "this message another request_id, or pass --force to send it anyway",
-            earlier=Earlier(message.recipient, message.sid),
-        )
+        return _conflict(row, message.recipient, message.sid)
     return Decision(
         Action.SKIP,
         row,
         sid=message.sid,
         segments=message.segments,
         note=TEXT_DIFFERED if _text_differs(message, facts) else None,
+    )
+
+
+def _open(row: KeyRow, facts: Facts) -> Decision:
+    """A key possibly sent: held by a run (this one, or another alive), or left by one that is gone.
+
+    Possibly sent binds the key to its recipient: another recipient is a
+    conflict at once, unless the run that left it is gone (reconciling may show
+    that nothing was created).
+    """
+    holder = row.holder
+    mine = holder is not None and holder.this_run
+    alive = holder is not None and holder.alive and not mine
+    if (mine or alive) and row.recipient != facts.recipient:
+        return _conflict(row, row.recipient, None)
+    if mine:
+        return Decision(Action.UNSETTLED, row, note=row.error_message)
+    if alive:
+        assert holder is not None
+        return Decision(Action.WAIT, row, note=f"being sent by {holder.description}")
+    return Decision(Action.RECONCILE, row)
+
+
+def _conflict(row: KeyRow, recipient: str, sid: str | None) -> Decision:
+    earlier = (
+        f"was already used for {recipient} ({sid})" if sid else f"may already have been sent to {recipient}"
+    )
+    return Decision(
+        Action.CONFLICT,
+        row,
+        note=f"its key {row.key} {earlier}; give this message another request_id, or pass --force "
+        "to send it anyway",
+        earlier=Earlier(recipient, sid),
     )
 
 

@@ -98,10 +98,8 @@ async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
         if action == Action.RECONCILE:
             assert row is not None
             adopted = await _reconcile(ctx, job, row)
-            if isinstance(adopted, Result):
-                return adopted
             if adopted is None:
-                continue  # found (re-decide: skipped or conflict) or changed meanwhile
+                continue  # found, unsettled, or changed meanwhile: decide again
             version = adopted.version
         outcome = await _send(ctx, job, claim=version)
         if not isinstance(outcome, _Lost):
@@ -109,19 +107,16 @@ async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
     return unknown(job, "its ledger row kept changing under other runs: the next run settles it")
 
 
-async def _reconcile(ctx: Context, job: Job, row: KeyRow) -> KeyRow | Result | None:
-    """A dead run's open key: adopted and settled. The adopted row when it may be sent now."""
+async def _reconcile(ctx: Context, job: Job, row: KeyRow) -> KeyRow | None:
+    """A dead run's open key: adopted and settled. The adopted row when nothing was created
+    (send it now), else None (decide again: it is sent, or unsettled and this run's)."""
     assert ctx.ledger is not None
     book = ctx.ledger
     adopted = await book.run(book.ledger.adopt, row.key, row.version)
     if adopted is None:
         return None
     outcome = await reconcile.reconcile(ctx, adopted, job.credentials)
-    if outcome.settlement == Settlement.FOUND:
-        return None
-    if outcome.settlement == Settlement.UNSETTLED:
-        return unknown(job, outcome.note or "not settled")
-    return adopted
+    return adopted if outcome.settlement == Settlement.ABSENT else None
 
 
 async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
