@@ -73,3 +73,18 @@ def test_a_second_signal_abandons_what_is_in_flight_and_the_next_run_reconciles(
     assert rerun.exit_code == 0, rerun.stderr
     assert "found in Twilio's message log" in rerun.stderr
     assert sorted(m["body"] for m in twilio_server.messages) == sorted(d["sms"]["message"] for d in documents)
+
+
+@pytest.mark.slow
+def test_a_signal_ends_a_wait_for_the_next_start_at_once(
+    spawn: Spawn, send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    """With --rate 0.01 the second start is 100 s away: SIGTERM does not wait for it."""
+    process = spawn(send_env, sms_documents(3), "--rate", "0.01")
+    assert wait_until(lambda: len(twilio_server.messages) == 1, timeout=30)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143, stderr
+    assert len(twilio_server.creates()) == 1
+    assert sorted(json.loads(line)["status"] for line in stdout.splitlines()) == ["failed", "failed", "sent"]
+    assert open_rows(send_env) == []

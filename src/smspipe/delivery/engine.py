@@ -299,17 +299,18 @@ class Engine:
                 if isinstance(outcome, walk.Waiting):
                     self._waiting.append(outcome)
                 else:
-                    self.writer.result(outcome, admitted=False)
+                    self._emit(outcome, admitted=False)
             if not self._waiting or time.monotonic() >= deadline or not await self.ctx.sleep(0.25):
                 break
         for still in self._waiting:
             note = f"{still.note}, still unsettled at the end of this run: the next run settles it"
-            self.writer.result(walk.unknown(still.job, note), admitted=False)
+            self._emit(walk.unknown(still.job, note), admitted=False)
         self._waiting = []
 
-    def _emit(self, result: Result) -> None:
+    def _emit(self, result: Result, *, admitted: bool = True) -> None:
+        """Hand *result* to the writer (an admitted document's slot is freed once it is written)."""
         self._count(result)
-        self.writer.result(result, admitted=True)
+        self.writer.result(result, admitted=admitted)
 
     def _count(self, result: Result) -> None:
         progress = self.ctx.progress

@@ -7,7 +7,8 @@ cannot: what arrives at Twilio stays within the rate, however late a start
 was. The interval has a small margin for the network's jitter.
 
 Without a rate nothing waits, except for a 429's Retry-After, which holds
-every start until it has passed.
+every start until it has passed. A sleep that answers False (the batch
+stopped) ends the wait at once, without a start.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Pacer:
         rate: float | None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.rate = rate
         self.interval = (1.0 + MARGIN) / rate if rate else 0.0
@@ -63,7 +64,8 @@ class Pacer:
     async def _ready(self) -> float:
         began = self._clock()
         while (wait := self._due() - self._clock()) > 0:
-            await self._sleep(wait)
+            if await self._sleep(wait) is False:  # the batch stopped: no start
+                return self._clock() - began
         self._last = self._clock()
         return self._last - began
 

@@ -91,7 +91,7 @@ class Context:
     _stopped: asyncio.Event = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pacer = Pacer(self.options.rate)
+        self.pacer = Pacer(self.options.rate, sleep=self.sleep)
         self.slots = asyncio.Semaphore(self.options.concurrency)
         self._stopped = asyncio.Event()
 
