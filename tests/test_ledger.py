@@ -190,3 +190,43 @@ def test_ended_runs_are_forgotten_after_a_week_unless_they_own_a_key(tmp_path: P
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT run_id FROM runs")] != ["old"]
         assert db.execute("SELECT count(*) FROM runs WHERE run_id = 'old'").fetchone()[0] == 0
+
+
+def test_64_scribbled_bytes_anywhere_are_refused_or_harmless(tmp_path: Path) -> None:
+    """Wherever 64 bytes land, the ledger is refused (LedgerDamaged) or every key reads as
+    it was: never a key gone missing (which would send its message again), never a crash."""
+    import random
+
+    from smspipe.ledger import LedgerDamaged
+
+    path = tmp_path / "ledger.sqlite3"
+    ledger = open_ledger(path)
+    assert ledger is not None
+    ledger.start_run()
+    for i in range(300):
+        ledger.claim(f"order:{i}", None, attempt(body="b" * 100))
+        ledger.record_sent(f"order:{i}", message(f"SM{i:032d}", f"order:{i}"))
+    ledger.end_run()
+    ledger.close()
+    data = path.read_bytes()
+    rng = random.Random(20261202)
+    refused = 0
+    for _ in range(120):
+        scribbled = bytearray(data)
+        where = rng.randrange(100, len(data) - 64)
+        scribbled[where : where + 64] = rng.randbytes(64)
+        copy = tmp_path / f"copy-{where}.sqlite3"
+        copy.write_bytes(bytes(scribbled))
+        try:
+            view = open_ledger(copy, read_only=True)
+            assert view is not None
+            try:
+                rows = [view.get(f"order:{i}") for i in range(300)]
+            finally:
+                view.close()
+        except LedgerDamaged:
+            refused += 1
+            continue
+        missing = [i for i, row in enumerate(rows) if row is None or row.state != KeyState.SENT]
+        assert missing == [], f"64 bytes at {where} lost keys {missing[:5]}"
+    assert refused > 0

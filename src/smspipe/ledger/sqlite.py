@@ -210,10 +210,19 @@ class SqliteLedger(Ledger):
         try:
             yield
         except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+            self._roll_back()
             raise translate_fault(exc, self.location, self.path, action) from None
+        except ValueError as exc:  # a value that is not text, not a state: scribbled
+            self._roll_back()
+            raise LedgerDamaged(
+                f"the ledger {self.location} is damaged (a stored value is unreadable: {exc})",
+                hint=LEDGER_FIX,
+            ) from None
+
+    def _roll_back(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _now(self) -> float:
         return time.time()
@@ -852,6 +861,8 @@ def _check_schema(db: sqlite3.Connection, real: Path, location: str) -> int:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as exc:
         raise translate_fault(exc, location, real, "be read") from None
+    except ValueError as exc:  # its schema is not text: scribbled
+        raise LedgerDamaged(f"the ledger {location} is damaged ({exc})", hint=LEDGER_FIX) from None
     if application_id == APPLICATION_ID:
         if version > SCHEMA_VERSION:
             raise LedgerError(
@@ -878,7 +889,7 @@ def _check_integrity(db: sqlite3.Connection, real: Path, location: str) -> None:
         full = real.stat().st_size <= FULL_CHECK_MAX_BYTES
         check = "integrity_check" if full else "quick_check"
         verdict = db.execute(f"PRAGMA {check}(1)").fetchone()[0]
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, ValueError) as exc:
         raise LedgerDamaged(f"the ledger {location} is damaged ({exc})", hint=LEDGER_FIX) from None
     if verdict != "ok":
         detail = " ".join(str(verdict).replace("*** in database main ***", "").split())
