@@ -178,7 +178,8 @@ def test_found_messages_are_recorded_under_one_key_only(make_ledger: MakeLedger)
     row = ledger.get("a")
     assert row is not None and row.state == KeyState.SENT and row.sid == "SM1"
     assert row.latest is not None and row.latest.found_in_log
-    assert ledger.other_sids(A, "a") == frozenset({"SM2"})
+    assert ledger.known_sids(A) == frozenset({"SM1", "SM2"})
+    assert ledger.known_sids(B) == frozenset()
     assert ledger.counts().messages == 2
 
 

@@ -263,3 +263,17 @@ CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (state)
     WHERE state IN ('pending', 'unknown');
 CREATE INDEX IF NOT EXISTS deliveries_sid ON deliveries (sid) WHERE sid IS NOT NULL;
 """
+
+
+def test_a_forced_resend_that_went_unanswered_is_never_taken_for_the_earlier_message(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    invoke("send", input=ndjson([request("r1", A)]))
+    [earlier] = twilio_server.messages
+    twilio_server.inject("reset")  # the forced attempt goes unanswered, and created nothing
+    forced = invoke("send", "--force", "--max-wait", "0.1", input=ndjson([request("r1", A)]))
+    assert forced.exit_code == 75, forced.stderr
+    [record] = forced.records
+    assert record["status"] == "unknown"
+    assert record["sid"] != earlier["sid"]
+    assert len(twilio_server.messages) == 1

@@ -77,7 +77,9 @@ async def find(ctx: Context, gateway: AsyncGateway, probe: Probe, waits: tuple[f
     """
     exclude: set[str] = set()
     if ctx.ledger is not None:
-        exclude = set(await ctx.ledger.run(ctx.ledger.ledger.other_sids, probe.to, probe.key))
+        # Every message the ledger knows to this recipient is some attempt's but this one's
+        # (a --force resend's earlier message under the same key included).
+        exclude = set(await ctx.ledger.run(ctx.ledger.ledger.known_sids, probe.to))
     answered = False
     error: GatewayError | None = None
     for wait in waits:

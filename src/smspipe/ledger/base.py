@@ -251,8 +251,8 @@ class Ledger(ABC):
         """The accounts of rows keyed by a schema 1 content hash (to derive their keys)."""
 
     @abstractmethod
-    def other_sids(self, recipient: str, key: str) -> frozenset[str]:
-        """SIDs of messages to *recipient* recorded under keys other than *key*."""
+    def known_sids(self, recipient: str) -> frozenset[str]:
+        """SIDs of the messages to *recipient* the ledger records (under any key)."""
 
     @abstractmethod
     def orphans(self, limit: int = 10_000) -> list[KeyRow]:

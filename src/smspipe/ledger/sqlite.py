@@ -412,13 +412,11 @@ class SqliteLedger(Ledger):
                 self._legacy_accounts = tuple(row[0] for row in self._db.execute(query))
         return self._legacy_accounts
 
-    def other_sids(self, recipient: str, key: str) -> frozenset[str]:
+    def known_sids(self, recipient: str) -> frozenset[str]:
         if self._schema == 1:
             return frozenset()
         with self.faults("read"):
-            rows = self._db.execute(
-                "SELECT sid FROM messages WHERE recipient = ? AND key != ?", (recipient, key)
-            ).fetchall()
+            rows = self._db.execute("SELECT sid FROM messages WHERE recipient = ?", (recipient,)).fetchall()
         return frozenset(row[0] for row in rows)
 
     def orphans(self, limit: int = 10_000) -> list[KeyRow]:
