@@ -175,12 +175,16 @@ def test_found_messages_are_recorded_under_one_key_only(make_ledger: MakeLedger)
     ledger.record_sent("b", message("SM2", "b"))
     assert ledger.record_found("a", message("SM2", "a"), "same") == FoundOutcome.TAKEN
     assert ledger.record_found("a", message("SM1", "a"), "same") == FoundOutcome.RECORDED
+    ledger.claim("c", None, attempt(match="same"))
+    ledger.claim("d", None, attempt(match="same"))
+    # Past the grace period (no match given): the message serves whichever asks.
+    assert ledger.record_found("c", message("SM3", "c"), None) == FoundOutcome.RECORDED
     row = ledger.get("a")
     assert row is not None and row.state == KeyState.SENT and row.sid == "SM1"
     assert row.latest is not None and row.latest.found_in_log
-    assert ledger.known_sids(A) == frozenset({"SM1", "SM2"})
+    assert ledger.known_sids(A) == frozenset({"SM1", "SM2", "SM3"})
     assert ledger.known_sids(B) == frozenset()
-    assert ledger.counts().messages == 2
+    assert ledger.counts().messages == 3
 
 
 def test_twilios_answer_wins_over_a_log_finding(make_ledger: MakeLedger) -> None:

@@ -121,3 +121,25 @@ def test_a_redirect_stops_the_batch_with_exit_2_naming_it(
     assert "Traceback" not in run.stderr and "internal error" not in run.stderr
     assert len(twilio_server.creates()) == 1  # stopped at once
     assert twilio_server.messages == []
+
+
+def test_two_documents_with_one_text_both_unsettled_are_settled_once_the_grace_has_passed(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    """Two request_ids, one recipient, one text: one attempt created its message, the other
+    nothing, and the log could not be read. Past the grace period each gets one message."""
+    same = {"phone": "+14155550123", "message": "Your code is 1234"}
+    documents = [{"request_id": "x", "sms": same}, {"request_id": "y", "sms": same}]
+    twilio_server.inject("drop", "reset")  # x is created, y is not
+    twilio_server.fail_lookups = 10_000
+    env = {**send_env, "SMSPIPE_RECONCILE_GRACE": "0"}
+    first = run_process("send", "--concurrency", "1", env=env, input=ndjson(documents))
+    assert first.statuses() == ["unknown", "unknown"]
+    assert len(twilio_server.messages) == 1
+
+    twilio_server.fail_lookups = 0
+    second = run_process("send", env=env, input=ndjson(documents))
+    assert second.exit_code == 0, second.stderr
+    assert sorted(second.statuses()) == ["sent", "skipped"]
+    assert len(twilio_server.messages) == 2  # one each, never a third
+    assert_reported_as_held(twilio_server, second.records)

@@ -52,6 +52,8 @@ class Probe:
     media_sha256: str | None
     #: the attempt started then (the log is searched from a little before)
     since: datetime
+    #: the grace period since the attempt has passed: any message it created shows in the log
+    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,10 @@ async def _record(ctx: Context, probe: Probe, found: SentMessage) -> FoundOutcom
     )
     book = ctx.ledger
     try:
-        return await book.run(book.ledger.record_found, probe.key, message, match_digest(probe.body))
+        # Past the grace period this attempt's own message would show: a message found is
+        # as good as any for this document, whoever else is open with the same text.
+        match = None if probe.settled else match_digest(probe.body)
+        return await book.run(book.ledger.record_found, probe.key, message, match)
     except SmspipeError as exc:
         # Found all the same; the key stays open and the next run finds it again.
         from smspipe.delivery.walk import _fault_info
@@ -172,6 +177,7 @@ async def reconcile(ctx: Context, row: KeyRow, credentials: config.Credentials |
         body_sha256=row.body_sha256,
         media_sha256=row.media_sha256,
         since=datetime.fromtimestamp(time.time() - (age or 0.0), UTC),
+        settled=age is None or age >= ctx.options.grace,
     )
     gateway = ctx.gateways.get(credentials)
     young = age is not None and age < ctx.options.grace

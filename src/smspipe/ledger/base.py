@@ -285,11 +285,13 @@ class Ledger(ABC):
         """Twilio created *message* for *key* (from its answer): the key is sent."""
 
     @abstractmethod
-    def record_found(self, key: str, message: Message, match_sha256: str) -> FoundOutcome:
+    def record_found(self, key: str, message: Message, match_sha256: str | None) -> FoundOutcome:
         """A message found in Twilio's log for *key*, recorded unless it may be another key's.
 
         *match_sha256* identifies the text as the log shows it: another open key to
-        the same recipient with the same one makes the finding ambiguous.
+        the same recipient with the same one makes the finding ambiguous. None when
+        the attempt is past the grace period (its own message, if any, would show:
+        the message found serves this document as well as any).
         """
 
     @abstractmethod

@@ -512,18 +512,19 @@ class SqliteLedger(Ledger):
         with self._write() as db:
             self._record(db, key, message, found_in_log=False)
 
-    def record_found(self, key: str, message: Message, match_sha256: str) -> FoundOutcome:
+    def record_found(self, key: str, message: Message, match_sha256: str | None) -> FoundOutcome:
         with self._write() as db:
             owner = db.execute("SELECT key FROM messages WHERE sid = ?", (message.sid,)).fetchone()
             if owner is not None and owner[0] != key:
                 return FoundOutcome.TAKEN
-            rival = db.execute(
-                "SELECT 1 FROM deliveries WHERE recipient = ? AND match_sha256 = ? "
-                "AND state IN ('sending', 'unknown') AND key != ? LIMIT 1",
-                (message.recipient, match_sha256, key),
-            ).fetchone()
-            if rival is not None:
-                return FoundOutcome.AMBIGUOUS
+            if match_sha256 is not None:
+                rival = db.execute(
+                    "SELECT 1 FROM deliveries WHERE recipient = ? AND match_sha256 = ? "
+                    "AND state IN ('sending', 'unknown') AND key != ? LIMIT 1",
+                    (message.recipient, match_sha256, key),
+                ).fetchone()
+                if rival is not None:
+                    return FoundOutcome.AMBIGUOUS
             self._record(db, key, message, found_in_log=True)
         return FoundOutcome.RECORDED
 
