@@ -96,6 +96,32 @@ class _Route:
         return cls(proxy, request_headers=authorization)
 
 
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """One request, ready to go."""
+
+    method: str
+    target: str
+    address: URL
+    #: method and host, for messages
+    where: str
+    body: bytes | None
+    headers: dict[str, str]
+    route: _Route
+
+    @property
+    def shown(self) -> str:
+        return f"{self.method} {redact(self.target)}"
+
+    def response(self, status: int, text: str, headers: Any) -> Response:
+        """Twilio's Response for a 2xx; the GatewayError that a redirect or an error means."""
+        if 300 <= status < 400:
+            raise classify_redirect(status, headers.get("Location"), self.method, self.target)
+        if status >= 400:
+            raise classify_response(status, _json_or_none(text), headers, self.where)
+        return Response(status, text, headers)
+
+
 class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
     """One aiohttp session (one connection pool) for one gateway. Build it inside a running loop."""
 
@@ -136,51 +162,51 @@ class SmspipeAsyncHttpClient(AsyncHttpClient):  # type: ignore[misc]
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> Response:
-        method = method.upper()
+        outgoing = self._prepare(method.upper(), url, params, data, headers, auth)
+        # Never None: aiohttp reads that as "no timeout at all".
+        bound = aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout
+        progress = RequestProgress()
+        started = time.monotonic()
+        try:
+            async with self.session.request(
+                outgoing.method,
+                outgoing.address,
+                data=outgoing.body,
+                headers=outgoing.headers,
+                allow_redirects=False,
+                timeout=bound,
+                proxy=outgoing.route.proxy,
+                proxy_headers=outgoing.route.proxy_headers,
+                trace_request_ctx=progress,
+            ) as answer:
+                raw = await answer.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            fault = transport_fault(exc, outgoing.method, outgoing.where, bound.total, progress.connected)
+            self._log(f"http: {outgoing.shown} -> {fault.message}")
+            raise fault from None
+        self._log(f"http: {outgoing.shown} -> {answer.status} ({(time.monotonic() - started) * 1000:.0f} ms)")
+        return outgoing.response(answer.status, raw.decode("utf-8", "replace"), answer.headers)
+
+    def _prepare(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None,
+        data: dict[str, object] | None,
+        headers: dict[str, str] | None,
+        auth: tuple[str, str] | None,
+    ) -> _Outgoing:
         target = _with_query(rebase_url(url, self._api_url), params)
         where = f"{method} {urlsplit(target).netloc}"
-        body = _form(data, where)
-        sent_headers = dict(headers or {})
-        if auth is not None:
-            sent_headers["Authorization"] = self._basic(auth)
         try:
             address = URL(target, encoded=True)
         except ValueError as exc:
             raise EndpointMisconfigured(f"invalid API URL {redact(target)!r}: {exc}") from None
         route = self._proxy_for(address)
-        if route.request_headers:
-            sent_headers.update(route.request_headers)
-        progress = RequestProgress()
-        # Never None: aiohttp reads that as "no timeout at all".
-        bound = aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout
-        started = time.monotonic()
-        try:
-            async with self.session.request(
-                method,
-                address,
-                data=body,
-                headers=sent_headers,
-                allow_redirects=False,
-                timeout=bound,
-                proxy=route.proxy,
-                proxy_headers=route.proxy_headers,
-                trace_request_ctx=progress,
-            ) as answer:
-                raw = await answer.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            fault = transport_fault(exc, method, where, timeout or self.timeout, progress.connected)
-            self._log(f"http: {method} {redact(target)} -> {fault.message}")
-            raise fault from None
-        status = answer.status
-        self._log(
-            f"http: {method} {redact(target)} -> {status} ({(time.monotonic() - started) * 1000:.0f} ms)"
-        )
-        text = raw.decode("utf-8", "replace")
-        if 300 <= status < 400:
-            raise classify_redirect(status, answer.headers.get("Location"), method, target)
-        if status >= 400:
-            raise classify_response(status, _json_or_none(text), answer.headers, where)
-        return Response(status, text, answer.headers)
+        sent_headers = {**(headers or {}), **(route.request_headers or {})}
+        if auth is not None:
+            sent_headers["Authorization"] = self._basic(auth)
+        return _Outgoing(method, target, address, where, _form(data, where), sent_headers, route)
 
     def _proxy_for(self, url: URL) -> _Route:
         """HTTPS_PROXY / HTTP_PROXY (and their credentials) unless NO_PROXY exempts the host."""

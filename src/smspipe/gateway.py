@@ -459,7 +459,7 @@ class AsyncGateway:
         filters: dict[str, Any] = {"to": to}
         if sender:
             filters["from_"] = sender
-        wanted = _Wanted(to, sender, messaging_service_sid if not sender else None, body, since, exclude)
+        wanted = _Wanted(to, sender or None, None if sender else messaging_service_sid, body, since, exclude)
         queries = [({**filters, "date_sent_after": since}, LOOKUP_LIMIT), (filters, RECENT_LIMIT)]
         for query, limit in queries:
             try:
