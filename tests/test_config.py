@@ -145,8 +145,17 @@ def test_ill_typed_values_name_the_key_path_and_line(text: str, expected: str) -
     assert expected in error_of(text)
 
 
-def test_more_problems_are_counted() -> None:
-    assert "(2 more problems in this file)" in error_of("concurrency: 0\nretries: -1\ntimeout: 0\n")
+def test_every_problem_in_the_file_is_reported_at_once_one_line_each_in_line_order() -> None:
+    text = (
+        "concurrency: 0\nacount_sid: x\nretries: -1\nfrom: '+15017122661'\nfrom: '+15017122662'\ntimeout: 0\n"
+    )
+    assert error_of(text).splitlines() == [
+        "conf.yaml:1: concurrency: must be >= 1, got 0: see `smspipe config example`",
+        "conf.yaml:2: unknown key 'acount_sid': did you mean 'account_sid'?",
+        "conf.yaml:3: retries: must be >= 0, got -1: see `smspipe config example`",
+        "conf.yaml:5: key 'from' appears twice (also on line 4): keep one of them",
+        "conf.yaml:6: timeout: must be > 0, got 0: see `smspipe config example`",
+    ]
 
 
 @pytest.mark.parametrize(

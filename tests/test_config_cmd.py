@@ -143,9 +143,7 @@ def test_config_flag_beats_smspipe_config_beats_smspipe_home(
 
 def test_show_redacts_secrets_from_every_source(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(home / "config.yaml", f"account_sid: {SID}\napi_secret: {API_SECRET}\napi_key: {KEY_SID}\n")
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
     report = show()
-    assert setting(report, "auth_token") == ("(set)", "environment (TWILIO_AUTH_TOKEN)")
     assert setting(report, "api_secret")[0] == "(set)"
     assert report["credentials"] == {
         "method": "api key",
@@ -153,6 +151,11 @@ def test_show_redacts_secrets_from_every_source(home: Path, monkeypatch: pytest.
         "source": f"config file ({home / 'config.yaml'})",
         "api_key": KEY_SID,
     }
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+    report = show()
+    assert setting(report, "auth_token") == ("(set)", "environment (TWILIO_AUTH_TOKEN)")
+    assert report["credentials"] == {"method": "auth token", "account_sid": SID, "source": "environment"}
     assert setting(show("--auth-token", TOKEN), "auth_token") == ("(set)", "flag")
 
 

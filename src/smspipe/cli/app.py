@@ -134,7 +134,8 @@ def guarded() -> Iterator[None]:
     except typer.Exit:
         raise
     except SmspipeError as exc:
-        error_line(f"smspipe: error: {exc}")
+        for line in str(exc).splitlines():  # several problems: one line each
+            error_line(f"smspipe: error: {line}")
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         error_line("smspipe: interrupted")
