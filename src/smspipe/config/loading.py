@@ -18,8 +18,15 @@ from smspipe.errors import ConfigError
 
 _YAML_HINT = "fix the YAML syntax (quote values that hold ': ' or start with a special character)"
 # The YAML scanner quotes what it tripped on (an alias, a tag, an anchor): that
-# may be part of a secret, in any key. A character or two is safe, and useful.
-_QUOTED = re.compile(r"'[^']{4,}'")
+# may be part of a secret, in any key. A character or two is safe, and useful,
+# and so are its own token names ('<stream end>').
+_QUOTED = re.compile(r"'([^']*)'" + r'|"([^"]*)"')
+
+
+def _masked(match: re.Match[str]) -> str:
+    inner = match.group(1) if match.group(1) is not None else match.group(2)
+    keep = len(inner) <= 3 or re.fullmatch(r"<[a-z ]+>", inner) is not None
+    return match.group(0) if keep else "'…'"
 
 
 class ConfigProblems(ConfigError):
@@ -82,6 +89,12 @@ def _load(text: str, path: Path | str) -> tuple[Any, Any]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.SafeLoader("").construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses anywhere
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            f"{path}:{line}: a control character (#x{exc.character:04x}) YAML does not allow",
+            hint="remove it, or write it as an escape in a double-quoted string",
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{_where(exc, text, path)}: {_problem(exc)}", hint=_YAML_HINT) from None
     return node, data
@@ -100,7 +113,7 @@ def _problem(exc: Any) -> str:
     context = getattr(exc, "context", None)
     if context:
         problem = f"{context}, {problem}"
-    return _QUOTED.sub("'…'", problem)
+    return _QUOTED.sub(_masked, problem)
 
 
 def _located(problems: list[ConfigProblem], node: Any) -> list[tuple[int, str, str]]:
