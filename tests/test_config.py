@@ -415,7 +415,8 @@ def test_flags_and_environment_are_checked_like_the_file_every_problem_at_once(t
         config.load(env=env, flags={"concurrency": 500})
     assert str(caught.value).splitlines() == [
         "concurrency: must be <= 100, got 500 (given as a flag): see `smspipe config example`",
-        "api_url: is not an http:// or https:// URL (environment SMSPIPE_API_URL): see `smspipe config example`",
+        "api_url: is not an http:// or https:// URL (environment SMSPIPE_API_URL): "
+        "see `smspipe config example`",
         "default_region: is not a two-letter country code such as US, GB or DE "
         "(environment SMSPIPE_DEFAULT_REGION): see `smspipe config example`",
     ]

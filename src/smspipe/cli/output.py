@@ -6,10 +6,14 @@ piped ``validate`` starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from smspipe._fastpaths import use_reference
+from smspipe.cli import _json_fast
 from smspipe.errors import redact
 
 if TYPE_CHECKING:
@@ -24,42 +28,27 @@ def is_terminal(stream: IO[str]) -> bool:
 
 
 # Characters that some line readers (Python's str.splitlines, JavaScript) take
-# for line breaks: escaped, so that one NDJSON record is always one line.
-_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+# for line breaks, escaped so that one NDJSON record is always one line; and lone
+# surrogates (a "\ud800" in a JSON input), which no UTF-8 stream can take: escaped
+# as JSON writes them, so that the record still reads back as it was.
+_ODD = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
 
 
-# json.dumps with these options builds a new encoder on every call; one will do.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
-# What _ENCODER.encode builds on every call (a C encoder, and a Python closure it
-# does not even use), built once. Its circular-reference markers are emptied
-# again by the encoder on success, and by us on failure.
-_markers: dict[int, Any] = {}
-_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_c_encode = (
-    None
-    if _make_encoder is None
-    else _make_encoder(
-        _markers, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
-    )
+_ENCODER = _json_fast.ENCODER
+_encode_dict = (
+    _ENCODER.encode if use_reference("json") or _json_fast.encode_dict is None else _json_fast.encode_dict
 )
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON for one NDJSON line: UTF-8 kept, odd line breaks escaped."""
-    if _c_encode is not None and type(value) is dict:
-        try:
-            text = "".join(_c_encode(value, 0))
-        except BaseException:
-            _markers.clear()
-            raise
-    else:
-        text = _ENCODER.encode(value)
-    if not text.isascii():
-        for char, escaped in _LINE_BREAKS.items():
-            if char in text:
-                text = text.replace(char, escaped)
+    """Compact JSON for one NDJSON line: UTF-8 kept; odd line breaks and lone surrogates escaped."""
+    text = _encode_dict(value) if type(value) is dict else _ENCODER.encode(value)
+    if not text.isascii() and _ODD.search(text) is not None:
+        text = _ODD.sub(_escaped, text)
     return text
 
 
@@ -72,12 +61,33 @@ def write_json_line(value: Any, stream: IO[str] | None = None, *, flush: bool = 
 
 def write_json_pretty(value: Any, stream: IO[str] | None = None) -> None:
     out = sys.stdout if stream is None else stream
-    out.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    out.write(_ODD.sub(_escaped, json.dumps(value, ensure_ascii=False, indent=2)) + "\n")
+
+
+def printable(text: str) -> str:
+    """*text* with lone surrogates escaped (\\ud800): writable to any UTF-8 stream."""
+    if text.isascii() or _ODD.search(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def err(line: str) -> None:
     """A plain line on stderr, secrets masked."""
-    sys.stderr.write(redact(line) + "\n")
+    sys.stderr.write(printable(redact(line)) + "\n")
+
+
+def guard_streams() -> None:
+    """The last guard: stdout and stderr escape what they cannot encode, never raise.
+
+    Every writer here escapes lone surrogates already; this covers the others
+    (rich's tables, a library's message), so that no string crashes a command.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        # strict raises; surrogateescape (a C locale) raises too, or writes bytes that are not UTF-8
+        if reconfigure is not None and getattr(stream, "errors", None) in ("strict", "surrogateescape"):
+            with contextlib.suppress(ValueError, OSError):  # one that cannot change now: leave it
+                reconfigure(errors="backslashreplace")
 
 
 class ErrLines:
@@ -98,7 +108,7 @@ class ErrLines:
         if held is None:
             err(line)
             return
-        held.append(redact(line) + "\n")
+        held.append(printable(redact(line)) + "\n")
         if len(held) >= self._size:
             self.flush()
 

@@ -26,13 +26,8 @@ The package, by concern:
 Names marked "retire" below are kept so that callers need no edit today.
 """
 
-from smspipe.config.credentials import (
-    CREDENTIAL_KEYS,
-    NO_CREDENTIALS_HINT,
-    Credentials,
-    resolve_credentials,
-)
-from smspipe.config.example import EXAMPLE_ORIGIN, EXAMPLES, SECTIONS, render
+from typing import TYPE_CHECKING, Any
+
 from smspipe.config.keys import KEYS, SECRET_KEYS, Key, config_schema, key_validator
 from smspipe.config.loading import ConfigProblems, parse, read_file
 from smspipe.config.paths import (
@@ -45,15 +40,48 @@ from smspipe.config.paths import (
     state_dir,
 )
 from smspipe.config.precedence import Layer
-from smspipe.config.secret_input import read_secret_file, read_secret_line
-from smspipe.config.senders import SenderChoice, resolve_sender, sender_choices
 from smspipe.config.settings import Resolved, Settings, load
-from smspipe.config.transport import InsecureTransport, check_api_url
 from smspipe.config.wording import check_value, problems_in, suggest
-from smspipe.config.writing import write_file
 
 # Re-exported for callers that import them from here (retire: import from smspipe.errors).
 from smspipe.errors import ConfigError, CredentialsError
+
+if TYPE_CHECKING:
+    from smspipe.config.credentials import (
+        CREDENTIAL_KEYS,
+        NO_CREDENTIALS_HINT,
+        Credentials,
+        resolve_credentials,
+    )
+    from smspipe.config.example import EXAMPLE_ORIGIN, EXAMPLES, SECTIONS, render
+    from smspipe.config.secret_input import read_secret_file, read_secret_line
+    from smspipe.config.senders import SenderChoice, resolve_sender, sender_choices
+    from smspipe.config.transport import InsecureTransport, check_api_url
+    from smspipe.config.writing import write_file
+
+# Loaded when first asked for: `validate` and `translate` never need them, and
+# every module imported costs each run its start-up.
+_LAZY = {
+    "credentials": ("CREDENTIAL_KEYS", "NO_CREDENTIALS_HINT", "Credentials", "resolve_credentials"),
+    "example": ("EXAMPLE_ORIGIN", "EXAMPLES", "SECTIONS", "render"),
+    "secret_input": ("read_secret_file", "read_secret_line"),
+    "senders": ("SenderChoice", "resolve_sender", "sender_choices"),
+    "transport": ("InsecureTransport", "check_api_url"),
+    "writing": ("write_file",),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'smspipe.config' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"smspipe.config.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "APP_NAME",

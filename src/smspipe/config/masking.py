@@ -29,11 +29,12 @@ SECRET_NAMES = frozenset(
     }
 )
 
-_KEY_LINE = re.compile(
+# Patterns, compiled (and cached by re) when a file is first read, not at start-up.
+_KEY_LINE = (
     r"""^(?P<indent>[ \t]*)(?:-[ \t]+)?[{,]?[ \t]*["']?"""  # indent, a list item, a flow mapping
     r"""(?P<name>[A-Za-z_][A-Za-z0-9_-]*)["']?[ \t]*:(?:[ \t]+|$)(?P<value>.*)$"""
 )
-_BLOCK_INDICATOR = re.compile(r"^[|>][-+0-9]*[ \t]*(?:#.*)?$")
+_BLOCK_INDICATOR = r"^[|>][-+0-9]*[ \t]*(?:#.*)?$"
 # Characters YAML gives a meaning at the start or end of a value (anchor, alias,
 # tag, directive, reserved, flow, quotes): a message may quote the value without them.
 _INDICATORS = "*&!%@`'\"[]{},|>?:#- \t"
@@ -52,11 +53,11 @@ def secret_values(text: str) -> Iterator[str]:
     """The values written under a secret's name in *text*, in the forms a message could show."""
     lines = text.splitlines()
     for index, line in enumerate(lines):
-        match = _KEY_LINE.match(line)
+        match = re.match(_KEY_LINE, line)
         if match is None or match["name"].lower().replace("-", "_") not in SECRET_NAMES:
             continue
         value = match["value"].strip()
-        if not value or _BLOCK_INDICATOR.match(value):
+        if not value or re.match(_BLOCK_INDICATOR, value):
             # the value is on the lines below (a block scalar, a plain scalar continued)
             value = _continuation(lines, index, len(match["indent"]))
         yield from _forms(value)

@@ -10,9 +10,8 @@ layer that holds any part of it (:func:`first_holding`), never mixed from two.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from smspipe.config.keys import KEYS
 
@@ -25,8 +24,7 @@ DEFAULT = "default"
 ORDER = (FLAG, DOCUMENT, ENVIRONMENT, FILE, DEFAULT)
 
 
-@dataclass(frozen=True, slots=True)
-class Layer:
+class Layer(NamedTuple):
     """One source of settings: the values it sets (and only those), and its name in messages."""
 
     kind: str

@@ -9,8 +9,7 @@ with the config file's messaging service.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from smspipe.config.precedence import DEFAULT
 
@@ -20,8 +19,7 @@ if TYPE_CHECKING:
 SENDER_KEYS = ("from", "messaging_service_sid")
 
 
-@dataclass(frozen=True, slots=True)
-class SenderChoice:
+class SenderChoice(NamedTuple):
     """A sender, a messaging service SID, or both, and the source they came from."""
 
     sender: str | None

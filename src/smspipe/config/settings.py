@@ -14,7 +14,6 @@ from smspipe.config.keys import KEYS, SECRET_KEYS
 from smspipe.config.loading import ConfigProblems, read_file
 from smspipe.config.paths import default_ledger_path, is_named, locate
 from smspipe.config.precedence import Layer
-from smspipe.config.transport import check_api_url
 from smspipe.config.wording import problems_in
 from smspipe.errors import ConfigError, register_secret
 
@@ -54,6 +53,8 @@ class Resolved:
     def api_url_for_sending(self) -> str | None:
         """The api_url to send credentials to (None: Twilio's own); InsecureTransport
         (exit 2) for plain HTTP to another machine, unless allow_insecure_http."""
+        from smspipe.config.transport import check_api_url
+
         check_api_url(self.api_url, allow_insecure_http=self.allow_insecure_http)
         return self.api_url
 

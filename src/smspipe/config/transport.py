@@ -9,9 +9,6 @@ localhost); anywhere else it takes ``allow_insecure_http: true`` or
 
 from __future__ import annotations
 
-import ipaddress
-from urllib.parse import urlsplit
-
 from smspipe.errors import CredentialsError
 
 
@@ -20,6 +17,8 @@ class InsecureTransport(CredentialsError):
 
 
 def is_loopback(host: str) -> bool:
+    import ipaddress  # only where an http:// URL is checked
+
     name = host.strip("[]").lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
         return True
@@ -31,6 +30,8 @@ def is_loopback(host: str) -> bool:
 
 def shown_url(url: str) -> str:
     """scheme://host[:port] of *url*: never the user and password a URL may carry."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
@@ -44,8 +45,10 @@ def shown_url(url: str) -> str:
 
 def check_api_url(api_url: str | None, *, allow_insecure_http: bool) -> None:
     """Raise InsecureTransport when credentials would go to *api_url* in clear."""
-    if not api_url or allow_insecure_http:
+    if not api_url or allow_insecure_http or api_url.strip()[:5].lower() != "http:":
         return
+    from urllib.parse import urlsplit
+
     parts = urlsplit(api_url.strip())
     if parts.scheme.lower() != "http" or is_loopback(parts.hostname or ""):
         return
