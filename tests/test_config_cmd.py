@@ -435,13 +435,30 @@ class Terminal:
         os.write(self.fd, line.encode() + b"\n")
 
     def finish(self, timeout: float = 30) -> int:
+        """The child's exit code; it is killed (and the test fails) if it has not ended in time."""
         deadline = time.monotonic() + timeout
         while self._read(deadline - time.monotonic()):
             pass
-        _, status = os.waitpid(self.pid, 0)
+        status = self._wait(deadline)
         os.close(self.fd)
         self.done = True
+        if status is None:
+            raise AssertionError(
+                f"smspipe did not end within {timeout} s; the terminal shows:\n{self.transcript}"
+            )
         return os.waitstatus_to_exitcode(status)
+
+    def _wait(self, deadline: float) -> int | None:
+        """The child's wait status, polled until *deadline*; None (and the child killed) after it."""
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                return status
+            if time.monotonic() >= deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)  # SIGKILL cannot be ignored: this returns
+                return None
+            time.sleep(0.05)
 
     def _read(self, timeout: float) -> bool:
         if timeout <= 0 or not select.select([self.fd], [], [], timeout)[0]:
@@ -547,6 +564,19 @@ def test_init_interrupted_on_a_terminal_writes_nothing(home: Path, terminal: Sta
     assert term.finish() == 130, term.transcript
     assert "nothing written" in term.transcript
     assert not (home / "config.yaml").exists()
+
+
+def test_the_terminal_harness_gives_up_on_a_child_that_never_ends(
+    home: Path, terminal: StartTerminal
+) -> None:
+    """A question nobody answers fails the test in time, the child killed (it once hung CI)."""
+    term = terminal(["config", "init"], clean_env(home))
+    term.expect("Account SID (AC…): ")
+    with pytest.raises(AssertionError, match="did not end within 1 s"):
+        term.finish(timeout=1)
+    assert term.done
+    with pytest.raises(ChildProcessError):
+        os.waitpid(term.pid, os.WNOHANG)  # reaped: nothing left running
 
 
 def test_init_no_input_on_a_terminal_asks_nothing(home: Path, terminal: StartTerminal) -> None:
