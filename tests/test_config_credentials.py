@@ -299,6 +299,18 @@ def test_the_flag_or_the_config_key_allow_plain_http(
     assert len(twilio_server.requests) == 2
 
 
+def test_config_show_says_the_credentials_would_not_be_sent(
+    bare_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    report = invoke("config", "show", "--json", "--api-url", "http://10.1.2.3:8080").records[0]
+    assert "plain HTTP to another machine" in report["credentials"]["error"]
+    allowed = invoke("config", "show", "--json", "--api-url", "http://10.1.2.3", "--allow-insecure-http")
+    assert allowed.records[0]["credentials"]["source"] == "environment"
+    assert allowed.records[0]["settings"]["allow_insecure_http"] == {"value": True, "source": "flag"}
+
+
 def test_config_init_refuses_to_write_plain_http_to_another_machine(bare_env: dict[str, str]) -> None:
     home = Path(bare_env["SMSPIPE_HOME"])
     run = invoke("config", "init", "--api-url", "http://proxy.example.com:8080")
