@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumber
@@ -255,30 +255,26 @@ def _desc_pattern(desc: Any) -> str | None:
     return f"(?:{gate}(?:{desc.national_number_pattern}))"
 
 
-class Located(NamedTuple):
-    """Where a number belongs and what kind it is; its E.164 form when it is not INVALID."""
-
-    e164: str | None
-    region: str | None
-    category: str
-    #: checking the E.164 form reads the same number (the answer may be reused for it)
-    e164_reads_the_same: bool
+#: (E.164 form or None when INVALID, region, category, whether checking the E.164
+#: form reads the same number, so that the answer may be reused for it). A plain
+#: tuple: one is built per new number.
+Located = tuple[str | None, str | None, str, bool]
 
 
 def locate(text: str, default_region: str) -> Located:
     """``phonenumbers.parse`` (NumberParseException), then region and category, quickly."""
     split = split_e164(text)
-    number: PhoneNumber | None = None
     if split is not None:  # plain E.164: parse would give exactly this
         country_code, national = split
-    else:
-        number = phonenumbers.parse(text, default_region)
-        country_code = number.country_code or 0  # parse always sets it
-        national = phonenumbers.national_significant_number(number)
+        region, category = classify_national(country_code, national)
+        # E.164 of a plain E.164 text is that text (the country code and national
+        # number are its digits, neither with a leading zero).
+        return (None if category == INVALID else text), region, category, True
+    number = phonenumbers.parse(text, default_region)
+    country_code = number.country_code or 0  # parse always sets it
+    national = phonenumbers.national_significant_number(number)
     region, category = classify_national(country_code, national)
     if category == INVALID:
-        return Located(None, region, category, False)
-    # E.164 of a plain E.164 text is that text (the country code and national
-    # number are its digits, neither with a leading zero).
-    e164 = text if number is None else phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return Located(e164, region, category, split_e164(e164) == (country_code, national))
+        return None, region, category, False
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164, region, category, split_e164(e164) == (country_code, national)

@@ -63,10 +63,10 @@ def _locate_reference(text: str, default_region: str) -> Located:
     number = phonenumbers.parse(text, default_region)
     region = phonenumbers.region_code_for_number(number)
     if not phonenumbers.is_valid_number(number):
-        return Located(None, region, INVALID, False)
+        return None, region, INVALID, False
     premium = phonenumbers.number_type(number) == PhoneNumberType.PREMIUM_RATE
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return Located(e164, region, PREMIUM if premium else VALID, False)
+    return e164, region, PREMIUM if premium else VALID, False
 
 
 _locate = _locate_reference if use_reference("phone") else _fast.locate

@@ -39,18 +39,23 @@ def _build() -> Callable[[Any, int], Any] | None:
     return built
 
 
-_c_encode = _build()
+#: ``c_encode(value, 0)`` yields the JSON of *value* in parts; None where the C
+#: encoder is not there (PyPy) or not tested (a newer CPython). After a failure
+#: call :func:`forget`.
+c_encode = _build()
 
 
-def _encode_dict(value: dict[str, Any]) -> str:
-    """``ENCODER.encode(value)`` for a dict, without building an encoder each call."""
-    assert _c_encode is not None
+def forget() -> None:
+    """Empty the markers a failed encoding left (a circular value, an unknown type)."""
+    _markers.clear()
+
+
+def encode_dict(value: dict[str, Any]) -> str:
+    """``ENCODER.encode(value)`` for a dict, without building an encoder (output.dumps inlines it)."""
+    if c_encode is None:
+        return ENCODER.encode(value)
     try:
-        return "".join(_c_encode(value, 0))
+        return "".join(c_encode(value, 0))
     except BaseException:
-        _markers.clear()
+        forget()
         raise
-
-
-#: None where the C encoder is not there (PyPy) or not tested (a newer CPython)
-encode_dict: Callable[[dict[str, Any]], str] | None = _encode_dict if _c_encode is not None else None

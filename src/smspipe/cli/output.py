@@ -31,7 +31,16 @@ def is_terminal(stream: IO[str]) -> bool:
 # for line breaks, escaped so that one NDJSON record is always one line; and lone
 # surrogates (a "\ud800" in a JSON input), which no UTF-8 stream can take: escaped
 # as JSON writes them, so that the record still reads back as it was.
-_ODD = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
+_ODD_CHARACTERS = "[\x85\u2028\u2029\ud800-\udfff]"
+_odd: list[re.Pattern[str]] = []  # compiled on the first non-ASCII text (~0.4 ms: not at start-up)
+
+
+def _escape_odd(text: str) -> str:
+    """*text* (not ASCII) with odd line breaks and lone surrogates escaped as \\uXXXX."""
+    if not _odd:
+        _odd.append(re.compile(_ODD_CHARACTERS))
+    odd = _odd[0]
+    return odd.sub(_escaped, text) if odd.search(text) is not None else text
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -39,17 +48,20 @@ def _escaped(match: re.Match[str]) -> str:
 
 
 _ENCODER = _json_fast.ENCODER
-_encode_dict = (
-    _ENCODER.encode if use_reference("json") or _json_fast.encode_dict is None else _json_fast.encode_dict
-)
+_c_encode = None if use_reference("json") else _json_fast.c_encode
 
 
 def dumps(value: Any) -> str:
     """Compact JSON for one NDJSON line: UTF-8 kept; odd line breaks and lone surrogates escaped."""
-    text = _encode_dict(value) if type(value) is dict else _ENCODER.encode(value)
-    if not text.isascii() and _ODD.search(text) is not None:
-        text = _ODD.sub(_escaped, text)
-    return text
+    if _c_encode is not None and type(value) is dict:
+        try:  # _json_fast.encode_dict, inlined: this runs once a record
+            text = "".join(_c_encode(value, 0))
+        except BaseException:
+            _json_fast.forget()
+            raise
+    else:
+        text = _ENCODER.encode(value)
+    return text if text.isascii() else _escape_odd(text)
 
 
 def write_json_line(value: Any, stream: IO[str] | None = None, *, flush: bool = False) -> None:
@@ -61,12 +73,13 @@ def write_json_line(value: Any, stream: IO[str] | None = None, *, flush: bool = 
 
 def write_json_pretty(value: Any, stream: IO[str] | None = None) -> None:
     out = sys.stdout if stream is None else stream
-    out.write(_ODD.sub(_escaped, json.dumps(value, ensure_ascii=False, indent=2)) + "\n")
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    out.write((text if text.isascii() else _escape_odd(text)) + "\n")
 
 
 def printable(text: str) -> str:
     """*text* with lone surrogates escaped (\\ud800): writable to any UTF-8 stream."""
-    if text.isascii() or _ODD.search(text) is None:
+    if text.isascii():
         return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 

@@ -41,7 +41,6 @@ from smspipe.config.paths import (
 )
 from smspipe.config.precedence import Layer
 from smspipe.config.settings import Resolved, Settings, load
-from smspipe.config.wording import check_value, problems_in, suggest
 
 # Re-exported for callers that import them from here (retire: import from smspipe.errors).
 from smspipe.errors import ConfigError, CredentialsError
@@ -57,6 +56,7 @@ if TYPE_CHECKING:
     from smspipe.config.secret_input import read_secret_file, read_secret_line
     from smspipe.config.senders import SenderChoice, resolve_sender, sender_choices
     from smspipe.config.transport import InsecureTransport, check_api_url
+    from smspipe.config.wording import check_value, problems_in, suggest
     from smspipe.config.writing import write_file
 
 # Loaded when first asked for: `validate` and `translate` never need them, and
@@ -67,6 +67,7 @@ _LAZY = {
     "secret_input": ("read_secret_file", "read_secret_line"),
     "senders": ("SenderChoice", "resolve_sender", "sender_choices"),
     "transport": ("InsecureTransport", "check_api_url"),
+    "wording": ("check_value", "problems_in", "suggest"),
     "writing": ("write_file",),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}

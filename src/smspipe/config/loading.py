@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from smspipe.config.masking import register_secrets_in
-from smspipe.config.wording import ConfigProblem, problems_in, shown_name
 from smspipe.errors import ConfigError
+
+if TYPE_CHECKING:
+    from smspipe.config.wording import ConfigProblem
 
 _YAML_HINT = "fix the YAML syntax (quote values that hold ': ' or start with a special character)"
 # The YAML scanner quotes what it tripped on (an alias, a tag, an anchor): that
@@ -59,6 +60,9 @@ def read_file(path: Path) -> dict[str, Any]:
 
 def parse(text: str, path: Path | str) -> dict[str, Any]:
     """Parse and validate the text of a config file named *path* (used in messages)."""
+    from smspipe.config.masking import register_secrets_in
+    from smspipe.config.wording import problems_in
+
     register_secrets_in(text)  # before anything can fail and quote it
     node, data = _load(text, path)
     if data is None:
@@ -146,6 +150,8 @@ def line_of(node: Any, key_path: list[str | int]) -> int | None:
 def _duplicates(node: Any) -> list[tuple[int, str, str]]:
     """Every key written twice: YAML would silently keep the last one."""
     import yaml
+
+    from smspipe.config.wording import shown_name
 
     found: list[tuple[int, str, str]] = []
     if isinstance(node, yaml.MappingNode):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from smspipe.config.keys import KEYS
 
@@ -24,13 +24,19 @@ DEFAULT = "default"
 ORDER = (FLAG, DOCUMENT, ENVIRONMENT, FILE, DEFAULT)
 
 
-class Layer(NamedTuple):
+class Layer:
     """One source of settings: the values it sets (and only those), and its name in messages."""
 
-    kind: str
-    values: Mapping[str, Any]
-    #: the layer as a whole: "flags", "document parameters", "environment", "config file (PATH)"
-    label: str
+    __slots__ = ("kind", "label", "values")
+
+    def __init__(self, kind: str, values: Mapping[str, Any], label: str) -> None:
+        self.kind = kind
+        self.values = values
+        #: the layer as a whole: "flags", "document parameters", "environment", "config file (PATH)"
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"Layer({self.kind!r}, {sorted(self.values)!r})"  # names only: values may be secrets
 
     def holds(self, name: str) -> bool:
         return name in self.values

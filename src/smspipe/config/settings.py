@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from smspipe.config import precedence
-from smspipe.config.keys import KEYS, SECRET_KEYS
+from smspipe.config.keys import KEYS, SECRET_KEYS, key_validator
 from smspipe.config.loading import ConfigProblems, read_file
 from smspipe.config.paths import default_ledger_path, is_named, locate
 from smspipe.config.precedence import Layer
-from smspipe.config.wording import problems_in
 from smspipe.errors import ConfigError, register_secret
 
 #: Keys whose environment variable is checked when settings load. The
@@ -59,27 +58,53 @@ class Resolved:
         return self.api_url
 
 
-@dataclass(slots=True)
 class Settings:
     """The settings of one run: the flags, environment and config file, as loaded.
 
     ``settings.resolved`` is the typed view every caller should use. ``get``,
     ``source``, ``ledger_path`` and direct reads of ``flags``/``env``/
     ``file_values`` are kept for callers not yet moved to it (retire them then).
+    (A plain class: a dataclass costs every run its start-up to build.)
     """
 
-    env: Mapping[str, str]
-    path: Path
-    #: True when the path was named (--config or SMSPIPE_CONFIG), not defaulted
-    explicit: bool
-    file_values: dict[str, Any] = field(default_factory=dict)
-    flags: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    #: how the path was chosen, e.g. "environment (SMSPIPE_CONFIG)"
-    path_source: str = "default"
-    #: True when a config file was found and read
-    file_loaded: bool = False
-    _resolved: Resolved | None = field(default=None, repr=False)
+    __slots__ = (
+        "_resolved",
+        "env",
+        "explicit",
+        "file_loaded",
+        "file_values",
+        "flags",
+        "path",
+        "path_source",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        path: Path,
+        explicit: bool,
+        *,
+        flags: dict[str, Any] | None = None,
+        path_source: str = "default",
+    ) -> None:
+        self.env = env
+        self.path = path
+        #: True when the path was named (--config or SMSPIPE_CONFIG), not defaulted
+        self.explicit = explicit
+        self.file_values: dict[str, Any] = {}
+        self.flags: dict[str, Any] = flags if flags is not None else {}
+        self.warnings: list[str] = []
+        #: how the path was chosen, e.g. "environment (SMSPIPE_CONFIG)"
+        self.path_source = path_source
+        #: True when a config file was found and read
+        self.file_loaded = False
+        self._resolved: Resolved | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(path={str(self.path)!r}, flags={sorted(self.flags)!r})"  # names: values may be secrets
+        )
 
     def layers(self, parameters: Mapping[str, Any] | None = None, sender: str | None = None) -> list[Layer]:
         """The sources of settings, strongest first; a document's only when it is given."""
@@ -190,19 +215,17 @@ def _register_secrets(settings: Settings) -> None:
 
 def _check_flags_and_environment(settings: Settings) -> None:
     """Flag and environment values are checked as the file's are, every problem at once."""
-    lines: list[str] = []
-    for name, value in settings.flags.items():
-        if name in KEYS:
-            lines.extend(
-                f"{message} (given as a flag): {hint}" for _, message, hint in problems_in({name: value})
-            )
+    given = [(name, value, "given as a flag") for name, value in settings.flags.items() if name in KEYS]
     for name in _CHECKED_ENV:
         variable = KEYS[name].env or ""
         if settings.env.get(variable):
-            lines.extend(
-                f"{message} (environment {variable}): {hint}"
-                for _, message, hint in problems_in({name: settings.env[variable]})
-            )
+            given.append((name, settings.env[variable], f"environment {variable}"))
+    lines: list[str] = []
+    for name, value, origin in given:
+        if not key_validator(name).is_valid(value):  # one key's check, not the whole file's
+            from smspipe.config.wording import problems_in
+
+            lines.extend(f"{message} ({origin}): {hint}" for _, message, hint in problems_in({name: value}))
     if len(lines) == 1:
         raise ConfigError(lines[0])
     if lines:
