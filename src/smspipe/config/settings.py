@@ -26,9 +26,10 @@ class Resolved:
     """Every setting but the credentials, typed and resolved by precedence
     (flag > environment > config file > default).
 
-    Credentials are not here: they are taken as a whole pair, per document
-    (see :func:`smspipe.config.resolve_credentials`); so is the sender
-    (:func:`smspipe.config.resolve_sender`), which a document may name.
+    Credentials are not here: they are a pair taken whole, per document
+    (:func:`smspipe.config.resolve_credentials`). ``sender`` and
+    ``messaging_service_sid`` are the run's defaults; a document's own ``from``
+    comes first, and the pair is taken whole: :func:`smspipe.config.resolve_sender`.
     """
 
     sender: str | None
