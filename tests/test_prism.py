@@ -219,6 +219,73 @@ def test_prism_accepts_the_message_log_lookup_and_the_account_fetch(prism: str) 
     assert account["sid"].startswith("AC")
 
 
+def test_prism_accepts_every_request_the_async_gateway_makes(prism: str) -> None:
+    """Create (media and status callback, Messaging Service, WhatsApp), the log lookup's two
+    queries, fetch by SID and the account: Prism answers each from the spec, none with 422."""
+    import asyncio
+
+    from smspipe.config import Credentials
+    from smspipe.gateway import AsyncGateway
+    from smspipe.sms import SMS
+
+    log: list[str] = []
+
+    async def every_request() -> None:
+        gateway = AsyncGateway(
+            Credentials(ACCOUNT, ACCOUNT, TOKEN, "test"), api_url=prism, timeout=30, http_log=log.append
+        )
+        try:
+            mms = SMS(
+                to="+14155552672",
+                body="Your receipt",
+                media_url=("https://example.com/receipt.png", "https://example.com/map.jpg"),
+            )
+            created = await gateway.create_message(
+                mms,
+                sender="+15017122661",
+                messaging_service_sid=None,
+                status_callback="https://example.com/twilio/status",
+            )
+            await gateway.create_message(
+                SMS(to="+14155552673", body="Sent through a Messaging Service"),
+                sender=None,
+                messaging_service_sid="MG" + "a" * 32,
+                status_callback=None,
+            )
+            await gateway.create_message(
+                SMS(to="whatsapp:+14155552674", body="Hello on WhatsApp"),
+                sender="whatsapp:+15017122661",
+                messaging_service_sid=None,
+                status_callback=None,
+            )
+            # Prism answers with the spec's example, whatever was asked: what matters is no 422.
+            for sender, service in (("+15017122661", None), (None, "MG" + "a" * 32)):
+                await gateway.find_message(
+                    to="+14155552671",
+                    sender=sender,
+                    messaging_service_sid=service,
+                    body="no such body",
+                    since=datetime.now(UTC),
+                )
+            state = await gateway.fetch_message(created.sid)
+            assert state.sid.startswith(("SM", "MM"))
+            account = await gateway.fetch_account()
+            assert account["sid"].startswith("AC")
+        finally:
+            await gateway.aclose()
+
+    asyncio.run(every_request())
+    methods = [line.split()[1] for line in log]
+    # (The spec's example page always has a next page: the lookup follows it to its limit.)
+    assert methods[:3] == ["POST"] * 3 and set(methods[3:]) == {"GET"}, log[:10]
+    assert all(" -> 20" in line for line in log), [line for line in log if " -> 20" not in line]
+    fetch, account = log[-2:]
+    assert "/Messages/" in fetch and fetch.split()[2].endswith(".json")
+    # (Not the SID itself: a secret another test registered may mask part of it.)
+    assert "/Accounts/AC" in account and account.split()[2].endswith(".json")
+    assert TOKEN not in "\n".join(log)
+
+
 def test_prism_refuses_a_request_that_breaks_the_spec(prism: str) -> None:
     """The check is real: a create without To is refused with 422."""
     import requests

@@ -9,6 +9,8 @@ real ``twilio`` library expects it:
 - ``GET /2010-04-01/Accounts/{AC}/Messages.json``: the message log, newest
   first, filtered by ``To``, ``From``, ``DateSent>``, paged with
   ``next_page_uri`` as twilio-python follows it.
+- ``GET /2010-04-01/Accounts/{AC}/Messages/{SM}.json``: one message, as it
+  stands in its life cycle (:attr:`TwilioServer.lifecycle`).
 - ``GET /2010-04-01/Accounts/{AC}.json``: the account.
 
 Everything it receives is recorded (:attr:`TwilioServer.requests`), and every
@@ -23,7 +25,29 @@ creates) or at random by :attr:`TwilioServer.fault_mix` (seeded):
 - ``reset``: the connection is reset before the body is read, nothing created;
 - ``drop``: the message is created, then the connection is closed without an answer;
 - ``slow``: the message is created and the answer comes after ``slow_seconds``
-  (longer than the client's timeout).
+  (longer than the client's timeout);
+- ``late``: the message is created only ``late_seconds`` after the request
+  arrived, and answered then: Twilio creates it after the client gave up;
+- ``trickle``: the message is created and the answer (status line, headers,
+  body) is written one byte every ``trickle_interval`` seconds.
+
+Knobs for the whole server:
+
+- ``log_lag``: a message shows in the message log (GET Messages.json) only
+  ``log_lag`` seconds after it was created (fetching it by SID works at once);
+- ``log_body``: the body the log (and a fetch by SID) shows is rewritten as a
+  real account's would be: ``"trial"`` (the trial-account prefix) or
+  ``"smart"`` (Smart Encoding's replacements);
+- :meth:`TwilioServer.redirect`: every request is answered 301/302/307 to
+  another URL (an ``api_url`` that is not the API's);
+- ``lifecycle`` (:class:`Lifecycle`): each message moves queued -> sent ->
+  delivered (or undelivered/failed, with an error code, per recipient) on a
+  schedule, with a price once final; ``status_callbacks`` posts each change
+  to the message's StatusCallback URL, signed as Twilio signs it;
+- ``clock``: the time the server reads (tests replace it to move time on).
+
+It listens with a deep backlog: a burst of connections (aiohttp opening a
+hundred at once) is queued by the kernel, not reset.
 """
 
 from __future__ import annotations
@@ -36,6 +60,8 @@ import socket
 import struct
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -47,7 +73,28 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 API = "/2010-04-01"
-FAULTS = ("429", "500", "503", "reset", "drop", "slow")
+FAULTS = ("429", "500", "503", "reset", "drop", "slow", "late", "trickle")
+TRIAL_PREFIX = "Sent from your Twilio trial account - "
+# A few of Smart Encoding's replacements, written down here independently of
+# smspipe's table (https://www.twilio.com/docs/messaging/services/smart-encoding-char-list).
+SMART_ENCODING = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2026": "...",
+        "\u00a0": " ",
+        "\u00bd": "1/2",
+        "\uff01": "!",
+        "\u200b": "",
+    }
+)
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed"})
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "tok_" + "s3cr3t" * 5
@@ -102,6 +149,39 @@ def twilio_error(code: int, message: str, status: int) -> dict[str, Any]:
 
 
 @dataclass
+class Lifecycle:
+    """How created messages move on: one step every ``step_seconds``.
+
+    queued -> sent -> delivered, or -> undelivered with the recipient's error
+    code; a ``failed`` recipient goes queued -> failed. Final messages carry a
+    price. ``outcomes`` maps a recipient to (final status, error code).
+    """
+
+    step_seconds: float = 1.0
+    outcomes: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    price_per_segment: str = "0.00790"
+
+    def statuses(self, to: str) -> list[str]:
+        """The statuses a message to *to* goes through after its first."""
+        final, _ = self.outcomes.get(to, ("delivered", None))
+        return [final] if final == "failed" else ["sent", final]
+
+    def error_code(self, to: str) -> int | None:
+        return self.outcomes.get(to, ("delivered", None))[1]
+
+
+@dataclass
+class Callback:
+    """One status callback the server posted."""
+
+    url: str
+    form: dict[str, str]
+    headers: dict[str, str]
+    #: the receiver's HTTP status, or None when it could not be reached
+    status: int | None
+
+
+@dataclass
 class Recorded:
     """One request as the server received it."""
 
@@ -145,6 +225,18 @@ class TwilioServer:
         #: the next N message log lookups (GET Messages.json) are answered 503
         self.fail_lookups = 0
         self.slow_seconds = 2.0
+        self.late_seconds = 3.0
+        self.trickle_interval = 0.5
+        #: seconds before a created message shows in the message log
+        self.log_lag = 0.0
+        #: None, "trial" or "smart": how the log rewrites bodies
+        self.log_body: str | None = None
+        self.lifecycle: Lifecycle | None = None
+        #: post status changes to StatusCallback URLs (needs a lifecycle)
+        self.status_callbacks = False
+        self.callbacks: list[Callback] = []
+        self.clock: Callable[[], float] = time.time
+        self._redirect: tuple[int, str] | None = None
         self.page_size_cap = 1000
         self.requests: list[Recorded] = []
         self.messages: list[dict[str, Any]] = []
@@ -155,14 +247,14 @@ class TwilioServer:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._dispatcher: threading.Thread | None = None
+        self._stopped = threading.Event()
 
     # --- lifecycle -----------------------------------------------------------
 
     def start(self) -> TwilioServer:
         handler = _handler_for(self)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
-        server.request_queue_size = 256
+        server = _Listener(("127.0.0.1", 0), handler)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="twilio-server", daemon=True
@@ -171,6 +263,7 @@ class TwilioServer:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -197,6 +290,11 @@ class TwilioServer:
         with self._lock:
             self._planned.extend(faults)
 
+    def redirect(self, status: int = 301, base: str = "https://api.twilio.com") -> None:
+        """Answer every request with *status*, ``Location`` *base* + the path asked for."""
+        assert status in (301, 302, 303, 307, 308), status
+        self._redirect = (status, base.rstrip("/"))
+
     def reject(self, to: str, code: int = 21211, message: str | None = None) -> None:
         self.rejections[to] = (code, message or f"The 'To' number {to} is not a valid phone number.")
 
@@ -217,6 +315,11 @@ class TwilioServer:
         for body in self.created_bodies():
             counts[body] = counts.get(body, 0) + 1
         return {body: n for body, n in counts.items() if n > 1}
+
+    def fetches(self) -> list[Recorded]:
+        """GETs of one message by its SID."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "GET" and "/Messages/" in r.path]
 
     def creates(self) -> list[Recorded]:
         with self._lock:
@@ -295,7 +398,8 @@ class TwilioServer:
         if to in self.rejections:
             code, message = self.rejections[to]
             return 400, twilio_error(code, message, 400)
-        now = datetime.now(UTC)
+        created = self.clock()
+        now = datetime.fromtimestamp(created, UTC)
         sid = "SM" + uuid.uuid4().hex
         body = body or ""
         segments = max(1, -(-len(body) // 153)) if len(body) > 160 else 1
@@ -320,26 +424,138 @@ class TwilioServer:
             "subresource_uris": {"media": f"{API}/Accounts/{account}/Messages/{sid}/Media.json"},
             "to": to,
             "uri": f"{API}/Accounts/{account}/Messages/{sid}.json",
-            "_created": time.time(),
+            "_created": created,
             "_status_callback": first("StatusCallback"),
             "_media": media,
+            "_notified": 0,
         }
         with self._lock:
             self.messages.append(message)
+        if message["_status_callback"] and self.status_callbacks:
+            self._start_dispatcher()
         return 201, _public(message)
+
+    def _view(self, message: dict[str, Any], now: float) -> dict[str, Any]:
+        """The message as the API shows it at *now*: its life cycle so far, its body as logged."""
+        record = dict(message)
+        elapsed = now - record["_created"]
+        if self.lifecycle is not None:
+            self._advance(record, elapsed, self.lifecycle)
+        elif record["date_sent"] is None and elapsed >= self.queue_seconds:
+            record["date_sent"] = record["date_created"]
+            record["status"] = "sent"
+        if self.log_body == "trial":
+            record["body"] = TRIAL_PREFIX + record["body"]
+        elif self.log_body == "smart":
+            record["body"] = record["body"].translate(SMART_ENCODING)
+        return _public(record)
+
+    @staticmethod
+    def _advance(record: dict[str, Any], elapsed: float, lifecycle: Lifecycle) -> None:
+        step = lifecycle.step_seconds
+        done = len(lifecycle.statuses(record["to"])) if step <= 0 else int(elapsed // step)
+        passed = lifecycle.statuses(record["to"])[:done]
+        if not passed:
+            return
+        created = record["_created"]
+        record["status"] = passed[-1]
+        record["date_updated"] = rfc2822(datetime.fromtimestamp(created + len(passed) * step, UTC))
+        if "sent" in passed:
+            record["date_sent"] = rfc2822(datetime.fromtimestamp(created + step, UTC))
+        if passed[-1] in FINAL_STATUSES:
+            code = lifecycle.error_code(record["to"])
+            record["error_code"] = code
+            record["error_message"] = f"Twilio error {code}" if code else None
+            segments = int(record["num_segments"])
+            unit = 0.0 if passed[-1] == "failed" else float(lifecycle.price_per_segment)
+            record["price"] = f"{-unit * segments:.5f}"
+
+    def _fetch(self, account: str, sid: str) -> dict[str, Any] | None:
+        now = self.clock()
+        with self._lock:
+            found = [m for m in self.messages if m["sid"] == sid and m["account_sid"] == account]
+        return self._view(found[0], now) if found else None
+
+    # --- status callbacks ----------------------------------------------------
+
+    def _start_dispatcher(self) -> None:
+        with self._lock:
+            if self._dispatcher is not None:
+                return
+            self._dispatcher = threading.Thread(target=self._dispatch, name="twilio-callbacks", daemon=True)
+        self._dispatcher.start()
+
+    def _dispatch(self) -> None:
+        """Post each message's status changes, in order, as the clock passes them."""
+        while not self._stopped.wait(0.02):
+            lifecycle = self.lifecycle
+            if lifecycle is None or not self.status_callbacks:
+                continue
+            now = self.clock()
+            with self._lock:
+                pending = [m for m in self.messages if m["_status_callback"]]
+            for message in pending:
+                self._notify(message, now, lifecycle)
+
+    def _notify(self, message: dict[str, Any], now: float, lifecycle: Lifecycle) -> None:
+        statuses = lifecycle.statuses(message["to"])
+        step = lifecycle.step_seconds
+        due = len(statuses) if step <= 0 else min(int((now - message["_created"]) // step), len(statuses))
+        while message["_notified"] < due:
+            status = statuses[message["_notified"]]
+            message["_notified"] += 1
+            self._post_callback(message, status, lifecycle.error_code(message["to"]))
+
+    def _post_callback(self, message: dict[str, Any], status: str, code: int | None) -> None:
+        from twilio.request_validator import RequestValidator
+
+        url = message["_status_callback"]
+        form = {
+            "SmsSid": message["sid"],
+            "SmsStatus": status,
+            "MessageStatus": status,
+            "To": message["to"],
+            "MessageSid": message["sid"],
+            "AccountSid": message["account_sid"],
+            "From": message["from"] or "",
+            "ApiVersion": "2010-04-01",
+        }
+        if message["messaging_service_sid"]:
+            form["MessagingServiceSid"] = message["messaging_service_sid"]
+        if code and status in ("undelivered", "failed"):
+            form["ErrorCode"] = str(code)
+        token = self.accounts[message["account_sid"]]
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "TwilioProxy/1.1",
+            "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+            "X-Twilio-Signature": RequestValidator(token).compute_signature(url, form),
+        }
+        request = urllib.request.Request(url, data=urlencode(form).encode(), headers=headers, method="POST")
+        answer: int | None
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answer = response.status
+        except urllib.error.HTTPError as exc:
+            answer = exc.code
+        except OSError:
+            answer = None
+        with self._lock:
+            self.callbacks.append(Callback(url, form, headers, answer))
 
     def _list(self, account: str, query: dict[str, list[str]]) -> dict[str, Any]:
         def first(name: str) -> str | None:
             values = query.get(name)
             return values[0] if values else None
 
-        now = time.time()
+        now = self.clock()
         with self._lock:
-            records = [dict(m) for m in self.messages if m["account_sid"] == account]
-        for record in records:
-            if record["date_sent"] is None and now - record["_created"] >= self.queue_seconds:
-                record["date_sent"] = rfc2822(datetime.fromtimestamp(record["_created"], UTC))
-                record["status"] = "sent"
+            logged = [m for m in self.messages if m["account_sid"] == account]
+        records = [
+            {**self._view(m, now), "_created": m["_created"]}
+            for m in logged
+            if now - m["_created"] >= self.log_lag
+        ]
         to, sender, after = first("To"), first("From"), first("DateSent>")
         if to:
             records = [r for r in records if r["to"] == to]
@@ -403,6 +619,19 @@ def _parse_date(text: str) -> datetime:
     raise ValueError(text)
 
 
+class _Listener(ThreadingHTTPServer):
+    """The listening socket and its accept loop: one thread per connection.
+
+    The backlog must be set before listen(), which the constructor calls:
+    assigning request_queue_size afterwards (as this server once did) leaves
+    the default of 5, and a burst of connections then overflows the accept
+    queue and is reset. The kernel caps it at net.core.somaxconn.
+    """
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -464,11 +693,17 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
                 record.form = parse_qs(raw, keep_blank_values=True)
                 if server.latency:
                     time.sleep(server.latency)
+                if server._redirect is not None:
+                    status, base = server._redirect
+                    record.status = status
+                    asked = parts.path + (f"?{parts.query}" if parts.query else "")
+                    self._answer(status, {}, {"Location": base + asked})
+                    return
                 status, payload, headers = self._route(method, parts.path, query, record, fault)
                 record.status = status
                 if status == 0:
                     return  # the connection was dropped
-                self._answer(status, payload, headers)
+                self._answer(status, payload, headers, trickle=fault == "trickle" and status == 201)
             finally:
                 with server._lock:
                     server.in_flight -= 1
@@ -488,6 +723,12 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
                 )
             if rest == f"{account}.json" and method == "GET":
                 return 200, server._account(account), {}
+            one = rest.removeprefix(f"{account}/Messages/").removesuffix(".json")
+            if method == "GET" and rest == f"{account}/Messages/{one}.json" and "/" not in one:
+                message = server._fetch(account, one)
+                if message is None:
+                    return 404, twilio_error(20404, f"The requested resource {path} was not found", 404), {}
+                return 200, message, {}
             if rest != f"{account}/Messages.json":
                 return 404, twilio_error(20404, "The requested resource was not found", 404), {}
             if method == "GET":
@@ -512,6 +753,9 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
                     ),
                     {},
                 )
+            if fault == "late":
+                # Twilio is slow to create it: the client has given up by then.
+                time.sleep(max(0.0, record.started + server.late_seconds - time.monotonic()))
             status, payload = server._create(account, record.form)
             if fault == "drop" and status == 201:
                 self._drop()
@@ -520,7 +764,9 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(server.slow_seconds)
             return status, payload, {}
 
-        def _answer(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+        def _answer(
+            self, status: int, payload: dict[str, Any], headers: dict[str, str], *, trickle: bool = False
+        ) -> None:
             data = json.dumps(payload).encode()
             try:
                 self.send_response(status)
@@ -528,10 +774,23 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in headers.items():
                     self.send_header(name, value)
+                if trickle:
+                    self._trickle(b"".join(self._headers_buffer) + b"\r\n" + data)
+                    return
                 self.end_headers()
                 self.wfile.write(data)
             except OSError:
                 self.close_connection = True
+
+        def _trickle(self, answer: bytes) -> None:
+            """Write *answer* one byte at a time, until done or the client has gone."""
+            self._headers_buffer = []
+            self.close_connection = True
+            for index in range(len(answer)):
+                if server._stopped.is_set():
+                    return
+                self.connection.sendall(answer[index : index + 1])
+                time.sleep(server.trickle_interval)
 
         def _reset(self) -> None:
             """Close with RST, the request body unread."""
@@ -548,6 +807,19 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
 
     return Handler
+
+
+class ManualClock:
+    """A clock for :attr:`TwilioServer.clock` that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @contextlib.contextmanager
