@@ -325,6 +325,10 @@ def main() -> int:
         "",
     ]
     text = "\n".join(lines)
+    # Sections other scripts write (bench_json.py…) are kept, after this table.
+    previous = args.output.read_text() if args.output.exists() else ""
+    if "<!-- section: " in previous:
+        text += "\n<!-- section: " + previous.split("<!-- section: ", 1)[1]
     args.output.write_text(text)
     print(text)
     return 0 if all(row.ok is not False for row in rows) else 1

@@ -145,8 +145,17 @@ def test_ill_typed_values_name_the_key_path_and_line(text: str, expected: str) -
     assert expected in error_of(text)
 
 
-def test_more_problems_are_counted() -> None:
-    assert "(2 more problems in this file)" in error_of("concurrency: 0\nretries: -1\ntimeout: 0\n")
+def test_every_problem_in_the_file_is_reported_at_once_one_line_each_in_line_order() -> None:
+    text = (
+        "concurrency: 0\nacount_sid: x\nretries: -1\nfrom: '+15017122661'\nfrom: '+15017122662'\ntimeout: 0\n"
+    )
+    assert error_of(text).splitlines() == [
+        "conf.yaml:1: concurrency: must be >= 1, got 0: see `smspipe config example`",
+        "conf.yaml:2: unknown key 'acount_sid': did you mean 'account_sid'?",
+        "conf.yaml:3: retries: must be >= 0, got -1: see `smspipe config example`",
+        "conf.yaml:5: key 'from' appears twice (also on line 4): keep one of them",
+        "conf.yaml:6: timeout: must be > 0, got 0: see `smspipe config example`",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -295,8 +304,9 @@ def test_credentials_flags_beat_document_parameters(layered: config.Settings) ->
     parameters = {"twilio_account_sid": SID, "twilio_auth_token": "doc-token-123"}
     found = config.resolve_credentials(layered, parameters)
     assert (found.username, found.password, found.method) == (KEY_SID, "flag-secret-123", "api key")
-    # the API key's account is the strongest account SID there is
+    # an API key's account SID: from its own source, else the next one that has one
     assert found.account_sid == SID
+    assert found.source == "flags, account SID from document parameters"
     assert "flag-secret-123" not in repr(found)
 
 
@@ -313,6 +323,103 @@ def test_no_credentials_lists_every_way_to_give_them() -> None:
     message = str(caught.value)
     for way in ("--account-sid", "TWILIO_AUTH_TOKEN", "twilio_auth_token", "smspipe config init"):
         assert way in message
+
+
+# --- one precedence for settings, credentials and senders ----------------------------
+
+LAYERS = ("flag", "document", "environment", "config file")
+
+
+def layered_settings(tmp_path: Path, present: tuple[str, ...]) -> tuple[config.Settings, dict[str, str]]:
+    """Settings where each layer in *present* gives its own sender and its own pair; and the
+    document parameters (empty unless the document layer is present)."""
+    values = {
+        layer: (f"+1501712266{i}", "AC" + str(i) * 32, f"token-{layer}-123") for i, layer in enumerate(LAYERS)
+    }
+    flags, env, file, parameters = {}, {}, {}, {}
+    if "flag" in present:
+        sender, sid, token = values["flag"]
+        flags = {"from": sender, "account_sid": sid, "auth_token": token}
+    if "document" in present:
+        sender, sid, token = values["document"]
+        parameters = {"twilio_account_sid": sid, "twilio_auth_token": token, "from": sender}
+    if "environment" in present:
+        sender, sid, token = values["environment"]
+        env = {"SMSPIPE_FROM": sender, "TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN": token}
+    if "config file" in present:
+        sender, sid, token = values["config file"]
+        file = {"from": sender, "account_sid": sid, "auth_token": token}
+    path = write(tmp_path / "c.yaml", "".join(f"{k}: '{v}'\n" for k, v in file.items()))
+    return config.load(path, env=env, flags=flags), parameters
+
+
+@pytest.mark.parametrize("present", [LAYERS[i:] for i in range(4)] + [("document", "config file")])
+def test_settings_credentials_and_senders_follow_one_precedence(
+    tmp_path: Path, present: tuple[str, ...]
+) -> None:
+    settings, parameters = layered_settings(tmp_path, present)
+    strongest = present[0]
+    document_sender = parameters.pop("from", None)
+    chosen = config.resolve_sender(settings, document_sender, parameters)
+    credentials = config.resolve_credentials(settings, parameters)
+    assert chosen is not None
+    assert chosen.kind == strongest
+    assert credentials.password == f"token-{strongest}-123"
+    if strongest != "document":  # a document's from is not a setting of the run
+        assert settings.lookup("from")[0] == chosen.sender
+        assert settings.resolved.sender == chosen.sender
+
+
+def test_a_sender_and_a_messaging_service_are_taken_whole_from_one_source(tmp_path: Path) -> None:
+    service = "MG" + "a" * 32
+    path = write(tmp_path / "c.yaml", f"messaging_service_sid: {service}\n")
+    settings = config.load(path, env={"SMSPIPE_FROM": "+15017122661"})
+    chosen = config.resolve_sender(settings)
+    assert chosen == config.SenderChoice("+15017122661", None, "environment (SMSPIPE_FROM)", "environment")
+    document = config.resolve_sender(settings, None, {"twilio_messaging_service_sid": "MG" + "b" * 32})
+    assert document is not None and (document.sender, document.kind) == (None, "document")
+    assert config.resolve_sender(config.load(env={"SMSPIPE_HOME": str(tmp_path / "h")})) is None
+
+
+def test_settings_are_resolved_once_into_typed_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "c.yaml",
+        "concurrency: 8\nrate: 2\ntimeout: 5\nmax_wait: 1\nallowed_countries: [us, CA]\nledger: ~/l.db\n",
+    )
+    settings = config.load(path, env={"SMSPIPE_DEFAULT_REGION": "GB"}, flags={"concurrency": 3, "rate": None})
+    typed = settings.resolved
+    assert (typed.concurrency, typed.rate, typed.timeout, typed.max_wait, typed.retries) == (
+        3,
+        2.0,
+        5.0,
+        1.0,
+        5,
+    )
+    assert isinstance(typed.rate, float) and isinstance(typed.timeout, float)
+    assert typed.allowed_countries == frozenset({"US", "CA"})
+    assert typed.ledger == Path("~/l.db").expanduser()
+    assert typed.default_region == "GB"
+    assert typed.max_segments is None and typed.sender is None
+    assert settings.resolved is typed  # resolved once
+    with pytest.raises(AttributeError):
+        typed.concurrency = 1  # type: ignore[misc]
+
+
+def test_flags_and_environment_are_checked_like_the_file_every_problem_at_once(tmp_path: Path) -> None:
+    env = {
+        "SMSPIPE_API_URL": "api.twilio.com",
+        "SMSPIPE_DEFAULT_REGION": "USA",
+        "SMSPIPE_HOME": str(tmp_path),
+    }
+    with pytest.raises(ConfigError) as caught:
+        config.load(env=env, flags={"concurrency": 500})
+    assert str(caught.value).splitlines() == [
+        "concurrency: must be <= 100, got 500 (given as a flag): see `smspipe config example`",
+        "api_url: is not an http:// or https:// URL (environment SMSPIPE_API_URL): "
+        "see `smspipe config example`",
+        "default_region: is not a two-letter country code such as US, GB or DE "
+        "(environment SMSPIPE_DEFAULT_REGION): see `smspipe config example`",
+    ]
 
 
 # --- the commented file ---------------------------------------------------------------

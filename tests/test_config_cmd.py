@@ -143,9 +143,7 @@ def test_config_flag_beats_smspipe_config_beats_smspipe_home(
 
 def test_show_redacts_secrets_from_every_source(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(home / "config.yaml", f"account_sid: {SID}\napi_secret: {API_SECRET}\napi_key: {KEY_SID}\n")
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
     report = show()
-    assert setting(report, "auth_token") == ("(set)", "environment (TWILIO_AUTH_TOKEN)")
     assert setting(report, "api_secret")[0] == "(set)"
     assert report["credentials"] == {
         "method": "api key",
@@ -153,6 +151,11 @@ def test_show_redacts_secrets_from_every_source(home: Path, monkeypatch: pytest.
         "source": f"config file ({home / 'config.yaml'})",
         "api_key": KEY_SID,
     }
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+    report = show()
+    assert setting(report, "auth_token") == ("(set)", "environment (TWILIO_AUTH_TOKEN)")
+    assert report["credentials"] == {"method": "auth token", "account_sid": SID, "source": "environment"}
     assert setting(show("--auth-token", TOKEN), "auth_token") == ("(set)", "flag")
 
 
@@ -225,6 +228,21 @@ def test_a_broken_file_is_exit_2_with_file_and_line(home: Path, text: str, expec
         assert result.exit_code == 2
         assert f"smspipe: error: {path}{expected}" in result.stderr
         assert result.stdout == ""
+
+
+def test_every_problem_of_the_file_is_one_line_of_its_own_in_one_run(home: Path) -> None:
+    path = write(home / "config.yaml", "concurrency: 0\nacount_sid: x\nfrom: 15017122661\n")
+    expected = [
+        f"smspipe: error: {path}:1: concurrency: must be >= 1, got 0: see `smspipe config example`",
+        f"smspipe: error: {path}:2: unknown key 'acount_sid': did you mean 'account_sid'?",
+        f"smspipe: error: {path}:3: from: must be a string, got a number: put the value in quotes "
+        "(YAML reads +1555…, 0123, yes, no, on, off as numbers or booleans)",
+    ]
+    for args in (["config", "show"], ["config", "check"], ["validate", "-"], ["send", "--dry-run", "-"]):
+        result = CliRunner().invoke(app, args, input="")
+        assert result.exit_code == 2, args
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == expected, args
 
 
 def test_an_ill_typed_secret_is_not_echoed(home: Path) -> None:
@@ -417,13 +435,30 @@ class Terminal:
         os.write(self.fd, line.encode() + b"\n")
 
     def finish(self, timeout: float = 30) -> int:
+        """The child's exit code; it is killed (and the test fails) if it has not ended in time."""
         deadline = time.monotonic() + timeout
         while self._read(deadline - time.monotonic()):
             pass
-        _, status = os.waitpid(self.pid, 0)
+        status = self._wait(deadline)
         os.close(self.fd)
         self.done = True
+        if status is None:
+            raise AssertionError(
+                f"smspipe did not end within {timeout} s; the terminal shows:\n{self.transcript}"
+            )
         return os.waitstatus_to_exitcode(status)
+
+    def _wait(self, deadline: float) -> int | None:
+        """The child's wait status, polled until *deadline*; None (and the child killed) after it."""
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                return status
+            if time.monotonic() >= deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)  # SIGKILL cannot be ignored: this returns
+                return None
+            time.sleep(0.05)
 
     def _read(self, timeout: float) -> bool:
         if timeout <= 0 or not select.select([self.fd], [], [], timeout)[0]:
@@ -529,6 +564,19 @@ def test_init_interrupted_on_a_terminal_writes_nothing(home: Path, terminal: Sta
     assert term.finish() == 130, term.transcript
     assert "nothing written" in term.transcript
     assert not (home / "config.yaml").exists()
+
+
+def test_the_terminal_harness_gives_up_on_a_child_that_never_ends(
+    home: Path, terminal: StartTerminal
+) -> None:
+    """A question nobody answers fails the test in time, the child killed (it once hung CI)."""
+    term = terminal(["config", "init"], clean_env(home))
+    term.expect("Account SID (AC…): ")
+    with pytest.raises(AssertionError, match="did not end within 1 s"):
+        term.finish(timeout=1)
+    assert term.done
+    with pytest.raises(ChildProcessError):
+        os.waitpid(term.pid, os.WNOHANG)  # reaped: nothing left running
 
 
 def test_init_no_input_on_a_terminal_asks_nothing(home: Path, terminal: StartTerminal) -> None:

@@ -1,4 +1,5 @@
-"""phone.py's quick paths decide exactly what phonenumbers' public API decides."""
+"""phone.py's fast path (smspipe._phone_fast) decides exactly what phonenumbers' public API
+decides (and what phone.py's own reference, used with SMSPIPE_REFERENCE=phone, decides)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
+from smspipe import _phone_fast as fast
 from smspipe import phone
+
+pytestmark = pytest.mark.differential
 
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
 TYPES = [
@@ -58,7 +62,7 @@ def parsed(text: str, region: str) -> Any:
 
 def ours(text: str, region: str) -> Any:
     try:
-        return phone.parse(text, region)
+        return fast.parse(text, region)
     except NumberParseException as exc:
         return exc.error_type
 
@@ -114,7 +118,7 @@ def test_parse_of_every_example_number(region: str) -> None:
     split = 0
     for text in E164_EXAMPLES:
         assert ours(text, region) == parsed(text, region), text
-        if phone.split_e164(text) is not None:
+        if fast.split_e164(text) is not None:
             split += 1
             assert phonenumbers.format_number(parsed(text, region), PhoneNumberFormat.E164) == text
     assert split > len(E164_EXAMPLES) * 0.9  # the shortcut is the common case
@@ -126,7 +130,7 @@ def expected_class(number: phonenumbers.PhoneNumber) -> tuple[str | None, str]:
     valid = phonenumbers.is_valid_number(number)
     assert valid == (kind != PhoneNumberType.UNKNOWN)
     category = (
-        phone.INVALID if not valid else phone.PREMIUM if kind == PhoneNumberType.PREMIUM_RATE else phone.VALID
+        fast.INVALID if not valid else fast.PREMIUM if kind == PhoneNumberType.PREMIUM_RATE else fast.VALID
     )
     return phonenumbers.region_code_for_number(number), category
 
@@ -135,9 +139,9 @@ def test_classify_every_example_number() -> None:
     categories = set()
     for number in EXAMPLES:
         expected = expected_class(number)
-        assert phone.classify(number) == expected, number
+        assert fast.classify(number) == expected, number
         categories.add(expected[1])
-    assert categories == {phone.INVALID, phone.PREMIUM, phone.VALID}
+    assert categories == {fast.INVALID, fast.PREMIUM, fast.VALID}
 
 
 def test_check_number_of_every_example_number() -> None:
@@ -190,7 +194,7 @@ E164_LIKE = st.one_of(
 def test_parse_agrees_on_generated_numbers(text: str, region: str) -> None:
     expected = parsed(text, region)
     assert ours(text, region) == expected
-    split = phone.split_e164(text)
+    split = fast.split_e164(text)
     if split is not None:  # check_number's shortcut: the text is the number's E.164
         event("split")
         assert isinstance(expected, phonenumbers.PhoneNumber)
@@ -198,7 +202,7 @@ def test_parse_agrees_on_generated_numbers(text: str, region: str) -> None:
         assert phonenumbers.format_number(expected, PhoneNumberFormat.E164) == text
     if isinstance(expected, phonenumbers.PhoneNumber):
         event(f"class: {expected_class(expected)[1]}")
-        assert phone.classify(expected) == expected_class(expected)
+        assert fast.classify(expected) == expected_class(expected)
 
 
 @settings(max_examples=500, deadline=None)
@@ -209,3 +213,20 @@ def test_parse_agrees_on_generated_numbers(text: str, region: str) -> None:
 )
 def test_check_number_agrees_on_generated_numbers(text: str, region: str, allowed: frozenset[str]) -> None:
     assert phone.check_number(text, region, allowed) == reference_check(text, region, allowed)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=E164_LIKE, region=st.sampled_from(["US", "GB", "IT", "DE"]))
+def test_the_fast_path_locates_as_the_reference_does(text: str, region: str) -> None:
+    """phone.py's two routes, the one SMSPIPE_REFERENCE=phone takes and the fast one."""
+    try:
+        reference = phone._locate_reference(text, region)
+    except NumberParseException as exc:
+        with pytest.raises(NumberParseException) as caught:
+            fast.locate(text, region)
+        assert caught.value.error_type == exc.error_type
+        return
+    e164, found, category, _ = fast.locate(text, region)
+    assert (e164, category) == (reference[0], reference[2])
+    if category != fast.INVALID:
+        assert found == reference[1]

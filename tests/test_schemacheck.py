@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from smspipe import sms
-from smspipe.schemacheck import Schema, compile_check, json_equal
+from smspipe._schema_compile import compile_check, json_equal
+from smspipe.schemacheck import Schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -246,18 +247,21 @@ SETTINGS = settings(
 )
 
 
+@pytest.mark.differential
 @SETTINGS
 @given(value=SMS_DOCS)
 def test_sms_schema(value: Any) -> None:
     event(f"valid: {agree(sms.load_schema('sms'), value)}")
 
 
+@pytest.mark.differential
 @SETTINGS
 @given(value=ENVELOPES)
 def test_request_envelope_schema(value: Any) -> None:
     event(f"valid: {agree(envelope_schema(), value)}")
 
 
+@pytest.mark.differential
 @pytest.mark.parametrize("kind", ["order", "customer", "shipment"])
 @SETTINGS
 @given(value=HUB_DOCS)
@@ -265,6 +269,7 @@ def test_hub_schemas(kind: str, value: Any) -> None:
     event(f"valid: {agree(sms.load_schema(kind), value)}")
 
 
+@pytest.mark.differential
 @pytest.mark.parametrize(
     "value",
     [
@@ -366,6 +371,7 @@ SCHEMAS = st.one_of(
 )
 
 
+@pytest.mark.differential
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schema=SCHEMAS, value=SMALL_JSON)
 def test_generated_schemas(schema: Any, value: Any) -> None:
@@ -378,6 +384,7 @@ def test_generated_schemas(schema: Any, value: Any) -> None:
     assert fast(value) is expected, (schema, value)
 
 
+@pytest.mark.differential
 @given(one=SMALL_JSON, two=SMALL_JSON)
 def test_json_equal_is_jsonschemas_equal(one: Any, two: Any) -> None:
     from jsonschema._utils import equal
@@ -385,6 +392,7 @@ def test_json_equal_is_jsonschemas_equal(one: Any, two: Any) -> None:
     assert json_equal(one, two) == equal(one, two)
 
 
+@pytest.mark.differential
 @pytest.mark.parametrize(
     "value",
     [

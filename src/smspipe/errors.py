@@ -1,9 +1,9 @@
 """One error hierarchy, the exit codes, and the redaction of secrets.
 
-Every failure that reaches the user is a :class:`SmspipeError` (or becomes one
-in :func:`smspipe.cli.app.run_command`), and its ``exit_code`` is the process's
-exit code. Secrets registered with :func:`register_secret` are masked in every
-message that goes through :func:`redact`.
+Every failure that reaches the user is a :class:`SmspipeError` (anything else
+is a bug, exit 70), rendered in :func:`smspipe.cli.app.guarded`, and its
+``exit_code`` is the process's exit code. Secrets registered with
+:func:`register_secret` are masked in every message that goes through :func:`redact`.
 """
 
 from __future__ import annotations

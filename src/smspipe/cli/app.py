@@ -6,24 +6,18 @@ import gc
 import importlib
 import os
 import sys
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-import typer.main
-from typer.core import TyperGroup
 
 from smspipe import __version__
+from smspipe._fastpaths import use_reference
+from smspipe.cli._lazy_group import lazy_group
 from smspipe.errors import ExitCode, SmspipeError, redact
 
-if TYPE_CHECKING:
-    # Typer vendors click: the type of a built command is only named there.
-    from typer._click import Command
-
-# name -> (module of smspipe.cli, the command function or Typer in it). Built
-# lazily: making the click command of every subcommand costs each run ~9 ms,
-# and a run uses one of them. Help lists them all, and builds them all.
+# name -> (module of smspipe.cli, the command function or Typer in it).
 _COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "validate"),
     "translate": ("translate", "translate"),
@@ -33,54 +27,19 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _build_command(name: str) -> Command:
+def _implementation(name: str) -> Any:
     module_name, attribute = _COMMANDS[name]
-    target = getattr(importlib.import_module(f"smspipe.cli.{module_name}"), attribute)
-    if isinstance(target, typer.Typer):  # a group of its own (config)
-        command = typer.main.get_command(target)
-        command.name = name
-    else:
-        single = typer.Typer(add_completion=False)
-        single.command(name)(target)
-        command = typer.main.get_command(single)
-    return command
+    return getattr(importlib.import_module(f"smspipe.cli.{module_name}"), attribute)
 
 
-class _LazyCommands(MutableMapping[str, "Command"]):
-    """The root group's subcommands by name, each built when first looked up."""
-
-    def __init__(self) -> None:
-        self._built: dict[str, Command] = {}
-
-    def __getitem__(self, name: str) -> Command:
-        if name not in self._built:
-            if name not in _COMMANDS:
-                raise KeyError(name)
-            self._built[name] = _build_command(name)
-        return self._built[name]
-
-    def __setitem__(self, name: str, command: Command) -> None:
-        self._built[name] = command
-
-    def __delitem__(self, name: str) -> None:
-        del self._built[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter({**dict.fromkeys(_COMMANDS), **self._built})
-
-    def __len__(self) -> int:
-        return len({**dict.fromkeys(_COMMANDS), **self._built})
-
-
-class _LazyGroup(TyperGroup):
-    def __init__(self, **attrs: Any) -> None:
-        super().__init__(**attrs)
-        self.commands = _LazyCommands()
-
+# Only the subcommand that runs is built (smspipe.cli._lazy_group), unless
+# SMSPIPE_REFERENCE=typer asks for a plain Typer app with every command registered.
+_EAGER = use_reference("typer")
+_GROUP: dict[str, Any] = {} if _EAGER else {"cls": lazy_group(_COMMANDS, _implementation)}
 
 app = typer.Typer(
     name="smspipe",
-    cls=_LazyGroup,
+    **_GROUP,
     help="Turn e-commerce events into text messages and deliver them through Twilio.\n\n"
     "  smspipe translate order orders.ndjson | smspipe validate --pass | smspipe send",
     no_args_is_help=True,
@@ -129,12 +88,16 @@ def error_line(message: str) -> None:
 @contextmanager
 def guarded() -> Iterator[None]:
     """Run a command body: errors become one line on stderr and an exit code."""
+    from smspipe.cli.output import guard_streams
+
+    guard_streams()
     try:
         yield
     except typer.Exit:
         raise
     except SmspipeError as exc:
-        error_line(f"smspipe: error: {exc}")
+        for line in str(exc).splitlines():  # several problems: one line each
+            error_line(f"smspipe: error: {line}")
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         error_line("smspipe: interrupted")
@@ -173,3 +136,17 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     app(prog_name="smspipe")
+
+
+def _register_every_command() -> None:
+    """The reference: every command registered with Typer, as Typer documents it."""
+    for name in _COMMANDS:
+        target = _implementation(name)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+
+
+if _EAGER:
+    _register_every_command()

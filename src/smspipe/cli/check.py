@@ -16,9 +16,12 @@ def check(
     config_path: options.ConfigPath = None,
     account_sid: options.AccountSid = None,
     auth_token: options.AuthToken = None,
+    auth_token_file: options.AuthTokenFile = None,
     api_key: options.ApiKey = None,
     api_secret: options.ApiSecret = None,
+    api_secret_file: options.ApiSecretFile = None,
     api_url: options.ApiUrl = None,
+    allow_insecure_http: options.AllowInsecureHttp = False,
     timeout: options.Timeout = None,
     json_output: Annotated[
         bool,
@@ -31,24 +34,29 @@ def check(
     """Verify the Twilio credentials by fetching the account they belong to.
 
     Exit 0 when Twilio accepts them and the account is active, 1 when the
-    account is not active, 2 when credentials are missing or refused, 75 when
-    Twilio cannot be reached.
+    account is not active, 2 when credentials are missing, half a pair, refused,
+    or would go over plain HTTP to another machine, 75 when Twilio cannot be
+    reached.
+
+      smspipe config check
+
+      smspipe config check --account-sid AC… --auth-token-file ~/.twilio-token
     """
     with guarded():
-        from smspipe.cli.send import check_flags
-        from smspipe.errors import register_secret
-
-        register_secret(auth_token)
-        register_secret(api_secret)
+        secrets = options.read_secrets(
+            {"auth_token": auth_token, "api_secret": api_secret},
+            {"auth_token": auth_token_file, "api_secret": api_secret_file},
+            stdin_holds_documents=False,
+        )
         flags = {
             "account_sid": account_sid,
-            "auth_token": auth_token,
+            **secrets,
             "api_key": api_key,
-            "api_secret": api_secret,
             "api_url": api_url,
+            "allow_insecure_http": allow_insecure_http or None,
             "timeout": timeout,
         }
-        check_flags(flags)
+        options.check_flags(flags)
         verdict = verify(config_path, flags, http_log=output.err if verbose else None)
         if json_output or not output.is_terminal(sys.stdout):
             output.write_json_line(verdict)
@@ -87,8 +95,8 @@ def verify(config_path: Path | None, flags: dict[str, Any], http_log: Any = None
     for warning in settings.warnings:
         output.err(f"smspipe: warning: {warning}")
     credentials = config.resolve_credentials(settings)
-    api_url = settings.get("api_url")
-    gateway = Gateway(credentials, api_url=api_url, timeout=float(settings.get("timeout")), http_log=http_log)
+    api_url = settings.resolved.api_url_for_sending()
+    gateway = Gateway(credentials, api_url=api_url, timeout=settings.resolved.timeout, http_log=http_log)
     try:
         account = gateway.fetch_account()
     except AuthRefused as exc:

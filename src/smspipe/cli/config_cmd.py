@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from smspipe.cli import check, output
+from smspipe.cli import check, options, output
 from smspipe.cli.app import guarded
-from smspipe.cli.options import AccountSid, ApiKey, ApiUrl, ConfigPath
+from smspipe.cli.options import (
+    AccountSid,
+    AllowInsecureHttp,
+    ApiKey,
+    ApiSecret,
+    ApiSecretFile,
+    ApiUrl,
+    AuthToken,
+    AuthTokenFile,
+    ConfigPath,
+)
 
 if TYPE_CHECKING:
     from smspipe.config import Settings
@@ -26,18 +37,6 @@ app = typer.Typer(
 SET_LABEL = "(set)"
 
 # The options `init` writes and `show` lays over the environment and the file.
-AuthToken = Annotated[
-    str | None,
-    typer.Option(
-        "--auth-token",
-        help="Twilio auth token; - reads it from stdin (keeps it out of the process list and shell history).",
-        show_default=False,
-    ),
-]
-ApiSecret = Annotated[
-    str | None,
-    typer.Option("--api-secret", help="Twilio API key secret; - reads it from stdin.", show_default=False),
-]
 Sender = Annotated[
     str | None,
     typer.Option(
@@ -78,6 +77,7 @@ FLAG_NAMES = {
     "messaging_service_sid": "--messaging-service-sid",
     "default_region": "--default-region",
     "api_url": "--api-url",
+    "allow_insecure_http": "--allow-insecure-http",
     "shop_name": "--shop-name",
 }
 
@@ -87,14 +87,16 @@ def _flag_values(**given: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def _read_secrets(values: dict[str, Any]) -> None:
-    """`--auth-token -` reads the token from stdin (one line); every secret is registered."""
-    from smspipe.errors import register_secret
-
-    for name in ("auth_token", "api_secret"):
-        if values.get(name) == "-":
-            values[name] = sys.stdin.readline().rstrip("\r\n")
-        register_secret(values.get(name))
+def _secrets(
+    auth_token: str | None, auth_token_file: Path | None, api_secret: str | None, api_secret_file: Path | None
+) -> dict[str, str]:
+    """The secrets the flags give (`-`: one line of stdin; a file), registered for redaction."""
+    found = options.read_secrets(
+        {"auth_token": auth_token, "api_secret": api_secret},
+        {"auth_token": auth_token_file, "api_secret": api_secret_file},
+        stdin_holds_documents=False,  # config commands read no documents
+    )
+    return {name: value for name, value in found.items() if value is not None}
 
 
 # --- init --------------------------------------------------------------------
@@ -105,12 +107,15 @@ def init(
     config_path: ConfigPath = None,
     account_sid: AccountSid = None,
     auth_token: AuthToken = None,
+    auth_token_file: AuthTokenFile = None,
     api_key: ApiKey = None,
     api_secret: ApiSecret = None,
+    api_secret_file: ApiSecretFile = None,
     sender: Sender = None,
     messaging_service_sid: MessagingService = None,
     default_region: Region = None,
     api_url: ApiUrl = None,
+    allow_insecure_http: AllowInsecureHttp = False,
     shop_name: ShopName = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config file.")] = False,
     no_input: Annotated[
@@ -126,6 +131,8 @@ def init(
 
       smspipe config init
 
+      smspipe config init --account-sid AC… --auth-token-file ~/.twilio-token --from +15017122661
+
       printf '%s' "$TOKEN" | smspipe config init --account-sid AC… --auth-token - --from +15017122661
     """
     with guarded():
@@ -140,20 +147,18 @@ def init(
             )
         values: dict[str, Any] = _flag_values(
             account_sid=account_sid,
-            auth_token=auth_token,
             api_key=api_key,
-            api_secret=api_secret,
             sender=sender,
             messaging_service_sid=messaging_service_sid,
             default_region=default_region,
             api_url=api_url,
             shop_name=shop_name,
         )
-        _read_secrets(values)
-        for name, value in values.items():
-            problem = config.check_value(name, value)
-            if problem:
-                raise UsageError(f"{FLAG_NAMES[name]}: {problem.removeprefix(name + ': ')}")
+        values.update(_secrets(auth_token, auth_token_file, api_secret, api_secret_file))
+        if allow_insecure_http:
+            values["allow_insecure_http"] = True
+        options.check_flags(values, FLAG_NAMES)
+        config.check_api_url(values.get("api_url"), allow_insecure_http=allow_insecure_http)
         if not no_input and output.is_terminal(sys.stdin):
             _ask(values)
 
@@ -262,12 +267,15 @@ def show(
     ] = False,
     account_sid: AccountSid = None,
     auth_token: AuthToken = None,
+    auth_token_file: AuthTokenFile = None,
     api_key: ApiKey = None,
     api_secret: ApiSecret = None,
+    api_secret_file: ApiSecretFile = None,
     sender: Sender = None,
     messaging_service_sid: MessagingService = None,
     default_region: Region = None,
     api_url: ApiUrl = None,
+    allow_insecure_http: AllowInsecureHttp = False,
     shop_name: ShopName = None,
 ) -> None:
     """Print the effective settings and where each comes from; secrets only as "(set)".
@@ -284,18 +292,19 @@ def show(
     with guarded():
         from smspipe import config
 
-        flags = _flag_values(
+        flags: dict[str, Any] = _flag_values(
             account_sid=account_sid,
-            auth_token=auth_token,
             api_key=api_key,
-            api_secret=api_secret,
             sender=sender,
             messaging_service_sid=messaging_service_sid,
             default_region=default_region,
             api_url=api_url,
             shop_name=shop_name,
         )
-        _read_secrets(flags)
+        flags.update(_secrets(auth_token, auth_token_file, api_secret, api_secret_file))
+        if allow_insecure_http:
+            flags["allow_insecure_http"] = True
+        options.check_flags(flags, FLAG_NAMES)
         settings = config.load(config_path, flags=flags)
         for warning in settings.warnings:
             output.err(f"smspipe: warning: {warning}")
@@ -323,6 +332,7 @@ def effective(settings: Settings) -> dict[str, Any]:
         entries[key.name] = entry
     try:
         found = config.resolve_credentials(settings)
+        settings.resolved.api_url_for_sending()
         credentials: dict[str, Any] = {
             "method": found.method,
             "account_sid": found.account_sid,
@@ -338,7 +348,7 @@ def effective(settings: Settings) -> dict[str, Any]:
         "config_file_source": settings.path_source,
         "config_file_exists": settings.file_loaded,
         "state_dir": str(config.state_dir(settings.env)),
-        "ledger": str(settings.ledger_path),
+        "ledger": str(settings.resolved.ledger),
         "ledger_source": "default (state dir)" if ledger_source == "default" else ledger_source,
         "credentials": credentials,
         "settings": entries,

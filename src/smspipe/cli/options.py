@@ -1,9 +1,11 @@
-"""Options several commands share, declared once so that they read the same everywhere."""
+"""Options several commands share, declared once so that they read the same everywhere;
+secrets from outside the command line; flag values checked before anything runs."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,7 +55,8 @@ AuthToken = Annotated[
     str | None,
     typer.Option(
         "--auth-token",
-        help="Twilio auth token (prefer TWILIO_AUTH_TOKEN: a flag shows in `ps`).",
+        help="Twilio auth token; - reads one line of stdin (where stdin holds no documents). "
+        "A value given here shows in `ps`: prefer --auth-token-file or TWILIO_AUTH_TOKEN.",
         show_default=False,
     ),
 ]
@@ -64,7 +67,10 @@ ApiKey = Annotated[
 ApiSecret = Annotated[
     str | None,
     typer.Option(
-        "--api-secret", help="Twilio API key secret (prefer TWILIO_API_SECRET).", show_default=False
+        "--api-secret",
+        help="Twilio API key secret; - reads one line of stdin (where stdin holds no documents). "
+        "Prefer --api-secret-file or TWILIO_API_SECRET.",
+        show_default=False,
     ),
 ]
 ApiUrl = Annotated[
@@ -81,3 +87,122 @@ Timeout = Annotated[
         "--timeout", min=0.001, help="HTTP timeout per request, seconds (default 30).", show_default=False
     ),
 ]
+AllowInsecureHttp = Annotated[
+    bool,
+    typer.Option(
+        "--allow-insecure-http",
+        help="Allow an http:// --api-url on another machine: the credentials then cross the "
+        "network in clear (config allow_insecure_http). Loopback needs no permission.",
+    ),
+]
+AuthTokenFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--auth-token-file",
+        metavar="PATH",
+        help="Read the auth token from this file (mode 600 advised; a trailing newline is stripped).",
+        show_default=False,
+    ),
+]
+ApiSecretFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--api-secret-file",
+        metavar="PATH",
+        help="Read the API key secret from this file (mode 600 advised; a trailing newline is stripped).",
+        show_default=False,
+    ),
+]
+
+# --- secrets from outside the command line ------------------------------------------
+
+#: config key -> (its value flag, its file flag, what it is)
+_SECRET_FLAGS = {
+    "auth_token": ("--auth-token", "--auth-token-file", "auth token"),
+    "api_secret": ("--api-secret", "--api-secret-file", "API key secret"),
+}
+
+
+def stdin_holds_documents(inputs: list[str] | None) -> bool:
+    """True when a command reading *inputs* reads its documents from stdin."""
+    from smspipe.cli.output import is_terminal
+
+    return "-" in (inputs or []) or (not inputs and not is_terminal(sys.stdin))
+
+
+def read_secrets(
+    given: dict[str, str | None], files: dict[str, Path | None], *, stdin_holds_documents: bool
+) -> dict[str, str | None]:
+    """The secret flags' values: a value, ``-`` (one line of stdin), or a file.
+
+    *given* and *files* map auth_token/api_secret to the value and file flags.
+    ``-`` is refused where stdin carries the documents: the token would be read
+    as a document, or a document as the token. Every secret is registered for
+    redaction before anything can print it.
+    """
+    from smspipe.config import read_secret_file
+    from smspipe.errors import UsageError, register_secret
+
+    found: dict[str, str | None] = {}
+    for name, (value_flag, file_flag, what) in _SECRET_FLAGS.items():
+        value, path = given.get(name), files.get(name)
+        register_secret(value)
+        if value is not None and path is not None:
+            raise UsageError(f"{value_flag} and {file_flag} both given", hint="give the secret one way")
+        if path is not None:
+            value, warnings = read_secret_file(path, what=what)
+            for warning in warnings:
+                _warn(warning)
+        elif value == "-":
+            value = _secret_from_stdin(value_flag, file_flag, what, stdin_holds_documents)
+        found[name] = value
+    return found
+
+
+def _secret_from_stdin(value_flag: str, file_flag: str, what: str, stdin_holds_documents: bool) -> str:
+    from smspipe.cli.output import is_terminal
+    from smspipe.config import read_secret_line
+    from smspipe.errors import UsageError, register_secret
+
+    if stdin_holds_documents:
+        raise UsageError(
+            f"{value_flag} -: stdin holds the documents here, not the {what}",
+            hint=f"use {file_flag} PATH (or the environment), or give the documents as a file",
+        )
+    if is_terminal(sys.stdin):
+        import getpass
+
+        secret = getpass.getpass(f"{what[:1].upper()}{what[1:]} (not shown): ", stream=sys.stderr)
+        register_secret(secret)
+        if not secret:
+            raise UsageError(f"no {what} typed", hint=f"type the {what}, or use {file_flag} PATH")
+        return secret
+    return read_secret_line(sys.stdin, what=what)
+
+
+def _warn(line: str) -> None:
+    from smspipe.cli.output import err
+
+    err(f"smspipe: warning: {line}")
+
+
+# --- flag values -----------------------------------------------------------------------
+
+
+def check_flags(flags: dict[str, Any], spelling: dict[str, str] | None = None) -> None:
+    """Refuse ill-formed flag values (exit 2) before anything is read or sent.
+
+    The message names the flag (*spelling* maps a key to its flag where it is not
+    ``--key-name``) and never repeats the value: it may be a secret given to the
+    wrong flag.
+    """
+    from smspipe import config
+    from smspipe.errors import UsageError
+
+    for name, value in flags.items():
+        if value is None or name not in config.KEYS:
+            continue
+        problem = config.check_value(name, value)
+        if problem is not None:
+            option = (spelling or {}).get(name) or "--" + name.replace("_", "-")
+            raise UsageError(f"{option}: {problem.removeprefix(name + ': ')}")

@@ -6,10 +6,14 @@ piped ``validate`` starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from smspipe._fastpaths import use_reference
+from smspipe.cli import _json_fast
 from smspipe.errors import redact
 
 if TYPE_CHECKING:
@@ -24,43 +28,40 @@ def is_terminal(stream: IO[str]) -> bool:
 
 
 # Characters that some line readers (Python's str.splitlines, JavaScript) take
-# for line breaks: escaped, so that one NDJSON record is always one line.
-_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+# for line breaks, escaped so that one NDJSON record is always one line; and lone
+# surrogates (a "\ud800" in a JSON input), which no UTF-8 stream can take: escaped
+# as JSON writes them, so that the record still reads back as it was.
+_ODD_CHARACTERS = "[\x85\u2028\u2029\ud800-\udfff]"
+_odd: list[re.Pattern[str]] = []  # compiled on the first non-ASCII text (~0.4 ms: not at start-up)
 
 
-# json.dumps with these options builds a new encoder on every call; one will do.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+def _escape_odd(text: str) -> str:
+    """*text* (not ASCII) with odd line breaks and lone surrogates escaped as \\uXXXX."""
+    if not _odd:
+        _odd.append(re.compile(_ODD_CHARACTERS))
+    odd = _odd[0]
+    return odd.sub(_escaped, text) if odd.search(text) is not None else text
 
 
-# What _ENCODER.encode builds on every call (a C encoder, and a Python closure it
-# does not even use), built once. Its circular-reference markers are emptied
-# again by the encoder on success, and by us on failure.
-_markers: dict[int, Any] = {}
-_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_c_encode = (
-    None
-    if _make_encoder is None
-    else _make_encoder(
-        _markers, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
-    )
-)
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+_ENCODER = _json_fast.ENCODER
+_c_encode = None if use_reference("json") else _json_fast.c_encode
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON for one NDJSON line: UTF-8 kept, odd line breaks escaped."""
+    """Compact JSON for one NDJSON line: UTF-8 kept; odd line breaks and lone surrogates escaped."""
     if _c_encode is not None and type(value) is dict:
-        try:
+        try:  # _json_fast.encode_dict, inlined: this runs once a record
             text = "".join(_c_encode(value, 0))
         except BaseException:
-            _markers.clear()
+            _json_fast.forget()
             raise
     else:
         text = _ENCODER.encode(value)
-    if not text.isascii():
-        for char, escaped in _LINE_BREAKS.items():
-            if char in text:
-                text = text.replace(char, escaped)
-    return text
+    return text if text.isascii() else _escape_odd(text)
 
 
 def write_json_line(value: Any, stream: IO[str] | None = None, *, flush: bool = False) -> None:
@@ -72,12 +73,34 @@ def write_json_line(value: Any, stream: IO[str] | None = None, *, flush: bool = 
 
 def write_json_pretty(value: Any, stream: IO[str] | None = None) -> None:
     out = sys.stdout if stream is None else stream
-    out.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    out.write((text if text.isascii() else _escape_odd(text)) + "\n")
+
+
+def printable(text: str) -> str:
+    """*text* with lone surrogates escaped (\\ud800): writable to any UTF-8 stream."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def err(line: str) -> None:
     """A plain line on stderr, secrets masked."""
-    sys.stderr.write(redact(line) + "\n")
+    sys.stderr.write(printable(redact(line)) + "\n")
+
+
+def guard_streams() -> None:
+    """The last guard: stdout and stderr escape what they cannot encode, never raise.
+
+    Every writer here escapes lone surrogates already; this covers the others
+    (rich's tables, a library's message), so that no string crashes a command.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        # strict raises; surrogateescape (a C locale) raises too, or writes bytes that are not UTF-8
+        if reconfigure is not None and getattr(stream, "errors", None) in ("strict", "surrogateescape"):
+            with contextlib.suppress(ValueError, OSError):  # one that cannot change now: leave it
+                reconfigure(errors="backslashreplace")
 
 
 class ErrLines:
@@ -98,7 +121,7 @@ class ErrLines:
         if held is None:
             err(line)
             return
-        held.append(redact(line) + "\n")
+        held.append(printable(redact(line)) + "\n")
         if len(held) >= self._size:
             self.flush()
 

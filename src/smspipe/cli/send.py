@@ -56,9 +56,12 @@ def send(
     ] = None,
     account_sid: options.AccountSid = None,
     auth_token: options.AuthToken = None,
+    auth_token_file: options.AuthTokenFile = None,
     api_key: options.ApiKey = None,
     api_secret: options.ApiSecret = None,
+    api_secret_file: options.ApiSecretFile = None,
     api_url: options.ApiUrl = None,
+    allow_insecure_http: options.AllowInsecureHttp = False,
     timeout: options.Timeout = None,
     region: options.Region = None,
     max_segments: options.MaxSegments = None,
@@ -156,19 +159,20 @@ def send(
       smspipe send --dry-run samples/sms.json
     """
     with guarded():
-        from smspipe.errors import register_secret
-
-        register_secret(auth_token)
-        register_secret(api_secret)
+        secrets = options.read_secrets(
+            {"auth_token": auth_token, "api_secret": api_secret},
+            {"auth_token": auth_token_file, "api_secret": api_secret_file},
+            stdin_holds_documents=options.stdin_holds_documents(inputs),
+        )
         flags = {
             "account_sid": account_sid,
-            "auth_token": auth_token,
+            **secrets,
             "api_key": api_key,
-            "api_secret": api_secret,
             "from": sender,
             "messaging_service_sid": messaging_service_sid,
             "status_callback": status_callback,
             "api_url": api_url,
+            "allow_insecure_http": allow_insecure_http or None,
             "timeout": timeout,
             "default_region": region,
             "max_segments": max_segments,
@@ -194,21 +198,6 @@ def send(
         code = run.execute()
         if code:
             raise typer.Exit(code)
-
-
-def check_flags(flags: dict[str, Any]) -> None:
-    """Refuse ill-formed flag values (exit 2) before anything is read or sent."""
-    from smspipe import config
-    from smspipe.errors import UsageError
-
-    for name, value in flags.items():
-        if value is None or name not in config.KEYS:
-            continue
-        key = config.KEYS[name]
-        if not config.key_validator(name).is_valid(value):
-            option = "--from" if name == "from" else "--" + name.replace("_", "-")
-            shown = "(hidden)" if key.secret else repr(value)
-            raise UsageError(f"{option} {shown} is not valid", hint=key.doc)
 
 
 class _Run:
@@ -255,7 +244,7 @@ class _Run:
     def execute(self) -> int:
         from smspipe import config, delivery, documents, sms
 
-        check_flags(self.flags)
+        options.check_flags(self.flags, {"from": "--from", "ledger": "--ledger"})
         settings = config.load(self.config_path, flags=self.flags)
         for warning in settings.warnings:
             output.err(f"smspipe: warning: {warning}")

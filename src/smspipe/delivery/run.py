@@ -130,6 +130,8 @@ def _deliver_all(
     on_line: Callable[[str], None],
     progress: Progress | None,
 ) -> None:
+    # Credentials never cross the network in clear: refused (exit 2) before anything starts.
+    request.settings.resolved.api_url_for_sending()
     planner = Planner(request.settings, request.policy, need_credentials=True)
     ledger: Ledger | None = None
     if request.use_ledger:
