@@ -239,8 +239,10 @@ def test_a_disk_that_fills_mid_batch_reports_what_was_delivered_and_starts_nothi
         assert created[sid]["to"] == record["to"]
     # No new message was started once the ledger could not record: what was not
     # sent is reported not sent, and a run with room delivers each exactly once.
+    # (A claim the full disk kept it from giving back is open: the next run finds it
+    # absent from the log only past the grace period, which the loopback log needs none of.)
     assert all(r["status"] in ("sent", "failed") for r in run.records)
-    rerun = run_process("send", env=send_env, input=ndjson(documents))
+    rerun = run_process("send", env={**send_env, "SMSPIPE_RECONCILE_GRACE": "0"}, input=ndjson(documents))
     assert rerun.exit_code == 0, rerun.stderr
     bodies = sorted(m["body"] for m in twilio_server.messages if m["body"].startswith("batch"))
     assert bodies == sorted(d["sms"]["message"] for d in documents)
