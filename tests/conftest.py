@@ -137,3 +137,22 @@ def sms_documents(
             document["request_id"] = f"{prefix}-{number}"
         out.append(document)
     return out
+
+
+@pytest.fixture
+def spawn() -> Iterator[Any]:
+    """Start `smspipe send` processes (tests/processes.py); kill those still running at the end."""
+    from processes import start_send
+
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: Any, **kwargs: Any) -> subprocess.Popen[str]:
+        process = start_send(*args, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

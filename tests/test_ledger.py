@@ -1,257 +1,232 @@
-"""The ledger: claims, states, dead runs, and claims racing across processes."""
+"""The ledger: the contract (tests/ledger_contract.py) on SQLite, and what is SQLite's own:
+the file, its names, its schema 1 ancestor."""
 
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from smspipe.delivery import EngineOptions, RateLimiter
-from smspipe.ledger import ClaimResult, Entry, Ledger, State, read_only
+from ledger_contract import *  # noqa: F403 - the contract's tests run here, on SQLite
+from ledger_contract import MakeLedger, attempt, message
+from smspipe.ledger import KeyState, Ledger, RunInfo, Settings, open_ledger
+from test_conflicts import V1_SCHEMA
 
 
-def entry(key: str = "order:R1:complete", body: str = "Your order R1 shipped") -> Entry:
-    return Entry(
-        key=key,
-        account_sid="AC" + "1" * 32,
-        to="+14155552671",
-        sender="+15017122661",
-        messaging_service_sid=None,
-        body=body,
-    )
+@pytest.fixture(params=["sqlite"])
+def ledger_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    assert request.param == "sqlite"
+    return str(tmp_path / "state" / "ledger.sqlite3")
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "ledger.sqlite3"
+def make_ledger(ledger_target: str) -> Iterator[MakeLedger]:
+    opened: list[Ledger] = []
+
+    def make(settings: Settings | None = None) -> Ledger:
+        ledger = open_ledger(ledger_target, settings=settings)
+        assert ledger is not None
+        ledger.start_run()
+        opened.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in opened:
+        ledger.close()
 
 
-def test_claim_send_then_skip(path: Path) -> None:
-    with Ledger(path) as ledger:
-        assert ledger.claim(entry()).result == ClaimResult.CLAIMED
-        row = ledger.get(entry().key)
-        assert row is not None and row.state == State.PENDING and row.body == entry().body
-        ledger.mark_sent(entry().key, "SM" + "a" * 32, 1)
-        claim = ledger.claim(entry())
-        assert claim.result == ClaimResult.ALREADY_SENT
-        assert claim.row is not None and claim.row.sid == "SM" + "a" * 32
-        sent = ledger.get(entry().key)
-        assert sent is not None and sent.body is None  # the text is not kept once sent
+# --- SQLite's own ----------------------------------------------------------------------
 
 
-def test_the_ledger_is_wal_and_private(path: Path) -> None:
-    with Ledger(path):
-        pass
-    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+def test_the_file_is_wal_private_and_marked_as_a_smspipe_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "ledger.sqlite3"
+    ledger = open_ledger(path)
+    assert ledger is not None
+    ledger.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA application_id").fetchone()[0] == 0x534D5350
+    assert path.stat().st_mode & 0o077 == 0
     assert path.parent.stat().st_mode & 0o077 == 0
-
-
-def test_force_claims_a_sent_row_and_release_restores_it(path: Path) -> None:
-    with Ledger(path) as ledger:
-        ledger.claim(entry())
-        ledger.mark_sent(entry().key, "SMold", 1)
-        claim = ledger.claim(entry(), force=True)
-        assert claim.result == ClaimResult.CLAIMED
-        ledger.release(entry().key, claim.row)
-        row = ledger.get(entry().key)
-        assert row is not None and row.state == State.SENT and row.sid == "SMold"
-
-
-def test_a_failed_row_is_tried_again(path: Path) -> None:
-    with Ledger(path) as ledger:
-        ledger.claim(entry())
-        ledger.mark_failed(entry().key, 21211, "bad number")
-        assert ledger.claim(entry()).result == ClaimResult.CLAIMED
-
-
-def test_release_forgets_a_new_claim(path: Path) -> None:
-    with Ledger(path) as ledger:
-        ledger.claim(entry())
-        ledger.release(entry().key)
-        assert ledger.get(entry().key) is None
-
-
-def test_a_live_run_holds_its_rows_and_a_dead_ones_are_stale(path: Path) -> None:
-    first = Ledger(path, run_id="host:1:first")
-    second = Ledger(path, run_id="host:2:second")
-    try:
-        assert first.claim(entry()).result == ClaimResult.CLAIMED
-        busy = second.claim(entry())
-        assert busy.result == ClaimResult.BUSY and busy.holder == "pid 1 on host"
-        assert first.claim(entry()).holder == "this run"  # the same key twice in one run
-        assert second.open_rows() == []
-        first.close()  # the run ends without settling its row (as if killed)
-        [stale_row] = second.open_rows()
-        assert stale_row.key == entry().key
-        stale = second.claim(entry())
-        assert stale.result == ClaimResult.STALE
-        assert stale.row is not None and stale.row.owner == "host:1:first"
-        row = second.get(entry().key)
-        assert row is not None and row.owner == "host:2:second"
-    finally:
-        second.close()
-
-
-def test_a_run_killed_with_sigkill_leaves_a_stale_row(path: Path) -> None:
-    script = textwrap.dedent(f"""
-        import os, sys, time
-        from smspipe.ledger import Entry, Ledger
-        ledger = Ledger({str(path)!r})
-        ledger.claim(Entry("k", None, "+14155552671", None, None, "hello"))
-        print("claimed", flush=True)
-        time.sleep(60)
-    """)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "claimed"
-    with Ledger(path) as ledger:
-        assert ledger.claim(Entry("k", None, "+14155552671", None, None, "hello")).result == ClaimResult.BUSY
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    with Ledger(path) as ledger:
-        assert ledger.claim(Entry("k", None, "+14155552671", None, None, "hello")).result == ClaimResult.STALE
-
-
-def test_adopt_takes_a_dead_runs_row_once(path: Path) -> None:
-    dead = Ledger(path, run_id="host:9:dead")
-    dead.claim(entry())
-    dead.close()
-    with Ledger(path) as one, Ledger(path) as two:
-        [row] = one.open_rows()
-        assert one.adopt(row)
-        assert not two.adopt(row)  # now held by a live run
-
-
-def test_claims_race_across_processes_and_each_key_is_claimed_once(path: Path) -> None:
-    with Ledger(path):
-        pass  # create it first, as a run would
-    keys = 150
-    script = textwrap.dedent(f"""
-        import sys
-        from smspipe.ledger import ClaimResult, Entry, Ledger
-        won = 0
-        with Ledger({str(path)!r}) as ledger:
-            for i in range({keys}):
-                claim = ledger.claim(Entry(f"k{{i}}", None, "+14155552671", None, None, "b"))
-                if claim.result == ClaimResult.CLAIMED:
-                    won += 1
-                    ledger.mark_sent(f"k{{i}}", f"SM{{i}}")
-        print(won)
-    """)
-    processes = [
-        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(4)
+    assert sorted(p.name for p in path.parent.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
+        "ledger.sqlite3"
     ]
-    won = [int(p.communicate(timeout=60)[0]) for p in processes]
-    assert sum(won) == keys
-    with Ledger(path) as ledger:
-        assert ledger.counts() == {"sent": keys}
 
 
-def test_read_only_view(path: Path) -> None:
-    assert read_only(path) is None
-    with Ledger(path) as ledger:
-        ledger.claim(entry())
-        ledger.mark_sent(entry().key, "SMx")
-    view = read_only(path)
+def test_a_read_only_look_finds_nothing_where_there_is_no_ledger(tmp_path: Path) -> None:
+    assert open_ledger(tmp_path / "none.sqlite3", read_only=True) is None
+    assert not (tmp_path / "none.sqlite3").exists()
+
+
+@pytest.mark.parametrize("alias", ["symlink", "hardlink", "relative"])
+def test_two_names_for_one_ledger_are_one_ledger(
+    tmp_path: Path, alias: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state" / "ledger.sqlite3"
+    first = open_ledger(path)
+    assert first is not None
+    first.start_run()
+    other = tmp_path / "other.sqlite3"
+    if alias == "symlink":
+        other.symlink_to(path)
+    elif alias == "hardlink":
+        os.link(path, other)
+    else:
+        monkeypatch.chdir(tmp_path / "state")
+        other = Path("ledger.sqlite3")
+    second = open_ledger(other)
+    assert second is not None
+    second.start_run()
+    try:
+        # The claim sits in the write-ahead log, not yet in the file: a second
+        # name with a log of its own would not see it (and would take its own
+        # write lock).
+        assert first.claim("k", None, attempt()) is not None
+        assert second.claim("k", None, attempt()) is None
+        row = second.get("k")
+        assert row is not None and row.holder is not None and row.holder.alive
+    finally:
+        first.close()
+        second.close()
+    wal_files = sorted(p.name for p in tmp_path.rglob("*-wal"))
+    assert wal_files in ([], ["ledger.sqlite3-wal"])
+
+
+def write_v1(path: Path, rows: list[tuple[str, str, str | None, str | None]]) -> None:
+    """A schema 1 ledger (smspipe before the ledger package): (key, state, sid, body) rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_SCHEMA)
+        for key, state, sid, body in rows:
+            db.execute(
+                "INSERT INTO deliveries (key, state, account_sid, recipient, sender, body, body_sha256, "
+                "sid, owner, attempts, attempted_at, updated_at) "
+                "VALUES (?, ?, 'AC1', ?, '+15017122661', ?, 'h', ?, 'host:1:gone', 1, 1.7e9, 1.7e9)",
+                (key, state, "+14155550101", body, sid),
+            )
+        db.execute("PRAGMA user_version = 1")
+
+
+def test_schema_1_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    write_v1(
+        path,
+        [
+            ("order:1", "sent", "SM1", None),
+            ("sha256:" + "a" * 32, "sent", "SM2", None),
+            ("order:3", "pending", None, "in flight when it was killed"),
+            ("order:4", "failed", None, None),
+        ],
+    )
+    ledger = open_ledger(path)
+    assert ledger is not None
+    ledger.start_run()
+    try:
+        sent = ledger.get("order:1")
+        assert sent is not None and sent.state == KeyState.SENT and sent.latest is not None
+        assert sent.latest.sid == "SM1"
+        [orphan] = ledger.orphans()  # its owner (a lock-file run id) is gone
+        assert orphan.key == "order:3" and orphan.state == KeyState.SENDING
+        assert orphan.body == "in flight when it was killed"
+        assert ledger.legacy_accounts() == ("AC1",)
+        # A schema 1 content-hash key is found by that hash and takes the new key.
+        found = ledger.get("sha256:new", ("sha256:" + "a" * 32,))
+        assert found is not None and found.key == "sha256:new" and found.sid == "SM2"
+        assert ledger.get("sha256:" + "a" * 32) is None
+        assert ledger.counts().messages == 2
+    finally:
+        ledger.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_a_dry_run_reads_schema_1_without_migrating_it(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    write_v1(path, [("order:1", "sent", "SM1", None), ("sha256:" + "b" * 32, "sent", "SM2", None)])
+    view = open_ledger(path, read_only=True)
     assert view is not None
-    row = view.get(entry().key)
-    assert row is not None and row.sid == "SMx"
-    assert view.get("other") is None
-    view.close()
+    try:
+        row = view.get("order:1")
+        assert row is not None and row.state == KeyState.SENT and row.sid == "SM1"
+        legacy = view.get("sha256:new", ("sha256:" + "b" * 32,))
+        assert legacy is not None and legacy.sid == "SM2"
+    finally:
+        view.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
 
 
-def test_known_sids_and_owner(path: Path) -> None:
-    with Ledger(path) as ledger:
-        ledger.claim(entry("a"))
-        ledger.mark_sent("a", "SMa")
-        assert ledger.known_sids(["SMa", "SMb"]) == {"SMa"}
-        assert ledger.sid_owner("SMa") == "a" and ledger.sid_owner("SMb") is None
-
-
-def test_an_unusable_ledger_is_a_config_error(tmp_path: Path) -> None:
-    from smspipe.errors import ConfigError
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    from smspipe.ledger import LedgerError
 
     path = tmp_path / "ledger.sqlite3"
-    path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ConfigError) as caught:
-        Ledger(path)
-    assert "--ledger" in str(caught.value)
+    ledger = open_ledger(path)
+    assert ledger is not None
+    ledger.close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(LedgerError, match="newer smspipe"):
+        open_ledger(path)
 
 
-# --- the rate limiter and the backoff --------------------------------------------------
+def test_ended_runs_are_forgotten_after_a_week_unless_they_own_a_key(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    old = open_ledger(path, run=RunInfo("old", "h", 1, None, None))
+    assert old is not None
+    old.start_run()
+    old.claim("k", None, attempt())
+    old.record_sent("k", message("SM1", "k"))
+    old.end_run()
+    old.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET ended_at = ended_at - 8 * 86400")
+    fresh = open_ledger(path)
+    assert fresh is not None
+    fresh.start_run()
+    fresh.close()
+    with sqlite3.connect(path) as db:
+        assert [r[0] for r in db.execute("SELECT run_id FROM runs")] != ["old"]
+        assert db.execute("SELECT count(*) FROM runs WHERE run_id = 'old'").fetchone()[0] == 0
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+def test_64_scribbled_bytes_anywhere_are_refused_or_harmless(tmp_path: Path) -> None:
+    """Wherever 64 bytes land, the ledger is refused (LedgerDamaged) or every key reads as
+    it was: never a key gone missing (which would send its message again), never a crash."""
+    import random
 
-    def __call__(self) -> float:
-        return self.now
+    from smspipe.ledger import LedgerDamaged
 
-
-@settings(max_examples=200, deadline=None)
-@given(
-    rate=st.one_of(st.integers(1, 50).map(float), st.floats(0.2, 40)),
-    gaps=st.lists(st.floats(0, 0.3), min_size=1, max_size=120),
-)
-def test_never_more_than_rate_starts_in_any_second(rate: float, gaps: list[float]) -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(rate, clock=clock)
-    starts = []
-    for gap in gaps:
-        clock.now += gap
-        starts.append(clock.now + limiter.reserve())
-    assert starts == sorted(starts)
-    allowed = max(1, int(rate)) if rate >= 1 else 1
-    for i, start in enumerate(starts):
-        in_window = [s for s in starts[i:] if s < start + 1.0]
-        assert len(in_window) <= allowed
-        if rate < 1 and i + 1 < len(starts):
-            assert starts[i + 1] - start >= 1 / rate
-
-
-def test_without_rate_nothing_waits_but_retry_after_holds() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(None, clock=clock)
-    assert [limiter.reserve() for _ in range(100)] == [0.0] * 100
-    limiter.hold(2.5)
-    assert limiter.reserve() == 2.5
-
-
-@given(
-    attempt=st.integers(1, 30),
-    max_wait=st.floats(0, 120),
-    retry_after=st.one_of(st.none(), st.floats(0, 200)),
-)
-def test_backoff_is_full_jitter_bounded_by_max_wait_and_honours_retry_after(
-    attempt: int, max_wait: float, retry_after: float | None
-) -> None:
-    from smspipe.delivery import Engine, Gateways
-
-    options = EngineOptions(concurrency=1, max_wait=max_wait, backoff=0.5)
-    engine = Engine(
-        options,
-        Gateways(lambda c: None),
-        None,  # type: ignore[arg-type,return-value]
-        on_result=lambda r: None,
-    )
-    try:
-        delay = engine.backoff(attempt, retry_after)
-    finally:
-        engine.close()
-    if retry_after is not None and retry_after > max_wait:
-        assert delay is None
-        return
-    assert delay is not None
-    assert 0 <= delay <= max(min(max_wait, 0.5 * 2 ** (attempt - 1)), retry_after or 0)
-    if retry_after is not None:
-        assert delay >= retry_after
+    path = tmp_path / "ledger.sqlite3"
+    ledger = open_ledger(path)
+    assert ledger is not None
+    ledger.start_run()
+    for i in range(300):
+        ledger.claim(f"order:{i}", None, attempt(body="b" * 100))
+        ledger.record_sent(f"order:{i}", message(f"SM{i:032d}", f"order:{i}"))
+    ledger.end_run()
+    ledger.close()
+    data = path.read_bytes()
+    rng = random.Random(20261202)
+    refused = 0
+    for _ in range(120):
+        scribbled = bytearray(data)
+        where = rng.randrange(100, len(data) - 64)
+        scribbled[where : where + 64] = rng.randbytes(64)
+        copy = tmp_path / f"copy-{where}.sqlite3"
+        copy.write_bytes(bytes(scribbled))
+        try:
+            view = open_ledger(copy, read_only=True)
+            assert view is not None
+            try:
+                rows = [view.get(f"order:{i}") for i in range(300)]
+            finally:
+                view.close()
+        except LedgerDamaged:
+            refused += 1
+            continue
+        missing = [i for i, row in enumerate(rows) if row is None or row.state != KeyState.SENT]
+        assert missing == [], f"64 bytes at {where} lost keys {missing[:5]}"
+    assert refused > 0

@@ -358,7 +358,8 @@ def test_https_proxy_is_honoured(
     # The loopback server plays the proxy: requests sends it absolute-form targets.
     monkeypatch.setenv("SMSPIPE_API_URL", "http://twilio.invalid:8080")
     monkeypatch.setenv("HTTP_PROXY", twilio_server.url)
-    run = invoke("send", input=ndjson(sms_documents(1)))
+    # Plain HTTP to another machine (here through a proxy) must be allowed explicitly.
+    run = invoke("send", "--allow-insecure-http", input=ndjson(sms_documents(1)))
     assert run.exit_code == 0, run.stderr
     [create] = twilio_server.creates()
     assert create.target.startswith("http://twilio.invalid:8080/2010-04-01/Accounts/")
@@ -483,3 +484,38 @@ def test_terminal_rendering_is_a_table(send_env: dict[str, str]) -> None:
 
 def run_ok(run: Run) -> None:
     assert run.exit_code == 0, run.stderr
+
+
+# --- credentials over the network ------------------------------------------------------
+
+
+def test_plain_http_to_another_machine_is_refused_before_anything_is_sent(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    run = invoke("send", "--api-url", "http://10.9.8.7:8080", input=ndjson(sms_documents(1)))
+    assert run.exit_code == 2
+    assert "plain HTTP" in run.stderr and "--allow-insecure-http" in run.stderr
+    assert run.stdout == ""
+    dry = invoke("send", "--dry-run", "--api-url", "http://10.9.8.7:8080", input=ndjson(sms_documents(1)))
+    assert dry.exit_code == 0  # a dry run sends nothing anywhere
+
+
+def test_the_auth_token_from_a_file(
+    send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN")
+    token = tmp_path / "token"
+    token.write_text(AUTH_TOKEN + "\n")
+    token.chmod(0o600)
+    run = invoke(
+        "send", "--account-sid", ACCOUNT_SID, "--auth-token-file", str(token), input=ndjson(sms_documents(1))
+    )
+    assert run.exit_code == 0, run.stderr
+    assert twilio_server.creates()[0].password == AUTH_TOKEN
+    assert_no_secrets(run.everything)
+
+
+def test_a_dash_token_is_refused_where_stdin_holds_the_documents(send_env: dict[str, str]) -> None:
+    run = invoke("send", "--auth-token", "-", input=ndjson(sms_documents(1)))
+    assert run.exit_code == 2
+    assert "stdin holds the documents" in run.stderr

@@ -24,8 +24,10 @@ class ExitCode(IntEnum):
     INTERNAL = 70
     #: temporary fault (rate limit, 5xx, network): run again later (EX_TEMPFAIL)
     TEMPFAIL = 75
-    #: interrupted (SIGINT)
+    #: interrupted (SIGINT, Ctrl-C): in-flight messages settled, summary printed
     INTERRUPTED = 130
+    #: terminated (SIGTERM: cron, systemd, CI time-outs), handled as SIGINT is
+    TERMINATED = 143
 
 
 class SmspipeError(Exception):
@@ -71,6 +73,12 @@ class TemporaryFailure(SmspipeError):
 
 class Interrupted(SmspipeError):
     exit_code = ExitCode.INTERRUPTED
+
+
+class Terminated(SmspipeError):
+    """SIGTERM (cron, systemd, a CI time-out), before the run could settle anything."""
+
+    exit_code = ExitCode.TERMINATED
 
 
 # Secrets known to this process. Every message we print is passed through

@@ -14,12 +14,9 @@ from smspipe.cli import options, output
 from smspipe.cli.app import guarded, settle_heap
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from rich.console import Console
 
-    from smspipe import config
-    from smspipe.delivery import Engine, Job, Planner, Progress, Result, Totals
+    from smspipe.delivery import Progress, Result, Totals
 
 
 def send(
@@ -59,14 +56,17 @@ def send(
     ] = None,
     account_sid: options.AccountSid = None,
     auth_token: options.AuthToken = None,
+    auth_token_file: options.AuthTokenFile = None,
     api_key: options.ApiKey = None,
     api_secret: options.ApiSecret = None,
+    api_secret_file: options.ApiSecretFile = None,
     api_url: options.ApiUrl = None,
+    allow_insecure_http: options.AllowInsecureHttp = False,
     timeout: options.Timeout = None,
     region: options.Region = None,
     max_segments: options.MaxSegments = None,
     ledger_path: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--ledger",
             help="SQLite ledger of what was sent (default: the state dir; config `ledger`; SMSPIPE_LEDGER).",
@@ -77,7 +77,11 @@ def send(
         bool, typer.Option("--no-ledger", help="Neither skip what was sent before nor record what is sent.")
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Send even what the ledger says was already sent.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Send even what an earlier run sent, or sent to another recipient under the same key.",
+        ),
     ] = False,
     concurrency: Annotated[
         int | None,
@@ -139,37 +143,40 @@ def send(
 
     Every document is checked exactly as `smspipe validate` checks it; an
     invalid one is reported and not sent. A ledger remembers what was sent,
-    so a re-run skips it; 429, 5xx and network faults are retried, and a
-    message whose fate is unknown is looked up in Twilio's message log before
-    it is ever sent again.
+    so a re-run skips it (and refuses the same request_id for another
+    recipient: conflict); 429, 5xx and network faults are retried, and a
+    message whose fate is unknown is looked up in Twilio's message log, never
+    sent again blindly.
 
     Exit 0 when all were sent (or skipped as already sent), 1 when some were
-    invalid or rejected by Twilio, 2 on a usage or credentials error (Twilio
-    refusing the credentials stops the batch), 75 when some are undelivered
-    because of temporary faults (run again later), 130 when interrupted.
+    invalid, in conflict or rejected by Twilio, 2 on a usage, credentials or
+    ledger error (Twilio refusing the credentials stops the batch), 75 when
+    some are undelivered or of unknown fate because of temporary faults (run
+    again later), 130 / 143 when interrupted by SIGINT / SIGTERM.
 
       smspipe translate order orders.ndjson | smspipe send
 
       smspipe send --dry-run samples/sms.json
     """
     with guarded():
-        from smspipe.errors import register_secret
-
-        register_secret(auth_token)
-        register_secret(api_secret)
+        secrets = options.read_secrets(
+            {"auth_token": auth_token, "api_secret": api_secret},
+            {"auth_token": auth_token_file, "api_secret": api_secret_file},
+            stdin_holds_documents=options.stdin_holds_documents(inputs),
+        )
         flags = {
             "account_sid": account_sid,
-            "auth_token": auth_token,
+            **secrets,
             "api_key": api_key,
-            "api_secret": api_secret,
             "from": sender,
             "messaging_service_sid": messaging_service_sid,
             "status_callback": status_callback,
             "api_url": api_url,
+            "allow_insecure_http": allow_insecure_http or None,
             "timeout": timeout,
             "default_region": region,
             "max_segments": max_segments,
-            "ledger": str(ledger_path) if ledger_path else None,
+            "ledger": ledger_path or None,
             "concurrency": concurrency,
             "rate": rate,
             "retries": retries,
@@ -193,23 +200,8 @@ def send(
             raise typer.Exit(code)
 
 
-def check_flags(flags: dict[str, Any]) -> None:
-    """Refuse ill-formed flag values (exit 2) before anything is read or sent."""
-    from smspipe import config
-    from smspipe.errors import UsageError
-
-    for name, value in flags.items():
-        if value is None or name not in config.KEYS:
-            continue
-        key = config.KEYS[name]
-        if not config.key_validator(name).is_valid(value):
-            option = "--from" if name == "from" else "--" + name.replace("_", "-")
-            shown = "(hidden)" if key.secret else repr(value)
-            raise UsageError(f"{option} {shown} is not valid", hint=key.doc)
-
-
 class _Run:
-    """One invocation of `send`: settings, inputs, delivery, rendering, exit code."""
+    """One invocation of `send`: parse, one core call (delivery.send), render, exit code."""
 
     def __init__(
         self,
@@ -251,9 +243,8 @@ class _Run:
 
     def execute(self) -> int:
         from smspipe import config, delivery, documents, sms
-        from smspipe.errors import ExitCode
 
-        check_flags(self.flags)
+        options.check_flags(self.flags, {"from": "--from", "ledger": "--ledger"})
         settings = config.load(self.config_path, flags=self.flags)
         for warning in settings.warnings:
             output.err(f"smspipe: warning: {warning}")
@@ -263,130 +254,35 @@ class _Run:
         sources = documents.input_sources(
             self.inputs, output.is_terminal(sys.stdin), "smspipe send - < batch.ndjson"
         )
-        planner = delivery.Planner(settings, policy, need_credentials=not self.dry_run)
-        planned = (job for item in documents.read_values(sources) for job in planner.plan(item))
+        request = delivery.SendRequest(
+            settings=settings,
+            policy=policy,
+            sources=sources,
+            options=delivery.options_from(settings, force=self.force),
+            dry_run=self.dry_run,
+            use_ledger=self.use_ledger,
+            http_log=self.log if self.verbose else None,
+        )
+        progress = delivery.Progress()
         self._open_failed()
         settle_heap()
-        totals = delivery.Totals()
+        display = None
+        if self.show_progress and not self.dry_run:
+            display = self._display = _Display(progress, shared=_same_terminal())
+            display.start()
         try:
-            if self.dry_run:
-                self._dry_run(settings, planned, totals)
-            else:
-                self._deliver(settings, planner, planned, totals)
+            totals = delivery.send(request, on_result=self.emit, on_line=self.log, progress=progress)
         finally:
+            if display is not None:
+                display.stop()
             self._close_failed()
         sys.stdout.flush()
-        return self.finish(totals, ExitCode)
-
-    def _dry_run(self, settings: config.Settings, planned: Iterable[Job | Result], totals: Totals) -> None:
-        from smspipe import delivery, ledger
-
-        seen = None
-        if self.use_ledger and not self.force:
-            seen = ledger.read_only(settings.ledger_path)
-        try:
-            for result in delivery.dry_run(planned):
-                if seen is not None and result.status == delivery.Status.DRY_RUN:
-                    row = seen.get(result.key)
-                    if row is not None and row.state == ledger.State.SENT:
-                        result = delivery.Result(
-                            result.verdict,
-                            delivery.Status.SKIPPED,
-                            result.key,
-                            job=result.job,
-                            sid=row.sid,
-                            segments=row.segments,
-                        )
-                self.emit(result, totals)
-        finally:
-            if seen is not None:
-                seen.close()
-
-    def _deliver(
-        self, settings: config.Settings, planner: Planner, planned: Iterable[Job | Result], totals: Totals
-    ) -> None:
-        from smspipe import delivery
-        from smspipe.ledger import Ledger
-
-        options = delivery.EngineOptions(
-            concurrency=int(settings.get("concurrency")),
-            rate=settings.get("rate"),
-            retries=int(settings.get("retries")),
-            max_wait=float(settings.get("max_wait")),
-            force=self.force,
-        )
-        gateways = delivery.Gateways(self._gateway_factory(settings, options.concurrency))
-        book = Ledger(settings.ledger_path) if self.use_ledger else None
-        engine = delivery.Engine(options, gateways, book, on_result=lambda result: self.emit(result, totals))
-        display = _Display(engine.progress, shared=_same_terminal()) if self.show_progress else None
-        self._display = display
-        try:
-            if display is not None:
-                display.start()
-            try:
-                self._reconcile(engine, planner)
-                for item in planned:
-                    if isinstance(item, delivery.Result):
-                        engine.report(item)
-                    elif not engine.submit(item):
-                        break
-                    if engine.stopped:
-                        break
-            except KeyboardInterrupt:
-                self.log(
-                    "smspipe: interrupted: finishing the requests in flight "
-                    "(Ctrl-C again to abandon them; the next run reconciles)"
-                )
-                engine.interrupt()
-            except BaseException:
-                engine.interrupt()  # start nothing more; what is in flight finishes
-                raise
-        finally:
-            try:
-                engine.close()  # waits for the requests in flight: the ledger is consistent
-            finally:
-                if display is not None:
-                    display.stop()
-                gateways.close()
-                if book is not None:
-                    book.close()
-        totals.interrupted = engine.interrupted
-
-    def _reconcile(self, engine: Engine, planner: Planner) -> None:
-        counts = engine.reconcile_open_rows(planner.default_credentials)
-        settled = counts["found"] + counts["absent"] + counts["unknown"]
-        if settled:
-            self.log(
-                f"smspipe: reconciled {output.plural(settled, 'message')} an interrupted "
-                f"run left unfinished: {counts['found']} found in Twilio's message log, "
-                f"{counts['absent']} not created (sent when their document comes), "
-                f"{counts['unknown']} still unknown"
-            )
-        if counts["skipped"]:
-            self.log(
-                f"smspipe: {output.plural(counts['skipped'], 'message')} an interrupted "
-                "run left unfinished will be checked when their documents come"
-            )
-
-    def _gateway_factory(self, settings: config.Settings, pool_size: int) -> Any:
-        from smspipe.gateway import Gateway
-
-        api_url = settings.get("api_url")
-        timeout = float(settings.get("timeout"))
-        http_log = self.log if self.verbose else None
-
-        def factory(credentials: config.Credentials) -> Gateway:
-            return Gateway(
-                credentials, api_url=api_url, timeout=timeout, http_log=http_log, pool_size=pool_size
-            )
-
-        return factory
+        return self.finish(totals)
 
     # --- results -------------------------------------------------------------
 
-    def emit(self, result: Result, totals: Totals) -> None:
+    def emit(self, result: Result) -> None:
         with self._print_lock:
-            totals.add(result)
             if self.as_json:
                 output.write_json_line(result.record(), flush=True)
             else:
@@ -397,7 +293,7 @@ class _Run:
                         self._display.console if shared and self._display else output.console()
                     )
                 self._table.add(result)
-            if self._failed is not None and not result.delivered:
+            if self._failed is not None and not result.delivered and result.status.value != "dry-run":
                 document = result.failed_document()
                 if document is not None:
                     output.write_json_line(document, self._failed, flush=True)
@@ -422,8 +318,8 @@ class _Run:
             self._failed.close()
             self._failed = None
 
-    def finish(self, totals: Totals, codes: Any) -> int:
-        from smspipe.delivery import NO_SENDER_HINT
+    def finish(self, totals: Totals) -> int:
+        from smspipe.delivery import NO_SENDER_HINT, exit_code
 
         if not self.quiet:
             output.err(totals.line())
@@ -431,20 +327,9 @@ class _Run:
             output.err(f"smspipe: some documents have no sender: {NO_SENDER_HINT}")
         if totals.fatal_message:
             output.err(f"smspipe: error: {totals.fatal_message}")
-            return int(codes.USAGE)
-        if totals.interrupted:
-            return int(codes.INTERRUPTED)
-        if totals.temporary:
-            return int(codes.TEMPFAIL)
-        if totals.counts[_status("failed")] or totals.counts[_status("invalid")]:
-            return int(codes.INVALID)
-        return int(codes.OK)
-
-
-def _status(name: str) -> Any:
-    from smspipe.delivery import Status
-
-    return Status(name)
+        elif totals.run_fault and not self.quiet:
+            output.err(f"smspipe: {totals.run_fault}")
+        return int(exit_code(totals))
 
 
 class _Table:
@@ -453,6 +338,8 @@ class _Table:
     STYLES: ClassVar[dict[str, str]] = {
         "sent": "green",
         "skipped": "cyan",
+        "conflict": "red",
+        "unknown": "yellow",
         "failed": "red",
         "invalid": "red",
         "dry-run": "yellow",
@@ -469,7 +356,7 @@ class _Table:
             self.console.print(Text(f"{'STATUS':<8} {'TO':<16} {'SID':<34} SUMMARY", style="bold"))
             self._header = True
         line = Text()
-        line.append(f"{result.status.value:<8} ", style=self.STYLES[result.status.value])
+        line.append(f"{result.status.value:<8} ", style=self.STYLES.get(result.status.value, ""))
         line.append(f"{result.to or '-':<16} ")
         line.append(f"{result.sid or '-':<34} ", style="dim")
         line.append(result.summary)
@@ -547,7 +434,8 @@ class _Display:
         elapsed = max(time.monotonic() - c.started, 1e-6)
         rate = (c.sent + c.failed) / elapsed
         return (
-            f"{c.sent} sent · {c.skipped} skipped · {c.failed} failed · {c.retrying} retrying · {rate:.1f}/s"
+            f"{c.sent} sent · {c.skipped} skipped · {c.failed} failed · {c.unknown} unknown · "
+            f"{c.retrying} retrying · {rate:.1f}/s"
         )
 
     def stop(self) -> None:

@@ -40,6 +40,8 @@ EXAMPLES: dict[str, str] = {
     "retries": "5",
     "max_wait": "60",
     "timeout": "30",
+    "reconcile_grace": "300",
+    "run_lease": "60",
 }
 
 #: How the commented file is laid out; a key in no section goes under "Other".
@@ -54,7 +56,15 @@ SECTIONS: dict[str, list[str]] = {
     "Connection to Twilio": ["api_url", "allow_insecure_http", "timeout"],
     "Checks (validate, send)": ["default_region", "allowed_countries", "max_segments"],
     "translate": ["shop_name", "address", "templates"],
-    "send: ledger, pace and retries": ["ledger", "concurrency", "rate", "retries", "max_wait"],
+    "send: ledger, pace and retries": [
+        "ledger",
+        "concurrency",
+        "rate",
+        "retries",
+        "max_wait",
+        "reconcile_grace",
+        "run_lease",
+    ],
 }
 
 _HEADER = """\

@@ -177,6 +177,22 @@ KEYS: dict[str, Key] = {
             "HTTP timeout of one request to Twilio, in seconds",
             default=30,
         ),
+        Key(
+            "reconcile_grace",
+            {"type": "number", "minimum": 0},
+            "seconds after an unanswered attempt before a message missing from Twilio's message "
+            "log is taken as not created (and sent by a later run)",
+            env="SMSPIPE_RECONCILE_GRACE",
+            default=300,
+        ),
+        Key(
+            "run_lease",
+            {"type": "number", "exclusiveMinimum": 0},
+            "seconds a run's claims on the ledger stay valid without a heartbeat; a run stopped "
+            "longer loses them and sends nothing more",
+            env="SMSPIPE_RUN_LEASE",
+            default=60,
+        ),
     )
 }
 

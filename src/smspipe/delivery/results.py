@@ -1,0 +1,284 @@
+"""What became of each document: its status and result record, the totals, and the exit code.
+
+The exit code is a pure function of the totals (:func:`exit_code`): the most
+serious outcome wins, 2 > 130/143 > 75 > 1 > 0.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from smspipe import sms
+from smspipe.errors import ExitCode, redact
+
+if TYPE_CHECKING:
+    from smspipe.delivery.planner import Job
+    from smspipe.gateway import GatewayError
+
+SUMMARY_BODY_CHARS = 80
+NO_SENDER = "no sender"
+NO_SENDER_HINT = (
+    'give --from or --messaging-service-sid, put "from" in the document, '
+    "set SMSPIPE_FROM or SMSPIPE_MESSAGING_SERVICE_SID, or set `from` or "
+    "`messaging_service_sid` in the config file"
+)
+
+
+class Status(StrEnum):
+    """The status of one document in ``send``'s output.
+
+    Issue 14 adds ``suppressed``, ``deferred`` and ``scheduled``.
+    """
+
+    #: Twilio created the message in this run (``sid``)
+    SENT = "sent"
+    #: an earlier run (or document of this run) sent it to this recipient (``sid``)
+    SKIPPED = "skipped"
+    #: the key was sent, or possibly sent, to another recipient: not sent (exit 1)
+    CONFLICT = "conflict"
+    #: it may have been created and that cannot be settled yet: the next run settles it (exit 75)
+    UNKNOWN = "unknown"
+    #: not sent: Twilio refused it (exit 1), or a temporary fault outlasted the retries (exit 75)
+    FAILED = "failed"
+    #: the document is not a valid SMS: not sent (exit 1)
+    INVALID = "invalid"
+    #: a dry run would send it
+    DRY_RUN = "dry-run"
+
+
+#: statuses that mean the document needs nothing more
+DELIVERED = frozenset({Status.SENT, Status.SKIPPED})
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """The ``error`` of a result: Twilio's code, message and docs link."""
+
+    message: str
+    code: int | None = None
+    more_info: str | None = None
+    #: a temporary fault: a later run should deliver it (exit 75)
+    temporary: bool = False
+    #: a fault that stops the batch: refused credentials, a misconfigured endpoint, a
+    #: ledger that cannot be used (exit 2)
+    fatal: bool = False
+
+    @classmethod
+    def from_gateway(cls, exc: GatewayError, *, temporary: bool = False, fatal: bool = False) -> ErrorInfo:
+        return cls(
+            message=exc.message, code=exc.code, more_info=exc.more_info, temporary=temporary, fatal=fatal
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code,
+            "message": redact(self.message),
+            "more_info": self.more_info,
+        }
+        if self.temporary:
+            out["temporary"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """The message a key was bound to when another recipient came under it."""
+
+    to: str
+    sid: str | None
+
+
+@dataclass(slots=True)
+class Result:
+    """What became of one document."""
+
+    verdict: sms.Verdict
+    status: Status
+    key: str
+    job: Job | None = None
+    sid: str | None = None
+    segments: int | None = None
+    error: ErrorInfo | None = None
+    #: why it was skipped or not sent, or where the sid came from
+    note: str | None = None
+    attempts: int = 0
+    #: for a conflict: what the key was bound to
+    earlier: Earlier | None = None
+
+    @property
+    def to(self) -> str | None:
+        return self.verdict.sms.to if self.verdict.sms else None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status in DELIVERED
+
+    @property
+    def summary(self) -> str:
+        """The hub's wording: ``SMS "Order R12345 was shipped!" sent to +14155552671``."""
+        message = self.verdict.sms
+        if message is None:
+            first = self.error.message if self.error else "invalid document"
+            return f"invalid: {first}"
+        text = f"SMS {quote_body(message.body)}"
+        status = self.status
+        if status == Status.SENT:
+            return f"{text} sent to {message.to}" + (f" ({self.note})" if self.note else "")
+        if status == Status.SKIPPED:
+            return f"{text} already sent to {message.to}" + (f" ({self.note})" if self.note else "")
+        if status == Status.DRY_RUN:
+            return f"{text} would be sent to {message.to}"
+        if status == Status.CONFLICT and self.earlier is not None:
+            return f"{text} to {message.to} not sent: {self.note}"
+        if status == Status.UNKNOWN:
+            return f"{text} to {message.to}: not known yet whether it was sent: {self.note}"
+        if status == Status.INVALID:
+            return f"{text} to {message.to} not sent: {self.note or 'invalid'}"
+        reason = self.note or (self.error.message if self.error else "not sent")
+        return f"{text} to {message.to} failed: {reason}"
+
+    def record(self) -> dict[str, Any]:
+        """The NDJSON line ``send`` prints for this document."""
+        out: dict[str, Any] = {
+            "request_id": self.key,
+            "status": self.status.value,
+            "summary": redact(self.summary),
+            "sid": self.sid,
+            "to": self.to,
+            "segments": self.segments if self.segments is not None else self.verdict.segments,
+            "error": self.error.as_dict() if self.error else None,
+            "source": self.verdict.source,
+            "line": self.verdict.line,
+        }
+        if self.verdict.index is not None:
+            out["index"] = self.verdict.index
+        if self.job is not None:
+            out["from"] = self.job.sender.sender
+            if self.job.sender.messaging_service_sid:
+                out["messaging_service_sid"] = self.job.sender.messaging_service_sid
+        if self.status == Status.INVALID and self.verdict.errors:
+            out["errors"] = [issue.as_dict() for issue in self.verdict.errors]
+        if self.status == Status.DRY_RUN and self.job is not None:
+            out["body"] = self.job.sms.body
+            out["encoding"] = self.verdict.encoding
+            if self.job.sms.media_url:
+                out["media_url"] = list(self.job.sms.media_url)
+            if self.job.status_callback:
+                out["status_callback"] = self.job.status_callback
+        if self.earlier is not None:
+            out["earlier"] = {"to": self.earlier.to, "sid": self.earlier.sid}
+        if self.note and self.status in (Status.SKIPPED, Status.SENT, Status.UNKNOWN):
+            out["note"] = redact(self.note)
+        return out
+
+    def failed_document(self) -> dict[str, Any] | None:
+        """The original document (or this item of a collection), for ``--failed``."""
+        original = self.verdict.original
+        if not isinstance(original, dict):
+            return None
+        path = self.verdict.path
+        if not path.endswith("]"):
+            return original
+        key = path[: path.index("[")]
+        index = int(path[path.index("[") + 1 : -1])
+        items = original.get(key)
+        if not isinstance(items, list) or index >= len(items):
+            return original
+        single = {k: v for k, v in original.items() if k != key}
+        if self.verdict.request_id is not None:
+            single["request_id"] = self.verdict.request_id
+        single[key] = items[index]
+        return single
+
+
+def quote_body(body: str) -> str:
+    flat = " ".join(body.split())
+    if len(flat) > SUMMARY_BODY_CHARS:
+        flat = flat[: SUMMARY_BODY_CHARS - 1] + "…"
+    return f'"{flat}"'
+
+
+# --- totals and the exit code ---------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Totals:
+    """Counts by status, and what decides the exit code. Changed under one lock."""
+
+    counts: dict[Status, int] = field(default_factory=lambda: dict.fromkeys(Status, 0))
+    #: undelivered because of a temporary fault, or of unknown fate (exit 75)
+    temporary: int = 0
+    #: rejected for good: a failed that is not temporary (exit 1)
+    rejected: int = 0
+    #: the first fault that stopped the batch (exit 2)
+    fatal_message: str | None = None
+    #: the signal that stopped the batch (SIGINT, SIGTERM), if any
+    signal: int | None = None
+    #: some document had no sender (the hint is printed once, at the end)
+    no_sender: bool = False
+    #: a fault of the run itself (a full ledger, a lost lease): exit 75 even if every
+    #: document was delivered
+    run_fault: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, result: Result) -> None:
+        with self._lock:
+            self.counts[result.status] += 1
+            if result.note == NO_SENDER:
+                self.no_sender = True
+            error = result.error
+            if result.status == Status.UNKNOWN:
+                self.temporary += 1
+            elif result.status == Status.FAILED and error is not None:
+                if error.fatal:
+                    if self.fatal_message is None:
+                        self.fatal_message = error.message
+                elif error.temporary:
+                    self.temporary += 1
+                else:
+                    self.rejected += 1
+            elif result.status == Status.FAILED:
+                self.rejected += 1
+
+    def fault(self, message: str) -> None:
+        """The run itself met a temporary fault (exit 75)."""
+        with self._lock:
+            if self.run_fault is None:
+                self.run_fault = message
+
+    def fatal(self, message: str) -> None:
+        with self._lock:
+            if self.fatal_message is None:
+                self.fatal_message = message
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def line(self) -> str:
+        parts = [f"{self.counts[s]} {s.value}" for s in Status if self.counts[s]]
+        noun = "document" if self.total == 1 else "documents"
+        text = f"{self.total} {noun}" + (": " + ", ".join(parts) if parts else "")
+        if self.temporary:
+            text += f" ({self.temporary} not delivered yet because of temporary faults: run again later)"
+        return text
+
+
+def exit_code(totals: Totals) -> ExitCode:
+    """The process's exit code: the most serious outcome wins (2 > 130/143 > 75 > 1 > 0)."""
+    import signal
+
+    if totals.fatal_message is not None:
+        return ExitCode.USAGE
+    if totals.signal == signal.SIGTERM:
+        return ExitCode.TERMINATED
+    if totals.signal is not None:
+        return ExitCode.INTERRUPTED
+    if totals.temporary or totals.run_fault is not None:
+        return ExitCode.TEMPFAIL
+    if totals.rejected or totals.counts[Status.INVALID] or totals.counts[Status.CONFLICT]:
+        return ExitCode.INVALID
+    return ExitCode.OK

@@ -1,0 +1,363 @@
+"""The life cycle of ``send``: open the ledger, reconcile, submit, interrupt, close.
+
+:func:`send` is the one core call behind ``smspipe send``: it reads the
+inputs, decides and delivers every document, and hands each result to
+*on_result* as it completes; the totals it returns decide the exit code
+(:func:`smspipe.delivery.results.exit_code`). A dry run consults the ledger
+read-only and applies the very decision function a real run applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from smspipe import config, documents, sms
+from smspipe.delivery import states
+from smspipe.delivery.options import Options, Progress
+from smspipe.delivery.planner import Job, Planner
+from smspipe.delivery.results import Earlier, ErrorInfo, Result, Status, Totals
+from smspipe.errors import ConfigError, SmspipeError, Terminated
+from smspipe.ledger import KeyRow, KeyState, Ledger, Message, open_ledger
+from smspipe.ledger import Settings as LedgerSettings
+
+if TYPE_CHECKING:
+    from smspipe.delivery.engine import Writer
+    from smspipe.gateway import AsyncGateway
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """Everything one ``send`` needs, parsed."""
+
+    settings: config.Settings
+    policy: sms.Policy
+    #: inputs: paths, or "-" for stdin
+    sources: list[str]
+    options: Options
+    dry_run: bool = False
+    use_ledger: bool = True
+    #: ``-v``: one line per HTTP request
+    http_log: Callable[[str], None] | None = None
+
+
+def options_from(settings: config.Settings, *, force: bool = False) -> Options:
+    timeout = float(settings.get("timeout"))
+    grace = _seconds(settings, "reconcile_grace", positive=False)
+    lease = _seconds(settings, "run_lease", positive=True)
+    concurrency = int(settings.get("concurrency"))
+    rate = settings.get("rate")
+    return Options(
+        concurrency=concurrency,
+        rate=float(rate) if rate is not None else None,
+        retries=int(settings.get("retries")),
+        max_wait=float(settings.get("max_wait")),
+        force=force,
+        grace=grace,
+        lease=lease,
+        # Another run's request settles within its timeout, its lookups soon after.
+        hold_wait=timeout + sum(Options(grace=grace).lookup_waits) + 1.0,
+    )
+
+
+def _seconds(settings: config.Settings, name: str, *, positive: bool) -> float:
+    """A number of seconds from the settings (the environment gives strings)."""
+    value, source = settings.lookup(name)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds >= 0 or (positive and seconds == 0):
+        raise ConfigError(
+            f"{name} from the {source}: {value!r} is not a number of seconds",
+            hint=config.KEYS[name].doc,
+        )
+    return seconds
+
+
+def send(
+    request: SendRequest,
+    *,
+    on_result: Callable[[Result], None],
+    on_line: Callable[[str], None],
+    progress: Progress | None = None,
+) -> Totals:
+    """Deliver (or, for a dry run, judge) every document of *request*'s inputs."""
+    totals = Totals()
+    with _terminated_before_the_loop():
+        if request.dry_run:
+            for result in dry_run(request):
+                totals.add(result)
+                on_result(result)
+            return totals
+        _deliver_all(request, totals, on_result, on_line, progress)
+    return totals
+
+
+@contextlib.contextmanager
+def _terminated_before_the_loop() -> Iterator[None]:
+    """SIGTERM before (or after) the event loop handles it: an error, exit 143, not a silent death.
+
+    Nothing is claimed outside the loop, so there is nothing to settle.
+    """
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated("terminated (SIGTERM) before anything was sent")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminated)
+    except ValueError:  # not the main thread: the caller's signals are the caller's
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _deliver_all(
+    request: SendRequest,
+    totals: Totals,
+    on_result: Callable[[Result], None],
+    on_line: Callable[[str], None],
+    progress: Progress | None,
+) -> None:
+    # Credentials never cross the network in clear: refused (exit 2) before anything starts.
+    request.settings.resolved.api_url_for_sending()
+    planner = Planner(request.settings, request.policy, need_credentials=True)
+    ledger: Ledger | None = None
+    if request.use_ledger:
+        settings = LedgerSettings(lease=request.options.lease)
+        ledger = open_ledger(ledger_target(request.settings), settings=settings)
+    try:
+        if ledger is not None:
+            ledger.start_run()
+            planner.legacy_accounts = ledger.legacy_accounts()
+        import asyncio
+
+        started = time.monotonic()
+        items = _planned(planner, request.sources)
+        asyncio.run(_deliver(request, ledger, planner, items, totals, on_result, on_line, progress, started))
+    finally:
+        if ledger is not None:
+            with contextlib.suppress(SmspipeError):
+                ledger.end_run()
+            ledger.close()
+
+
+def ledger_target(settings: config.Settings) -> str | Path:
+    """Where the ledger is: a URL as given (a path would fold its //), else the file's path."""
+    value = settings.get("ledger")
+    if isinstance(value, str) and "://" in value:
+        return value
+    return settings.ledger_path
+
+
+def _planned(planner: Planner, sources: list[str]) -> Iterator[Job | Result]:
+    for item in documents.read_values(sources):
+        yield from planner.plan(item)
+
+
+async def _deliver(
+    request: SendRequest,
+    ledger: Ledger | None,
+    planner: Planner,
+    items: Iterator[Job | Result],
+    totals: Totals,
+    on_result: Callable[[Result], None],
+    on_line: Callable[[str], None],
+    progress: Progress | None,
+    started: float,
+) -> None:
+    # asyncio, aiohttp and twilio: loaded only when something is sent
+    from asyncio import to_thread
+
+    from smspipe.delivery.engine import Engine, Feed, Writer
+    from smspipe.delivery.runtime import Context, Gateways, LedgerThread
+
+    options = request.options
+    book = LedgerThread(ledger) if ledger is not None else None
+    gateways = Gateways(_gateway_factory(request))
+    writers: list[Writer] = []
+
+    def writer(freed: Callable[[], None], broken: Callable[[], None]) -> Writer:
+        writers.append(Writer(totals, on_result, on_line, freed, broken))
+        return writers[0]
+
+    ctx = Context(
+        options=options,
+        gateways=gateways,
+        ledger=book,
+        totals=totals,
+        run_id=ledger.run.run_id if ledger is not None else uuid.uuid4().hex,
+        log=lambda line: writers[0].line(line),  # noqa: PLW0108 - the writer is made below
+        progress=progress or Progress(),
+    )
+    if ledger is not None:  # without a ledger there is no lease to lose
+        ctx.lease_renewed(started)
+    engine = Engine(ctx, writer)
+    try:
+        await engine.run(Feed(items, options.admitted), planner.default_credentials)
+    finally:
+        try:
+            await gateways.aclose()
+        finally:
+            await engine.writer.close()
+            if book is not None:
+                await to_thread(book.close)
+    totals.signal = ctx.signal
+    if engine.writer.error is not None:
+        raise engine.writer.error
+
+
+def _gateway_factory(request: SendRequest) -> Callable[[config.Credentials], AsyncGateway]:
+    from smspipe.gateway import AsyncGateway
+
+    api_url = request.settings.get("api_url")
+    timeout = float(request.settings.get("timeout"))
+
+    def factory(credentials: config.Credentials) -> AsyncGateway:
+        return AsyncGateway(
+            credentials,
+            api_url=api_url,
+            timeout=timeout,
+            http_log=request.http_log,
+            pool_size=request.options.concurrency,
+        )
+
+    return factory
+
+
+# --- dry run ----------------------------------------------------------------------------
+
+
+def dry_run(request: SendRequest) -> Iterator[Result]:
+    """Everything but the HTTP call: each document judged as a real run would judge it."""
+    ledger = None
+    if request.use_ledger:
+        ledger = open_ledger(ledger_target(request.settings), read_only=True)
+    planner = Planner(request.settings, request.policy, need_credentials=False)
+    if ledger is not None:
+        planner.legacy_accounts = ledger.legacy_accounts()
+    run_id = uuid.uuid4().hex
+    memory = _Seen() if request.use_ledger else None
+    try:
+        for item in _planned(planner, request.sources):
+            if isinstance(item, Result):
+                yield item
+            else:
+                yield _judge(item, ledger, memory, run_id, request.options.force)
+    finally:
+        if memory is not None:
+            memory.close()
+        if ledger is not None:
+            ledger.close()
+
+
+def _judge(job: Job, ledger: Ledger | None, memory: _Seen | None, run_id: str, force: bool) -> Result:
+    if memory is None:  # no ledger: every document is sent
+        return Result(job.verdict, Status.DRY_RUN, job.key, job=job)
+    row = memory.get(job.key, run_id)
+    if row is None and ledger is not None:
+        row = ledger.get(job.key, job.legacy_keys)
+    facts = states.Facts(job.sms.to, job.body_sha256, job.media_sha256)
+    decision = states.decide(row, facts, force=force, run_id=run_id)
+    action = decision.action
+    if action == states.Action.SEND:
+        memory.add(job)
+        return Result(job.verdict, Status.DRY_RUN, job.key, job=job)
+    if action == states.Action.SKIP:
+        return Result(
+            job.verdict,
+            Status.SKIPPED,
+            job.key,
+            job=job,
+            sid=decision.sid or None,
+            segments=decision.segments,
+            note=decision.note,
+        )
+    if action == states.Action.CONFLICT:
+        earlier = decision.earlier
+        if earlier is not None and not earlier.sid:
+            earlier = Earlier(earlier.to, None)
+        return Result(
+            job.verdict,
+            Status.CONFLICT,
+            job.key,
+            job=job,
+            note=decision.note,
+            earlier=earlier,
+            error=ErrorInfo(decision.note or "conflict"),
+        )
+    if action == states.Action.RECONCILE:
+        note = "an earlier run was interrupted while sending it: a real run looks it up in Twilio's log first"
+    else:
+        note = decision.note or "its fate is not settled yet"
+    return Result(
+        job.verdict, Status.UNKNOWN, job.key, job=job, note=note, error=ErrorInfo(note, temporary=True)
+    )
+
+
+class _Seen:
+    """Keys a dry run would have sent, as a real run's ledger would hold them.
+
+    In a temporary file, so memory stays flat on any input length.
+    """
+
+    def __init__(self) -> None:
+        self._directory = tempfile.TemporaryDirectory(prefix="smspipe-dry-run-")
+        path = Path(self._directory.name) / "seen.sqlite3"
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute(
+            "CREATE TABLE seen (key TEXT PRIMARY KEY, recipient TEXT, body_sha256 TEXT, media_sha256 TEXT)"
+        )
+
+    def add(self, job: Job) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO seen VALUES (?, ?, ?, ?)",
+            (job.key, job.sms.to, job.body_sha256, job.media_sha256),
+        )
+
+    def get(self, key: str, run_id: str) -> KeyRow | None:
+        found = self._db.execute("SELECT * FROM seen WHERE key = ?", (key,)).fetchone()
+        if found is None:
+            return None
+        _, recipient, body_sha256, media_sha256 = found
+        # sid "": the message this dry run would have sent (shown as no sid)
+        message = Message(
+            "", key, recipient, body_sha256=body_sha256, media_sha256=media_sha256, run_id=run_id
+        )
+        return KeyRow(
+            key=key,
+            state=KeyState.SENT,
+            recipient=recipient,
+            sender=None,
+            messaging_service_sid=None,
+            account_sid=None,
+            body=None,
+            body_sha256=body_sha256,
+            media_sha256=media_sha256,
+            sid=None,
+            segments=None,
+            error_code=None,
+            error_message=None,
+            holder=None,
+            attempts=0,
+            attempt_age=None,
+            version=0,
+            latest=message,
+        )
+
+    def close(self) -> None:
+        self._db.close()
+        self._directory.cleanup()

@@ -1,0 +1,409 @@
+"""One message's walk through the states: decide, claim, send, retry, look up, record.
+
+:func:`deliver` takes one job to its result (or, when another live run holds
+its key, to :class:`Waiting`, for the engine to re-check at the end of the run).
+The decisions are :func:`smspipe.delivery.states.decide` and the retry policy's;
+this module carries them out against the ledger and the gateway.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from smspipe.delivery import reconcile, states
+from smspipe.delivery.policy import Next
+from smspipe.delivery.results import ErrorInfo, Result, Status
+from smspipe.delivery.states import Action, Settlement
+from smspipe.errors import SmspipeError
+from smspipe.gateway import GatewayError, SentMessage, TemporaryFault
+from smspipe.ledger import Attempt, FoundOutcome, KeyRow, LedgerError, Message
+
+if TYPE_CHECKING:
+    from smspipe.delivery.planner import Job
+    from smspipe.delivery.runtime import Context
+    from smspipe.gateway import AsyncGateway
+
+#: a claim that keeps losing the compare-and-set race is re-decided this often at most
+MAX_ROUNDS = 20
+#: a start that waited longer than this for its turn (a slow --rate) marks its attempt again
+TOUCH_AFTER = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Another live run holds the job's key: the engine re-checks it at the end of the run."""
+
+    job: Job
+    note: str
+
+
+class _Lost:
+    """The key's row changed between reading and claiming it: decide again."""
+
+
+LOST = _Lost()
+
+
+async def deliver(ctx: Context, job: Job) -> Result | Waiting:
+    """Take *job* to its result."""
+    try:
+        if ctx.ledger is None:
+            outcome = await _send(ctx, job, claim=None)
+            assert not isinstance(outcome, _Lost)
+            return outcome
+        return await _decide_and_send(ctx, job)
+    except SmspipeError as exc:  # the ledger failed: stop the batch, report this one not sent
+        return _ledger_fault(ctx, job, exc)
+
+
+async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
+    assert ctx.ledger is not None
+    book = ctx.ledger
+    facts = states.Facts(job.sms.to, job.body_sha256, job.media_sha256)
+    for _ in range(MAX_ROUNDS):
+        if ctx.stopping:
+            return not_sent(ctx, job)
+        row = await book.run(book.ledger.get, job.key, job.legacy_keys)
+        decision = states.decide(row, facts, force=ctx.options.force, run_id=ctx.run_id)
+        action = decision.action
+        if action == Action.SKIP:
+            return Result(
+                job.verdict,
+                Status.SKIPPED,
+                job.key,
+                job=job,
+                sid=decision.sid,
+                segments=decision.segments,
+                note=decision.note,
+            )
+        if action == Action.CONFLICT:
+            return Result(
+                job.verdict,
+                Status.CONFLICT,
+                job.key,
+                job=job,
+                note=decision.note,
+                earlier=decision.earlier,
+                error=ErrorInfo(decision.note or "conflict"),
+            )
+        if action == Action.WAIT:
+            return Waiting(job, decision.note or "being sent by another run")
+        if action == Action.UNSETTLED:
+            note = decision.note or "an earlier document of this run with this key is unsettled"
+            return unknown(job, note)
+        version: int | None = row.version if row is not None else None
+        if action == Action.RECONCILE:
+            assert row is not None
+            adopted = await _reconcile(ctx, job, row)
+            if adopted is None:
+                continue  # found, unsettled, or changed meanwhile: decide again
+            version = adopted.version
+        outcome = await _send(ctx, job, claim=version)
+        if not isinstance(outcome, _Lost):
+            return outcome
+    return unknown(job, "its ledger row kept changing under other runs: the next run settles it")
+
+
+async def _reconcile(ctx: Context, job: Job, row: KeyRow) -> KeyRow | None:
+    """A dead run's open key: adopted and settled. The adopted row when nothing was created
+    (send it now), else None (decide again: it is sent, or unsettled and this run's)."""
+    assert ctx.ledger is not None
+    book = ctx.ledger
+    adopted = await book.run(book.ledger.adopt, row.key, row.version)
+    if adopted is None:
+        return None
+    outcome = await reconcile.reconcile(ctx, adopted, job.credentials)
+    return adopted if outcome.settlement == Settlement.ABSENT else None
+
+
+async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
+    """Claim (*claim*: the version read, None for no row), then create the message:
+    retrying what certainly created nothing, never resending what may exist unseen."""
+    assert job.credentials is not None
+    gateway = ctx.gateways.get(job.credentials)
+    claimed = ctx.ledger is None
+    attempt = 0
+    async with ctx.slots:
+        while True:
+            attempt += 1
+            started = await _begin(ctx, job, None if claimed else claim, claimed=claimed)
+            if not isinstance(started, float):
+                return started
+            claimed = True
+            outcome = await _create(ctx, gateway, job)
+            if not isinstance(outcome, GatewayError):
+                return await _sent(ctx, job, outcome, attempt)
+            step = ctx.options.policy.after(outcome, attempt, ctx.rng)
+            if step.next != Next.RETRY:
+                return await _after_failure(
+                    ctx, job, gateway, outcome, step.next, step.note, attempt, started
+                )
+            if not await _wait_to_retry(ctx, outcome, step.delay):
+                return await _give_back(ctx, job, True, not_sent(ctx, job))
+
+
+async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) -> float | Result | _Lost:
+    """One attempt's turn: claim the key (or mark another attempt), wait for the start's
+    moment, make sure this run may still send. The moment it starts, or why it does not."""
+    book = ctx.ledger
+    async with ctx.pacer.turn() as turn:
+        if ctx.stopping:
+            return await _give_back(ctx, job, claimed, not_sent(ctx, job))
+        if book is not None and not claimed:
+            if await book.run(book.ledger.claim, job.key, claim, _attempt(job)) is None:
+                return LOST
+        elif book is not None:
+            await book.run(book.ledger.touch, job.key)
+        waited = await turn.ready()
+        if waited > TOUCH_AFTER and book is not None:
+            # The grace period runs from the attempt: it starts now, not at the claim.
+            await book.run(book.ledger.touch, job.key)
+        if ctx.stopping or not ctx.may_send:
+            if not ctx.stopping:
+                ctx.stop(_lease_doubt(ctx))
+            return await _give_back(ctx, job, True, not_sent(ctx, job))
+        return time.time()
+
+
+async def _create(ctx: Context, gateway: AsyncGateway, job: Job) -> SentMessage | GatewayError:
+    ctx.progress.in_flight += 1
+    try:
+        return await gateway.create_message(
+            job.sms,
+            sender=job.sender.sender,
+            messaging_service_sid=job.sender.messaging_service_sid,
+            status_callback=job.status_callback,
+        )
+    except GatewayError as fault:
+        return fault
+    finally:
+        ctx.progress.in_flight -= 1
+
+
+async def _wait_to_retry(ctx: Context, fault: GatewayError, delay: float) -> bool:
+    """Wait before the next attempt (a 429's Retry-After holds every start); False if stopped."""
+    if isinstance(fault, TemporaryFault) and fault.status == 429 and fault.retry_after:
+        ctx.pacer.hold(fault.retry_after)
+    ctx.progress.retrying += 1
+    try:
+        return await ctx.sleep(delay)
+    finally:
+        ctx.progress.retrying -= 1
+
+
+async def _after_failure(
+    ctx: Context,
+    job: Job,
+    gateway: AsyncGateway,
+    fault: GatewayError,
+    step: Next,
+    note: str | None,
+    attempt: int,
+    started: float,
+) -> Result:
+    book = ctx.ledger
+    if step == Next.FAIL:
+        if book is not None:
+            await book.run(book.ledger.record_failed, job.key, fault.code, fault.message)
+        return Result(
+            job.verdict,
+            Status.FAILED,
+            job.key,
+            job=job,
+            attempts=attempt,
+            error=ErrorInfo.from_gateway(fault),
+        )
+    if step == Next.HALT:
+        assert job.credentials is not None
+        error = halt_error(fault, job.credentials)
+        ctx.stop(error)
+        return await _give_back(
+            ctx,
+            job,
+            True,
+            Result(job.verdict, Status.FAILED, job.key, job=job, attempts=attempt, error=error),
+        )
+    if step == Next.GIVE_UP:
+        return await _give_back(
+            ctx,
+            job,
+            True,
+            Result(
+                job.verdict,
+                Status.FAILED,
+                job.key,
+                job=job,
+                attempts=attempt,
+                error=ErrorInfo.from_gateway(fault, temporary=True),
+                note=note,
+            ),
+        )
+    return await _look_up(ctx, job, gateway, fault, attempt, started)
+
+
+async def _look_up(
+    ctx: Context, job: Job, gateway: AsyncGateway, fault: GatewayError, attempt: int, started: float
+) -> Result:
+    """The attempt may have created the message: look, never resend in this run."""
+    probe = reconcile.Probe(
+        key=job.key,
+        to=job.sms.to,
+        sender=job.sender.sender,
+        messaging_service_sid=job.sender.messaging_service_sid,
+        account_sid=job.credentials.account_sid if job.credentials else None,
+        body=job.sms.body,
+        body_sha256=job.body_sha256,
+        media_sha256=job.media_sha256,
+        since=datetime.fromtimestamp(started, UTC),
+    )
+    found = await reconcile.find(ctx, gateway, probe, (0.0,) if ctx.stopping else ctx.options.lookup_waits)
+    if found.message is not None and found.outcome != FoundOutcome.AMBIGUOUS:
+        return Result(
+            job.verdict,
+            Status.SENT,
+            job.key,
+            job=job,
+            sid=found.message.sid,
+            segments=found.message.segments,
+            attempts=attempt,
+            note="found in Twilio's message log after: " + fault.message,
+        )
+    if found.message is not None:
+        detail = reconcile._ambiguous_note(found.message.sid)
+    else:
+        age = time.time() - started
+        detail = reconcile.unsettled_note(found, age, ctx.options.grace, earlier=False)
+    note = f"{fault.message}; {detail}"
+    if ctx.ledger is not None:
+        book = ctx.ledger
+        try:
+            await book.run(book.ledger.record_unknown, job.key, note, time.time() - started)
+        except SmspipeError as exc:  # the key stays open all the same: the next run looks
+            ctx.stop(_fault_info(exc))
+    return unknown(job, note, attempts=attempt, code=fault.code, more_info=fault.more_info)
+
+
+async def _sent(ctx: Context, job: Job, message: SentMessage, attempt: int) -> Result:
+    result = Result(
+        job.verdict,
+        Status.SENT,
+        job.key,
+        job=job,
+        sid=message.sid,
+        segments=message.segments,
+        attempts=attempt,
+    )
+    if ctx.ledger is None:
+        return result
+    book = ctx.ledger
+    record = Message(
+        sid=message.sid,
+        key=job.key,
+        recipient=job.sms.to,
+        sender=message.sender or job.sender.sender,
+        messaging_service_sid=job.sender.messaging_service_sid,
+        account_sid=job.credentials.account_sid if job.credentials else None,
+        segments=message.segments,
+        body_sha256=job.body_sha256,
+        media_sha256=job.media_sha256,
+    )
+    try:
+        await book.run(book.ledger.record_sent, job.key, record)
+    except SmspipeError as exc:
+        # Delivered all the same: say so, with its SID. The key stays open, and the
+        # next run's reconciliation finds the message in Twilio's log.
+        ctx.stop(_fault_info(exc))
+        result.note = f"not recorded in the ledger ({exc.message}): the next run finds it in Twilio's log"
+    return result
+
+
+async def _give_back(ctx: Context, job: Job, claimed: bool, result: Result) -> Result:
+    """The attempt certainly created nothing: the key goes back to what it was."""
+    if claimed and ctx.ledger is not None:
+        book = ctx.ledger
+        try:
+            await book.run(book.ledger.release, job.key)
+        except SmspipeError as exc:
+            ctx.stop(_fault_info(exc))
+    return result
+
+
+def _attempt(job: Job) -> Attempt:
+    return Attempt(
+        recipient=job.sms.to,
+        sender=job.sender.sender,
+        messaging_service_sid=job.sender.messaging_service_sid,
+        account_sid=job.credentials.account_sid if job.credentials else None,
+        body=job.sms.body,
+        body_sha256=job.body_sha256,
+        media_sha256=job.media_sha256,
+        match_sha256=reconcile.match_digest(job.sms.body),
+    )
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+def not_sent(ctx: Context, job: Job) -> Result:
+    """A job the batch stopped before sending: why, and whether a re-run will do."""
+    reason = ctx.stop_reason
+    if ctx.signal is not None or reason is None:
+        message = "not sent: interrupted"
+        error = ErrorInfo(message, temporary=True)
+    else:
+        message = f"not sent: the batch stopped: {reason.message}"
+        error = ErrorInfo(message, code=reason.code, temporary=reason.temporary, fatal=reason.fatal)
+    return Result(job.verdict, Status.FAILED, job.key, job=job, note=message, error=error)
+
+
+def unknown(
+    job: Job, note: str, *, attempts: int = 0, code: int | None = None, more_info: str | None = None
+) -> Result:
+    return Result(
+        job.verdict,
+        Status.UNKNOWN,
+        job.key,
+        job=job,
+        note=note,
+        attempts=attempts,
+        error=ErrorInfo(note, code=code, more_info=more_info, temporary=True),
+    )
+
+
+def halt_error(fault: GatewayError, credentials: object) -> ErrorInfo:
+    """Credentials refused or the endpoint misconfigured: say which, and that the batch stopped."""
+    from smspipe.gateway import AuthRefused
+
+    if isinstance(fault, AuthRefused):
+        method = getattr(credentials, "method", "credentials")
+        account = getattr(credentials, "account_sid", "?")
+        source = getattr(credentials, "source", "?")
+        message = (
+            f"{fault.message}; check the {method} for account {account} (from {source}); "
+            "the batch was stopped"
+        )
+    else:
+        message = f"{fault.message}; the batch was stopped"
+    return ErrorInfo(message=message, code=fault.code, more_info=fault.more_info, fatal=True)
+
+
+def _fault_info(exc: SmspipeError) -> ErrorInfo:
+    fatal = isinstance(exc, LedgerError)
+    return ErrorInfo(str(exc), fatal=fatal, temporary=not fatal)
+
+
+def _ledger_fault(ctx: Context, job: Job, exc: SmspipeError) -> Result:
+    ctx.stop(_fault_info(exc))
+    return not_sent(ctx, job)
+
+
+def _lease_doubt(ctx: Context) -> ErrorInfo:
+    return ErrorInfo(
+        f"this run could not renew its lease on the ledger within {ctx.options.lease / 2:g} s "
+        "(the process was stopped or stalled): another run may hold its messages now, so it "
+        "sends nothing more; run again",
+        temporary=True,
+    )

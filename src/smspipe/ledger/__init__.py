@@ -1,0 +1,74 @@
+"""The delivery ledger: what was sent, what is being sent, and by which run.
+
+:func:`open_ledger` opens one by its target (a path: SQLite; issue 15 adds
+``postgresql://`` URLs); :mod:`smspipe.ledger.base` is the contract every
+backend keeps, :mod:`smspipe.ledger.sqlite` the embedded default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from smspipe.ledger.base import (
+    OPEN_STATES,
+    Attempt,
+    Counts,
+    FoundOutcome,
+    Holder,
+    KeyRow,
+    KeyState,
+    LeaseLost,
+    Ledger,
+    LedgerBusy,
+    LedgerDamaged,
+    LedgerError,
+    LedgerFull,
+    LedgerReadOnly,
+    Message,
+    RunInfo,
+    Settings,
+)
+
+__all__ = [
+    "OPEN_STATES",
+    "Attempt",
+    "Counts",
+    "FoundOutcome",
+    "Holder",
+    "KeyRow",
+    "KeyState",
+    "LeaseLost",
+    "Ledger",
+    "LedgerBusy",
+    "LedgerDamaged",
+    "LedgerError",
+    "LedgerFull",
+    "LedgerReadOnly",
+    "Message",
+    "RunInfo",
+    "Settings",
+    "open_ledger",
+]
+
+
+def open_ledger(
+    target: str | Path,
+    *,
+    read_only: bool = False,
+    settings: Settings | None = None,
+    run: RunInfo | None = None,
+) -> Ledger | None:
+    """The ledger at *target*, checked and ready; None when *read_only* and there is none yet.
+
+    Raises :class:`LedgerError` (exit 2) for a ledger that cannot be used as it
+    is, :class:`LedgerFull` (exit 75) when the disk is full.
+    """
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        raise LedgerError(
+            f"the ledger {text.rsplit('@', maxsplit=1)[-1]}: PostgreSQL ledgers are not supported yet",
+            hint="pass --ledger with the path of an SQLite file",
+        )
+    from smspipe.ledger.sqlite import open_sqlite
+
+    return open_sqlite(target, read_only=read_only, settings=settings, run=run)

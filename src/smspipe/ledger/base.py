@@ -1,0 +1,363 @@
+"""The ledger's contract: the records, the errors, and the operations the delivery engine needs.
+
+A ledger stores, per message key, the state of its delivery (see
+:mod:`smspipe.delivery.states` for the state machine), every message Twilio
+created (one row per SID, under one key only), and the runs that hold claims.
+Every operation is one small transaction; writes that change a key's row are
+compare-and-set on the row's ``version``, so the decision of what to do with a
+key is a pure function of the row read (:func:`smspipe.delivery.states.decide`)
+and a backend needs no logic of its own. Liveness is the database's: a run holds
+a lease it renews (a heartbeat); a run whose lease lapsed is dead to every other
+run, and must not send on itself. Times (lease, age of an attempt) are the
+backend's own clock, so runs on several hosts agree on them.
+
+Any backend (SQLite today, PostgreSQL next) passes ``tests/ledger_contract.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from smspipe.errors import ConfigError, TemporaryFailure
+
+#: A run renews its lease this often, as a share of the lease.
+HEARTBEATS_PER_LEASE = 4
+
+
+class KeyState(StrEnum):
+    """The stored state of a key (the result a document gets is decided from it)."""
+
+    #: claimed by a run that is sending it (the request may be out): possibly sent
+    SENDING = "sending"
+    #: Twilio created the message (``sid``)
+    SENT = "sent"
+    #: an attempt may have created it and Twilio's log has not shown it yet: possibly sent
+    UNKNOWN = "unknown"
+    #: Twilio refused the last attempt for good; binds nothing unless a message exists
+    FAILED = "failed"
+
+
+OPEN_STATES = frozenset({KeyState.SENDING, KeyState.UNKNOWN})
+
+
+# --- errors -------------------------------------------------------------------------
+
+LEDGER_FIX = "move it aside (or restore a backup), or pass --ledger with another path"
+
+
+class LedgerError(ConfigError):
+    """The ledger cannot be used as it is (exit 2): damaged, read-only, not ours, too new."""
+
+
+class LedgerDamaged(LedgerError):
+    """The ledger is not what smspipe wrote: never started afresh, never ignored."""
+
+
+class LedgerReadOnly(LedgerError):
+    """The ledger (or its directory) cannot be written."""
+
+
+class LedgerFull(TemporaryFailure):
+    """The disk is full (or a write failed): a later run, with room, goes on (exit 75)."""
+
+
+class LedgerBusy(TemporaryFailure):
+    """Another process held the ledger's write lock for too long (exit 75)."""
+
+
+class LeaseLost(TemporaryFailure):
+    """This run's lease lapsed (it was stopped or stalled): its claims may be another's now."""
+
+
+# --- records ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """Who a run is, for liveness and for the messages that name a holder."""
+
+    run_id: str
+    host: str
+    pid: int
+    #: the boot and pid namespace this pid belongs to: the same-machine fast path
+    machine: str | None
+    #: when the process started (kernel ticks): a reused pid is another process
+    process_start: str | None
+
+    @classmethod
+    def this_process(cls) -> RunInfo:
+        pid = os.getpid()
+        return cls(
+            run_id=uuid.uuid4().hex,
+            host=socket.gethostname(),
+            pid=pid,
+            machine=machine_id(),
+            process_start=process_start(pid),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The run that holds an open key, as seen when the row was read."""
+
+    run_id: str
+    this_run: bool
+    alive: bool
+    #: "this run", or "pid 4242 on shop-cron-1"
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What a claim records about the message about to be sent."""
+
+    recipient: str
+    sender: str | None
+    messaging_service_sid: str | None
+    account_sid: str | None
+    #: kept while the key is open: reconciliation looks the message up by it
+    body: str
+    body_sha256: str
+    media_sha256: str
+    #: the text as Twilio's log may show it (trial prefix, smart encoding folded):
+    #: two open keys with the same recipient and this cannot tell their messages apart
+    match_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message Twilio created, under the key it delivered."""
+
+    sid: str
+    key: str
+    recipient: str
+    sender: str | None = None
+    messaging_service_sid: str | None = None
+    account_sid: str | None = None
+    segments: int | None = None
+    body_sha256: str | None = None
+    media_sha256: str | None = None
+    #: True when found in Twilio's message log rather than in the answer to the create
+    found_in_log: bool = False
+    #: the run that created (or found) it
+    run_id: str | None = None
+    created_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """A key's stored state, read in one transaction with its holder and latest message."""
+
+    key: str
+    state: KeyState
+    #: the recipient of the current attempt (open, failed) or of the message sent
+    recipient: str
+    sender: str | None
+    messaging_service_sid: str | None
+    account_sid: str | None
+    body: str | None
+    body_sha256: str | None
+    #: None in rows migrated from schema 1, which did not record media
+    media_sha256: str | None
+    sid: str | None
+    segments: int | None
+    error_code: int | None
+    error_message: str | None
+    holder: Holder | None
+    attempts: int
+    #: seconds since the last attempt started (the backend's clock)
+    attempt_age: float | None
+    version: int
+    #: the latest message created under this key, if any
+    latest: Message | None = None
+    #: keyed by a schema 1 content hash (found under a document's legacy key)
+    legacy: bool = False
+
+    @property
+    def open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def bound_to(self) -> str | None:
+        """The recipient this key is bound to: the one sent, or possibly sent, under it."""
+        if self.state == KeyState.FAILED:
+            return self.latest.recipient if self.latest else None
+        return self.recipient
+
+
+class FoundOutcome(StrEnum):
+    """What the ledger said to a message found in Twilio's log."""
+
+    #: recorded under this key
+    RECORDED = "recorded"
+    #: the SID is recorded under another key
+    TAKEN = "taken"
+    #: another open key has the same recipient and text: it may be that key's message
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How long claims and attempts last; the same for every backend."""
+
+    #: a run's claims stay valid this long without a heartbeat (seconds)
+    lease: float = 60.0
+
+
+@dataclass(slots=True)
+class Counts:
+    by_state: dict[str, int] = field(default_factory=dict)
+    messages: int = 0
+
+
+# --- the interface --------------------------------------------------------------------
+
+
+class Ledger(ABC):
+    """What the delivery engine asks of a ledger. Synchronous; one caller thread at a time."""
+
+    #: where it is, for messages ("/home/u/.local/state/smspipe/ledger.sqlite3")
+    location: str
+    run: RunInfo
+    settings: Settings
+
+    # runs and leases
+
+    @abstractmethod
+    def start_run(self) -> None:
+        """Register this run and take its lease (the first write: faults surface here)."""
+
+    @abstractmethod
+    def heartbeat(self) -> bool:
+        """Renew the lease; False when it had lapsed (the run must not send on)."""
+
+    @abstractmethod
+    def end_run(self) -> None:
+        """Give up the lease: this run's open keys are free for the next run to settle."""
+
+    # reads
+
+    @abstractmethod
+    def get(self, key: str, legacy_keys: tuple[str, ...] = ()) -> KeyRow | None:
+        """The row of *key*, else of the first of *legacy_keys* that has one (schema 1 keys)."""
+
+    @abstractmethod
+    def legacy_accounts(self) -> tuple[str | None, ...]:
+        """The accounts of rows keyed by a schema 1 content hash (to derive their keys)."""
+
+    @abstractmethod
+    def known_sids(self, recipient: str) -> frozenset[str]:
+        """SIDs of the messages to *recipient* the ledger records (under any key)."""
+
+    @abstractmethod
+    def orphans(self, limit: int = 10_000) -> list[KeyRow]:
+        """Open keys whose holder is dead (or gone): for this run to settle."""
+
+    @abstractmethod
+    def counts(self) -> Counts: ...
+
+    # writes: compare-and-set on the version read
+
+    @abstractmethod
+    def claim(self, key: str, version: int | None, attempt: Attempt) -> KeyRow | None:
+        """Take *key* for a new attempt (durably, before the request leaves).
+
+        *version* is the row's version as read, None when there was no row. Returns
+        the claimed row, or None when the row changed meanwhile (read it again).
+        Raises :class:`LeaseLost` when this run's lease lapsed.
+        """
+
+    @abstractmethod
+    def adopt(self, key: str, version: int) -> KeyRow | None:
+        """Take over an open key a dead run left, to reconcile it (None if it changed)."""
+
+    @abstractmethod
+    def touch(self, key: str) -> None:
+        """Another attempt of a claimed key starts now (durably: the grace period runs from it)."""
+
+    @abstractmethod
+    def record_sent(self, key: str, message: Message) -> None:
+        """Twilio created *message* for *key* (from its answer): the key is sent."""
+
+    @abstractmethod
+    def record_found(self, key: str, message: Message, match_sha256: str | None) -> FoundOutcome:
+        """A message found in Twilio's log for *key*, recorded unless it may be another key's.
+
+        *match_sha256* identifies the text as the log shows it: another open key to
+        the same recipient with the same one makes the finding ambiguous. None when
+        the attempt is past the grace period (its own message, if any, would show:
+        the message found serves this document as well as any).
+        """
+
+    @abstractmethod
+    def record_failed(self, key: str, code: int | None, message: str) -> None:
+        """Twilio refused the attempt for good: nothing was created."""
+
+    @abstractmethod
+    def record_unknown(self, key: str, message: str, attempt_age: float | None = None) -> None:
+        """The attempt may have created the message and the log has not shown it.
+
+        *attempt_age*: how long ago the ambiguous attempt started, when known (the
+        grace period runs from then).
+        """
+
+    @abstractmethod
+    def release(self, key: str) -> None:
+        """The attempt certainly created nothing: the key goes back to what it was."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- the process, for liveness -----------------------------------------------------------
+
+
+def machine_id() -> str | None:
+    """This boot of this machine and this pid namespace: pids compare only within one."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            boot_id = boot.read().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return f"{boot_id}/{namespace}"
+
+
+def process_start(pid: int) -> str | None:
+    """When *pid* started (field 22 of /proc/PID/stat), or None where unknown."""
+    found = _process_stat(pid)
+    return found[1] if found else None
+
+
+def process_alive(pid: int, started: str | None) -> bool | None:
+    """Is *pid* (started at *started*) still running here? None when it cannot tell."""
+    if started is None:
+        return None
+    found = _process_stat(pid)
+    if found is None:
+        return False if not os.path.exists(f"/proc/{pid}") else None
+    state, start = found
+    # A zombie (killed, not yet reaped by its parent) is gone; a stopped one is not.
+    return start == started and state not in ("Z", "X")
+
+
+def _process_stat(pid: int) -> tuple[str, str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if len(fields) <= 19:
+        return None
+    return fields[0].decode(), fields[19].decode()

@@ -1,0 +1,936 @@
+"""The ledger in an SQLite file: the embedded default.
+
+One file, in WAL mode, written with ``BEGIN IMMEDIATE`` (one writer at a time,
+across processes). Claims are synced to disk before the request leaves
+(``synchronous = FULL``); outcomes need not be, since a lost outcome leaves its
+key open and the next run finds the message in Twilio's log.
+
+The file is checked when it opens, before anything is sent: a zero-byte file,
+a file that is not SQLite, an SQLite file that is not a smspipe ledger
+(``application_id``), a missing table or a failed integrity check are refused
+(:class:`LedgerDamaged`, exit 2), never started afresh. A ledger reached by
+several names is one ledger: symbolic links and relative paths are resolved,
+and a hard link is opened by the name recorded in the file (SQLite names its
+``-wal`` and ``-shm`` files after the path it was given, so two names would be
+two write locks).
+
+Schema 1 (smspipe before the ledger package) is migrated in place; its rows
+keyed by a content hash of account, sender and text are found by that hash
+(``legacy_keys``) and re-keyed on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from smspipe.ledger.base import (
+    LEDGER_FIX,
+    OPEN_STATES,
+    Attempt,
+    Counts,
+    FoundOutcome,
+    Holder,
+    KeyRow,
+    KeyState,
+    LeaseLost,
+    Ledger,
+    LedgerBusy,
+    LedgerDamaged,
+    LedgerError,
+    LedgerFull,
+    LedgerReadOnly,
+    Message,
+    RunInfo,
+    Settings,
+    process_alive,
+)
+
+#: "SMSP": PRAGMA application_id of a smspipe ledger
+APPLICATION_ID = 0x534D5350
+SCHEMA_VERSION = 2
+BUSY_TIMEOUT_MS = 30_000
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: integrity_check compares every index with its table (a scribbled key shows);
+#: beyond this size the cheaper quick_check is run at start-up instead.
+FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024
+#: ended runs are forgotten after this long (unless they still own a key)
+RUNS_KEPT_SECONDS = 7 * 24 * 3600
+TABLES = ("meta", "runs", "deliveries", "messages")
+
+SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    run_id        TEXT PRIMARY KEY,
+    host          TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    machine       TEXT,
+    process_start TEXT,
+    started_at    REAL NOT NULL,
+    lease_until   REAL NOT NULL,
+    ended_at      REAL
+);
+CREATE TABLE deliveries (
+    key                   TEXT PRIMARY KEY,
+    state                 TEXT NOT NULL CHECK (state IN ('sending', 'sent', 'unknown', 'failed')),
+    recipient             TEXT NOT NULL,
+    sender                TEXT,
+    messaging_service_sid TEXT,
+    account_sid           TEXT,
+    body                  TEXT,
+    body_sha256           TEXT,
+    media_sha256          TEXT,
+    match_sha256          TEXT,
+    sid                   TEXT,
+    segments              INTEGER,
+    error_code            INTEGER,
+    error_message         TEXT,
+    owner                 TEXT,
+    attempts              INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    attempted_at          REAL,
+    updated_at            REAL NOT NULL,
+    version               INTEGER NOT NULL,
+    legacy                INTEGER NOT NULL DEFAULT 0 CHECK (legacy IN (0, 1))
+);
+CREATE TABLE messages (
+    sid                   TEXT PRIMARY KEY,
+    key                   TEXT NOT NULL,
+    recipient             TEXT NOT NULL,
+    sender                TEXT,
+    messaging_service_sid TEXT,
+    account_sid           TEXT,
+    segments              INTEGER,
+    body_sha256           TEXT,
+    media_sha256          TEXT,
+    found_in_log          INTEGER NOT NULL DEFAULT 0 CHECK (found_in_log IN (0, 1)),
+    run_id                TEXT,
+    created_at            REAL NOT NULL
+);
+"""
+
+INDEXES = """
+CREATE INDEX deliveries_open ON deliveries (recipient, match_sha256)
+    WHERE state IN ('sending', 'unknown');
+CREATE INDEX deliveries_legacy ON deliveries (account_sid) WHERE legacy = 1;
+CREATE INDEX messages_key ON messages (key, created_at);
+CREATE INDEX messages_recipient ON messages (recipient);
+"""
+
+MIGRATE_FROM_1 = """
+ALTER TABLE deliveries RENAME TO deliveries_v1;
+{schema}
+INSERT INTO deliveries (key, state, recipient, sender, messaging_service_sid, account_sid, body,
+        body_sha256, sid, segments, error_code, error_message, owner, attempts, attempted_at,
+        updated_at, version, legacy)
+    SELECT key, CASE state WHEN 'pending' THEN 'sending' ELSE state END, recipient, sender,
+        messaging_service_sid, account_sid, body, body_sha256, sid, segments, error_code,
+        error_message, owner, attempts, attempted_at, updated_at, abs(random()) % 4611686018427387904,
+        key LIKE 'sha256:%'
+    FROM deliveries_v1;
+INSERT OR IGNORE INTO messages (sid, key, recipient, sender, messaging_service_sid, account_sid,
+        segments, body_sha256, run_id, created_at)
+    SELECT sid, key, recipient, sender, messaging_service_sid, account_sid, segments, body_sha256,
+        NULL, updated_at
+    FROM deliveries_v1 WHERE sid IS NOT NULL;
+DROP TABLE deliveries_v1;
+{indexes}
+"""
+
+_ROW = (
+    "SELECT d.*, r.host AS r_host, r.pid AS r_pid, r.machine AS r_machine, "
+    "r.process_start AS r_process_start, r.lease_until AS r_lease_until, r.ended_at AS r_ended_at "
+    "FROM deliveries d LEFT JOIN runs r ON r.run_id = d.owner "
+)
+
+
+def new_version() -> int:
+    """An opaque version: random, so a key deleted and made again never repeats one."""
+    return secrets.randbits(62)
+
+
+class SqliteLedger(Ledger):
+    """A ledger in an SQLite file (open it with :func:`open_sqlite`)."""
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        *,
+        location: str,
+        path: Path,
+        read_only: bool,
+        schema: int,
+        settings: Settings,
+        run: RunInfo,
+    ) -> None:
+        self._db = connection
+        self.location = location
+        self.path = path
+        self.read_only = read_only
+        self._schema = schema
+        self.settings = settings
+        self.run = run
+        self._durable: bool | None = None
+        self._started = False
+        self._lost = False
+        self._legacy_accounts: tuple[str | None, ...] | None = None
+
+    # --- transactions and faults ----------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction; SQLite's faults become the ledger's errors.
+
+        *durable* transactions are synced to disk at commit (a claim must be on
+        disk before its request leaves, also across a power cut). In WAL mode a
+        synced commit also makes every earlier commit durable.
+        """
+        db = self._db
+        with self.faults("write"):
+            if self._durable is not durable:
+                db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def faults(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            self._roll_back()
+            raise translate_fault(exc, self.location, self.path, action) from None
+        except ValueError as exc:  # a value that is not text, not a state: scribbled
+            self._roll_back()
+            raise LedgerDamaged(
+                f"the ledger {self.location} is damaged (a stored value is unreadable: {exc})",
+                hint=LEDGER_FIX,
+            ) from None
+
+    def _roll_back(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _now(self) -> float:
+        return time.time()
+
+    # --- runs ------------------------------------------------------------------------
+
+    def start_run(self) -> None:
+        if self.read_only:
+            return
+        now = self._now()
+        run = self.run
+        with self._write(durable=True) as db:
+            db.execute(
+                "DELETE FROM runs WHERE ended_at < ? AND run_id NOT IN "
+                "(SELECT owner FROM deliveries WHERE owner IS NOT NULL)",
+                (now - RUNS_KEPT_SECONDS,),
+            )
+            db.execute(
+                "INSERT INTO runs (run_id, host, pid, machine, process_start, started_at, lease_until) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.host,
+                    run.pid,
+                    run.machine,
+                    run.process_start,
+                    now,
+                    now + self.settings.lease,
+                ),
+            )
+        self._started = True
+
+    def heartbeat(self) -> bool:
+        if self.read_only or self._lost:
+            return not self._lost
+        now = self._now()
+        with self._write() as db:
+            renewed = db.execute(
+                "UPDATE runs SET lease_until = ? WHERE run_id = ? AND ended_at IS NULL AND lease_until >= ?",
+                (now + self.settings.lease, self.run.run_id, now),
+            ).rowcount
+        self._lost = renewed == 0
+        return not self._lost
+
+    def end_run(self) -> None:
+        if self.read_only or not self._started:
+            return
+        now = self._now()
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET ended_at = ?, lease_until = min(lease_until, ?) WHERE run_id = ?",
+                (now, now, self.run.run_id),
+            )
+        self._started = False
+
+    def _check_lease(self, db: sqlite3.Connection, now: float) -> None:
+        row = db.execute(
+            "SELECT lease_until, ended_at FROM runs WHERE run_id = ?", (self.run.run_id,)
+        ).fetchone()
+        if row is None or row["ended_at"] is not None or row["lease_until"] < now:
+            self._lost = True
+            raise LeaseLost(
+                f"this run's lease on the ledger {self.location} lapsed (the process was "
+                f"stopped or stalled for more than {self.settings.lease:g} s): another run may "
+                "hold its messages now, so it sends nothing more",
+                hint="run again; raise `run_lease` if the machine stalls this long",
+            )
+
+    # --- reads -----------------------------------------------------------------------
+
+    def get(self, key: str, legacy_keys: tuple[str, ...] = ()) -> KeyRow | None:
+        with self.faults("read"):
+            if self._schema == 1:
+                return self._get_v1(key, legacy_keys)
+            record = self._db.execute(_ROW + "WHERE d.key = ?", (key,)).fetchone()
+            if record is not None or not legacy_keys:
+                return self._row(record) if record else None
+            for legacy_key in legacy_keys:
+                found = self._db.execute(_ROW + "WHERE d.key = ? AND d.legacy = 1", (legacy_key,)).fetchone()
+                if found is not None:
+                    if self.read_only:
+                        return self._row(found)
+                    break
+            else:
+                return None
+        return self._rekey(legacy_key, key)
+
+    def _rekey(self, legacy_key: str, key: str) -> KeyRow | None:
+        """A schema 1 row found by its content hash takes the document's key (once)."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM deliveries WHERE key = ?", (key,)).fetchone() is None:
+                db.execute(
+                    "UPDATE deliveries SET key = ?, legacy = 0, version = ? WHERE key = ? AND legacy = 1",
+                    (key, new_version(), legacy_key),
+                )
+                db.execute("UPDATE messages SET key = ? WHERE key = ?", (key, legacy_key))
+            record = db.execute(_ROW + "WHERE d.key = ?", (key,)).fetchone()
+        return self._row(record) if record else None
+
+    def _row(self, record: sqlite3.Row) -> KeyRow:
+        latest = self._db.execute(
+            "SELECT * FROM messages WHERE key = ? ORDER BY created_at DESC LIMIT 1", (record["key"],)
+        ).fetchone()
+        now = self._now()
+        attempted = record["attempted_at"]
+        return KeyRow(
+            key=record["key"],
+            state=KeyState(record["state"]),
+            recipient=record["recipient"],
+            sender=record["sender"],
+            messaging_service_sid=record["messaging_service_sid"],
+            account_sid=record["account_sid"],
+            body=record["body"],
+            body_sha256=record["body_sha256"],
+            media_sha256=record["media_sha256"],
+            sid=record["sid"],
+            segments=record["segments"],
+            error_code=record["error_code"],
+            error_message=record["error_message"],
+            holder=self._holder(record, now),
+            attempts=record["attempts"],
+            attempt_age=None if attempted is None else max(0.0, now - attempted),
+            version=record["version"],
+            latest=_message(latest) if latest else None,
+            legacy=bool(record["legacy"]),
+        )
+
+    def _holder(self, record: sqlite3.Row, now: float) -> Holder | None:
+        owner = record["owner"]
+        if owner is None or KeyState(record["state"]) not in OPEN_STATES:
+            return None
+        if owner == self.run.run_id:
+            return Holder(owner, this_run=True, alive=not self._lost, description="this run")
+        host = record["r_host"]
+        if host is None:
+            return Holder(owner, this_run=False, alive=False, description="a run that is gone")
+        pid = record["r_pid"]
+        alive = record["r_ended_at"] is None and record["r_lease_until"] >= now
+        if alive and record["r_machine"] and record["r_machine"] == self.run.machine:
+            # Same machine: a pid that is gone (kill -9) is dead at once, lease or not.
+            alive = process_alive(pid, record["r_process_start"]) is not False
+        return Holder(owner, this_run=False, alive=alive, description=f"pid {pid} on {host}")
+
+    def _get_v1(self, key: str, legacy_keys: tuple[str, ...]) -> KeyRow | None:
+        """A read-only look into a schema 1 ledger (a dry run before the first real run)."""
+        for candidate in (key, *legacy_keys):
+            record = self._db.execute("SELECT * FROM deliveries WHERE key = ?", (candidate,)).fetchone()
+            if record is not None:
+                break
+        else:
+            return None
+        state = "sending" if record["state"] == "pending" else record["state"]
+        sid = record["sid"]
+        latest = Message(sid, record["key"], record["recipient"]) if sid else None
+        return KeyRow(
+            key=record["key"],
+            state=KeyState(state),
+            recipient=record["recipient"],
+            sender=record["sender"],
+            messaging_service_sid=record["messaging_service_sid"],
+            account_sid=record["account_sid"],
+            body=record["body"],
+            body_sha256=record["body_sha256"],
+            media_sha256=None,
+            sid=sid,
+            segments=record["segments"],
+            error_code=record["error_code"],
+            error_message=record["error_message"],
+            holder=None
+            if record["owner"] is None
+            else Holder(record["owner"], False, False, "a run of an earlier smspipe"),
+            attempts=record["attempts"],
+            attempt_age=None,
+            version=0,
+            latest=latest,
+            legacy=key != record["key"],
+        )
+
+    def legacy_accounts(self) -> tuple[str | None, ...]:
+        if self._legacy_accounts is None:
+            query = (
+                "SELECT DISTINCT account_sid FROM deliveries WHERE key LIKE 'sha256:%'"
+                if self._schema == 1
+                else "SELECT DISTINCT account_sid FROM deliveries WHERE legacy = 1"
+            )
+            with self.faults("read"):
+                self._legacy_accounts = tuple(row[0] for row in self._db.execute(query))
+        return self._legacy_accounts
+
+    def known_sids(self, recipient: str) -> frozenset[str]:
+        if self._schema == 1:
+            return frozenset()
+        with self.faults("read"):
+            rows = self._db.execute("SELECT sid FROM messages WHERE recipient = ?", (recipient,)).fetchall()
+        return frozenset(row[0] for row in rows)
+
+    def orphans(self, limit: int = 10_000) -> list[KeyRow]:
+        if self._schema == 1:
+            return []
+        with self.faults("read"):
+            records = self._db.execute(
+                _ROW + "WHERE d.state IN ('sending', 'unknown') LIMIT ?", (limit,)
+            ).fetchall()
+            rows = [self._row(record) for record in records]
+        return [row for row in rows if row.holder is None or not row.holder.alive]
+
+    def counts(self) -> Counts:
+        with self.faults("read"):
+            states = dict(
+                self._db.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()
+            )
+            messages = 0
+            if self._schema >= 2:
+                messages = self._db.execute("SELECT count(*) FROM messages").fetchone()[0]
+        return Counts(by_state=states, messages=messages)
+
+    # --- writes ----------------------------------------------------------------------
+
+    def claim(self, key: str, version: int | None, attempt: Attempt) -> KeyRow | None:
+        now = self._now()
+        with self._write(durable=True) as db:
+            self._check_lease(db, now)
+            values = (
+                attempt.recipient,
+                attempt.sender,
+                attempt.messaging_service_sid,
+                attempt.account_sid,
+                attempt.body,
+                attempt.body_sha256,
+                attempt.media_sha256,
+                attempt.match_sha256,
+                self.run.run_id,
+                now,
+                now,
+                new_version(),
+            )
+            if version is None:
+                try:
+                    db.execute(
+                        "INSERT INTO deliveries (recipient, sender, messaging_service_sid, account_sid, "
+                        "body, body_sha256, media_sha256, match_sha256, owner, attempted_at, updated_at, "
+                        "version, key, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                        "'sending', 1)",
+                        (*values, key),
+                    )
+                except sqlite3.IntegrityError:
+                    return None
+            else:
+                changed = db.execute(
+                    "UPDATE deliveries SET recipient = ?, sender = ?, messaging_service_sid = ?, "
+                    "account_sid = ?, body = ?, body_sha256 = ?, media_sha256 = ?, match_sha256 = ?, "
+                    "owner = ?, attempted_at = ?, updated_at = ?, version = ?, state = 'sending', "
+                    "attempts = attempts + 1, error_code = NULL, error_message = NULL, legacy = 0 "
+                    "WHERE key = ? AND version = ?",
+                    (*values, key, version),
+                ).rowcount
+                if not changed:
+                    return None
+            record = db.execute(_ROW + "WHERE d.key = ?", (key,)).fetchone()
+            return self._row(record)
+
+    def adopt(self, key: str, version: int) -> KeyRow | None:
+        now = self._now()
+        with self._write(durable=True) as db:
+            self._check_lease(db, now)
+            changed = db.execute(
+                "UPDATE deliveries SET owner = ?, version = ?, updated_at = ? "
+                "WHERE key = ? AND version = ? AND state IN ('sending', 'unknown')",
+                (self.run.run_id, new_version(), now, key, version),
+            ).rowcount
+            if not changed:
+                return None
+            record = db.execute(_ROW + "WHERE d.key = ?", (key,)).fetchone()
+            return self._row(record)
+
+    def touch(self, key: str) -> None:
+        now = self._now()
+        with self._write(durable=True) as db:
+            self._check_lease(db, now)
+            db.execute(
+                "UPDATE deliveries SET attempted_at = ?, attempts = attempts + 1, updated_at = ? "
+                "WHERE key = ? AND owner = ?",
+                (now, now, key, self.run.run_id),
+            )
+
+    def record_sent(self, key: str, message: Message) -> None:
+        with self._write() as db:
+            self._record(db, key, message, found_in_log=False)
+
+    def record_found(self, key: str, message: Message, match_sha256: str | None) -> FoundOutcome:
+        with self._write() as db:
+            owner = db.execute("SELECT key FROM messages WHERE sid = ?", (message.sid,)).fetchone()
+            if owner is not None and owner[0] != key:
+                return FoundOutcome.TAKEN
+            if match_sha256 is not None:
+                rival = db.execute(
+                    "SELECT 1 FROM deliveries WHERE recipient = ? AND match_sha256 = ? "
+                    "AND state IN ('sending', 'unknown') AND key != ? LIMIT 1",
+                    (message.recipient, match_sha256, key),
+                ).fetchone()
+                if rival is not None:
+                    return FoundOutcome.AMBIGUOUS
+            self._record(db, key, message, found_in_log=True)
+        return FoundOutcome.RECORDED
+
+    def _record(self, db: sqlite3.Connection, key: str, message: Message, *, found_in_log: bool) -> None:
+        now = self._now()
+        owner = db.execute("SELECT key FROM messages WHERE sid = ?", (message.sid,)).fetchone()
+        if owner is None:
+            db.execute(
+                "INSERT INTO messages (sid, key, recipient, sender, messaging_service_sid, account_sid, "
+                "segments, body_sha256, media_sha256, found_in_log, run_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.sid,
+                    key,
+                    message.recipient,
+                    message.sender,
+                    message.messaging_service_sid,
+                    message.account_sid,
+                    message.segments,
+                    message.body_sha256,
+                    message.media_sha256,
+                    int(found_in_log),
+                    self.run.run_id,
+                    message.created_at or now,
+                ),
+            )
+        elif owner[0] != key and not found_in_log:
+            # Twilio's answer to a create names its message beyond doubt: a key that
+            # took this SID from the log gives it back and is open again.
+            db.execute(
+                "UPDATE deliveries SET state = 'unknown', owner = NULL, version = ?, updated_at = ?, "
+                "error_message = 'its message in the log was another key''s' WHERE key = ? AND sid = ?",
+                (new_version(), now, owner[0], message.sid),
+            )
+            db.execute("UPDATE messages SET key = ?, found_in_log = 0 WHERE sid = ?", (key, message.sid))
+        values = (
+            message.sid,
+            message.segments,
+            message.recipient,
+            message.sender,
+            message.messaging_service_sid,
+            message.account_sid,
+            message.body_sha256,
+            message.media_sha256,
+            now,
+            new_version(),
+        )
+        changed = db.execute(
+            "UPDATE deliveries SET state = 'sent', sid = ?, segments = ?, recipient = ?, sender = ?, "
+            "messaging_service_sid = ?, account_sid = ?, body_sha256 = coalesce(?, body_sha256), "
+            "media_sha256 = coalesce(?, media_sha256), updated_at = ?, version = ?, body = NULL, "
+            "owner = NULL, error_code = NULL, error_message = NULL WHERE key = ?",
+            (*values, key),
+        ).rowcount
+        if not changed:  # released meanwhile by a run that took it for absent: it was not
+            db.execute(
+                "INSERT INTO deliveries (sid, segments, recipient, sender, messaging_service_sid, "
+                "account_sid, body_sha256, media_sha256, updated_at, version, key, state, attempts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'sent', 1)",
+                (*values, key),
+            )
+
+    def record_failed(self, key: str, code: int | None, message: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE deliveries SET state = 'failed', error_code = ?, error_message = ?, body = NULL, "
+                "owner = NULL, version = ?, updated_at = ? WHERE key = ?",
+                (code, message[:500], new_version(), self._now(), key),
+            )
+
+    def record_unknown(self, key: str, message: str, attempt_age: float | None = None) -> None:
+        now = self._now()
+        attempted = None if attempt_age is None else now - attempt_age
+        with self._write() as db:
+            db.execute(
+                "UPDATE deliveries SET state = 'unknown', error_message = ?, "
+                "attempted_at = coalesce(?, attempted_at), version = ?, updated_at = ? WHERE key = ?",
+                (message[:500], attempted, new_version(), now, key),
+            )
+
+    def release(self, key: str) -> None:
+        now = self._now()
+        with self._write() as db:
+            latest = db.execute(
+                "SELECT * FROM messages WHERE key = ? ORDER BY created_at DESC LIMIT 1", (key,)
+            ).fetchone()
+            if latest is None:
+                db.execute("DELETE FROM deliveries WHERE key = ?", (key,))
+                return
+            db.execute(
+                "UPDATE deliveries SET state = 'sent', sid = ?, segments = ?, recipient = ?, sender = ?, "
+                "messaging_service_sid = ?, account_sid = ?, body_sha256 = ?, media_sha256 = ?, "
+                "body = NULL, owner = NULL, error_code = NULL, error_message = NULL, version = ?, "
+                "updated_at = ? WHERE key = ?",
+                (
+                    latest["sid"],
+                    latest["segments"],
+                    latest["recipient"],
+                    latest["sender"],
+                    latest["messaging_service_sid"],
+                    latest["account_sid"],
+                    latest["body_sha256"],
+                    latest["media_sha256"],
+                    new_version(),
+                    now,
+                    key,
+                ),
+            )
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+
+
+def _message(record: sqlite3.Row) -> Message:
+    return Message(
+        sid=record["sid"],
+        key=record["key"],
+        recipient=record["recipient"],
+        sender=record["sender"],
+        messaging_service_sid=record["messaging_service_sid"],
+        account_sid=record["account_sid"],
+        segments=record["segments"],
+        body_sha256=record["body_sha256"],
+        media_sha256=record["media_sha256"],
+        found_in_log=bool(record["found_in_log"]),
+        run_id=record["run_id"],
+        created_at=record["created_at"],
+    )
+
+
+# --- faults ------------------------------------------------------------------------------
+
+
+def translate_fault(exc: sqlite3.Error, location: str, path: Path, action: str) -> Exception:
+    """An SQLite error as what it means for the run: damaged, read-only, full, busy."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")) or "disk is full" in text:
+        cause = (
+            "the disk is full" if "FULL" in name or "full" in text else f"the disk is full or failed ({text})"
+        )
+        return LedgerFull(
+            f"the ledger {location} cannot be written: {cause}",
+            hint="free some space (nothing more is sent until it can be recorded), or pass "
+            "--ledger with a path on another disk",
+        )
+    if name.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH", "SQLITE_CANTOPEN")):
+        return read_only_error(location, path, text)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return LedgerBusy(
+            f"the ledger {location} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s",
+            hint="run again when the other run is done",
+        )
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return LedgerDamaged(f"the ledger {location} is damaged ({text})", hint=LEDGER_FIX)
+    if "no such table" in text:
+        table = text.rsplit(":", 1)[-1].strip()
+        return LedgerDamaged(f"the ledger {location} is damaged: table {table} is missing", hint=LEDGER_FIX)
+    return LedgerDamaged(f"the ledger {location} failed to {action}: {text}", hint=LEDGER_FIX)
+
+
+def read_only_error(location: str, path: Path, detail: str) -> LedgerReadOnly:
+    directory = path.parent
+    if not _can_create_in(directory):
+        return LedgerReadOnly(
+            f"the ledger {location} cannot be written: its directory {directory} is not writable "
+            "(SQLite keeps its journal beside it)",
+            hint="make the directory writable, or pass --ledger with another path",
+        )
+    return LedgerReadOnly(
+        f"the ledger {location} is read-only ({detail})",
+        hint="make it writable (chmod u+w), or pass --ledger with another path",
+    )
+
+
+def _can_create_in(directory: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def open_sqlite(
+    path: str | Path,
+    *,
+    read_only: bool = False,
+    settings: Settings | None = None,
+    run: RunInfo | None = None,
+) -> SqliteLedger | None:
+    """The ledger at *path*, checked (see the module's docstring); None when *read_only*
+    and there is no ledger yet."""
+    given = Path(path).expanduser()
+    location = str(given)
+    real = Path(os.path.realpath(given))
+    if real.is_dir():
+        raise LedgerError(f"the ledger {location} is a directory", hint="pass --ledger with a file's path")
+    if not real.exists():
+        if read_only:
+            return None
+        _create(real, location)
+    else:
+        _check_file(real, location)
+        real = _canonical(real)
+    connection = _connect(real, location, read_only=read_only)
+    try:
+        schema = _check_schema(connection, real, location)
+        _check_integrity(connection, real, location)
+        if not read_only:
+            _prepare(connection, real, location, schema)
+            schema = SCHEMA_VERSION
+    except BaseException:
+        connection.close()
+        raise
+    return SqliteLedger(
+        connection,
+        location=location,
+        path=real,
+        read_only=read_only,
+        schema=schema,
+        settings=settings or Settings(),
+        run=run or RunInfo.this_process(),
+    )
+
+
+def _create(real: Path, location: str) -> None:
+    """A new ledger, made whole in a temporary file and linked into place.
+
+    A run starting at the same moment finds either no file or a complete one,
+    never an empty file it would have to refuse.
+    """
+    parent = real.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise LedgerError(
+            f"cannot create the directory {parent} for the ledger {location}: {exc.strerror}",
+            hint="pass --ledger PATH, set `ledger` in the config, or use --no-ledger",
+        ) from None
+    try:
+        # Owner only: it holds phone numbers and, while a key is open, message texts.
+        handle, temporary = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".new", dir=parent)
+    except OSError as exc:
+        raise read_only_error(location, real, exc.strerror or str(exc)) from None
+    os.close(handle)
+    try:
+        db = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            with contextlib.closing(db):
+                db.execute("PRAGMA journal_mode = WAL")
+                db.executescript(
+                    "BEGIN;" + SCHEMA + INDEXES + f"PRAGMA application_id = {APPLICATION_ID};"
+                    f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                )
+                db.execute("INSERT INTO meta (name, value) VALUES ('home', ?)", (str(real),))
+        except sqlite3.Error as exc:
+            raise translate_fault(exc, location, real, "be created") from None
+        try:
+            os.link(temporary, real)
+        except FileExistsError:
+            pass  # another run made it first: theirs is as good
+        except OSError:
+            if not real.exists():  # a file system without hard links
+                os.replace(temporary, real)
+    finally:
+        for leftover in (temporary, temporary + "-wal", temporary + "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+
+
+def _check_file(real: Path, location: str) -> None:
+    try:
+        size = real.stat().st_size
+        with real.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise LedgerError(f"cannot read the ledger {location}: {exc.strerror}", hint=LEDGER_FIX) from None
+    if size == 0:
+        raise LedgerDamaged(
+            f"the ledger {location} is empty (0 bytes): it was damaged, and is never started afresh "
+            "(that would send everything again)",
+            hint=LEDGER_FIX,
+        )
+    if header != SQLITE_HEADER:
+        raise LedgerDamaged(f"the ledger {location} is not an SQLite database", hint=LEDGER_FIX)
+
+
+def _canonical(real: Path) -> Path:
+    """The name a ledger with several hard links was created under, if that is this file."""
+    try:
+        if real.stat().st_nlink <= 1:
+            return real
+        uri = real.as_uri() + "?mode=ro&immutable=1"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            record = db.execute("SELECT value FROM meta WHERE name = 'home'").fetchone()
+    except (OSError, sqlite3.Error):
+        return real
+    if record is None:
+        return real
+    home = Path(record[0])
+    with contextlib.suppress(OSError):
+        if home != real and os.path.samefile(home, real):
+            return home
+    return real
+
+
+def _connect(real: Path, location: str, *, read_only: bool) -> sqlite3.Connection:
+    target = real.as_uri() + ("?mode=ro" if read_only else "?mode=rw")
+    try:
+        db = sqlite3.connect(
+            target,
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    except sqlite3.Error as exc:
+        raise translate_fault(exc, location, real, "open") from None
+    return db
+
+
+def _check_schema(db: sqlite3.Connection, real: Path, location: str) -> int:
+    """Which schema the file holds (1 or 2); refuses what is not a smspipe ledger."""
+    try:
+        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise translate_fault(exc, location, real, "be read") from None
+    except ValueError as exc:  # its schema is not text: scribbled
+        raise LedgerDamaged(f"the ledger {location} is damaged ({exc})", hint=LEDGER_FIX) from None
+    if application_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"the ledger {location} was written by a newer smspipe (schema {version})",
+                hint="upgrade smspipe, or pass --ledger with another path",
+            )
+        required: tuple[str, ...] = TABLES
+    elif application_id == 0 and version == 1 and "deliveries" in tables:
+        required = ("deliveries",)
+    else:
+        raise LedgerDamaged(
+            f"the ledger {location} is an SQLite database but not a smspipe ledger", hint=LEDGER_FIX
+        )
+    for table in required:
+        if table not in tables:
+            raise LedgerDamaged(
+                f"the ledger {location} is damaged: table {table} is missing", hint=LEDGER_FIX
+            )
+    return int(version) if application_id == APPLICATION_ID else 1
+
+
+def _check_integrity(db: sqlite3.Connection, real: Path, location: str) -> None:
+    try:
+        full = real.stat().st_size <= FULL_CHECK_MAX_BYTES
+        check = "integrity_check" if full else "quick_check"
+        verdict = db.execute(f"PRAGMA {check}(1)").fetchone()[0]
+    except (OSError, sqlite3.Error, ValueError) as exc:
+        raise LedgerDamaged(f"the ledger {location} is damaged ({exc})", hint=LEDGER_FIX) from None
+    if verdict != "ok":
+        detail = " ".join(str(verdict).replace("*** in database main ***", "").split())
+        raise LedgerDamaged(f"the ledger {location} is damaged (SQLite's {check}: {detail})", hint=LEDGER_FIX)
+
+
+def _prepare(db: sqlite3.Connection, real: Path, location: str, schema: int) -> None:
+    """WAL mode, the schema migrated, the home name recorded: ready to write."""
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        if schema < SCHEMA_VERSION:
+            _migrate(db)
+        home = db.execute("SELECT value FROM meta WHERE name = 'home'").fetchone()
+        if home is None or home[0] != str(real):
+            with contextlib.suppress(OSError):
+                if home is not None and os.path.samefile(home[0], real):
+                    return
+            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('home', ?)", (str(real),))
+    except sqlite3.Error as exc:
+        raise translate_fault(exc, location, real, "be prepared") from None
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # Another run may have migrated it while this one waited for the lock.
+        if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            script = MIGRATE_FROM_1.format(schema=SCHEMA, indexes=INDEXES)
+            for statement in _statements(script):
+                db.execute(statement)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _statements(script: str) -> Iterator[str]:
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""

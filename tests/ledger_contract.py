@@ -1,0 +1,279 @@
+"""The ledger contract: what every backend must do, whatever stores it.
+
+Not collected by itself: a test module imports these tests and provides the
+fixtures ``make_ledger`` (a factory: each call opens the same store as another
+run, with its own lease) and ``ledger_target`` (what ``open_ledger`` takes, for
+other processes). ``tests/test_ledger.py`` feeds it SQLite; a PostgreSQL
+backend adds its fixture parameter there and must pass the same tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+
+import pytest
+
+from smspipe.ledger import (
+    Attempt,
+    FoundOutcome,
+    KeyState,
+    LeaseLost,
+    Ledger,
+    Message,
+    RunInfo,
+    Settings,
+)
+
+MakeLedger = Callable[..., Ledger]
+A = "+14155550101"
+B = "+14155550102"
+
+
+def attempt(to: str = A, body: str = "Your order R1 shipped", match: str = "m1") -> Attempt:
+    return Attempt(
+        recipient=to,
+        sender="+15017122661",
+        messaging_service_sid=None,
+        account_sid="AC" + "1" * 32,
+        body=body,
+        body_sha256="b-" + body,
+        media_sha256="no-media",
+        match_sha256=match,
+    )
+
+
+def message(sid: str, key: str, to: str = A) -> Message:
+    return Message(sid=sid, key=key, recipient=to, body_sha256="b", media_sha256="no-media")
+
+
+def test_a_claim_is_taken_once_and_held_by_its_run(make_ledger: MakeLedger) -> None:
+    first, second = make_ledger(), make_ledger()
+    row = first.claim("k", None, attempt())
+    assert row is not None and row.state == KeyState.SENDING
+    assert row.holder is not None and row.holder.this_run and row.holder.alive
+    assert row.body == "Your order R1 shipped"  # kept while open: reconciliation needs it
+    assert row.attempt_age is not None and row.attempt_age < 60
+    assert second.claim("k", None, attempt()) is None  # already there
+    seen = second.get("k")
+    assert seen is not None and seen.holder is not None
+    assert not seen.holder.this_run and seen.holder.alive
+    assert f"pid {os.getpid()}" in seen.holder.description
+
+
+def test_writes_are_compare_and_set_on_the_version_read(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    row = ledger.claim("k", None, attempt())
+    assert row is not None
+    ledger.record_failed("k", 21211, "invalid number")
+    assert ledger.claim("k", row.version, attempt()) is None  # stale: the row changed
+    current = ledger.get("k")
+    assert current is not None and current.state == KeyState.FAILED
+    assert ledger.claim("k", current.version, attempt(B)) is not None
+
+
+def test_sent_keeps_the_message_and_forgets_the_text(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    ledger.claim("k", None, attempt())
+    ledger.record_sent("k", message("SM1", "k"))
+    row = ledger.get("k")
+    assert row is not None and row.state == KeyState.SENT and row.sid == "SM1"
+    assert row.body is None and row.holder is None
+    assert row.latest is not None and row.latest.sid == "SM1" and row.latest.run_id == ledger.run.run_id
+    assert row.bound_to == A
+    assert ledger.counts().messages == 1
+
+
+def test_a_key_that_only_failed_binds_nothing_one_with_a_message_stays_bound(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    ledger.claim("failed", None, attempt())
+    ledger.record_failed("failed", 21211, "invalid")
+    row = ledger.get("failed")
+    assert row is not None and row.bound_to is None
+
+    ledger.claim("sent", None, attempt())
+    ledger.record_sent("sent", message("SM1", "sent"))
+    sent = ledger.get("sent")
+    assert sent is not None
+    ledger.claim("sent", sent.version, attempt(B))  # --force to B, then refused
+    ledger.record_failed("sent", 21610, "opted out")
+    after = ledger.get("sent")
+    assert after is not None and after.state == KeyState.FAILED and after.bound_to == A
+
+
+def test_release_restores_what_the_key_was(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    ledger.claim("new", None, attempt())
+    ledger.release("new")
+    assert ledger.get("new") is None  # never attempted, as far as anyone can tell
+
+    ledger.claim("old", None, attempt())
+    ledger.record_sent("old", message("SM1", "old"))
+    row = ledger.get("old")
+    assert row is not None
+    ledger.claim("old", row.version, attempt(B, "another text"))
+    ledger.release("old")
+    restored = ledger.get("old")
+    assert restored is not None and restored.state == KeyState.SENT
+    assert restored.sid == "SM1" and restored.recipient == A and restored.body_sha256 == "b"
+
+
+def test_a_version_never_comes_back(make_ledger: MakeLedger) -> None:
+    """A key deleted and made again must not accept a compare-and-set from before."""
+    ledger = make_ledger()
+    first = ledger.claim("k", None, attempt())
+    assert first is not None
+    ledger.release("k")
+    again = ledger.claim("k", None, attempt())
+    assert again is not None and again.version != first.version
+    assert ledger.adopt("k", first.version) is None
+
+
+def test_an_unknown_key_is_held_while_its_run_lives_and_adopted_once_after(make_ledger: MakeLedger) -> None:
+    owner, other, third = make_ledger(), make_ledger(), make_ledger()
+    owner.claim("k", None, attempt())
+    owner.record_unknown("k", "dropped", attempt_age=5.0)
+    row = other.get("k")
+    assert row is not None and row.state == KeyState.UNKNOWN and row.holder is not None
+    assert row.holder.alive and row.error_message == "dropped"
+    assert row.attempt_age is not None and row.attempt_age >= 5.0
+    assert other.orphans() == []
+
+    owner.end_run()  # its open keys are free for the next run to settle
+    [orphan] = other.orphans()
+    assert orphan.key == "k" and orphan.holder is not None and not orphan.holder.alive
+    adopted = other.adopt("k", orphan.version)
+    assert adopted is not None and adopted.holder is not None and adopted.holder.this_run
+    assert third.adopt("k", orphan.version) is None  # once
+    assert third.orphans() == []  # held by a live run again
+
+
+def test_a_run_whose_lease_lapsed_is_dead_to_others_and_may_not_claim(make_ledger: MakeLedger) -> None:
+    short = make_ledger(settings=Settings(lease=0.2))
+    other = make_ledger()
+    short.claim("k", None, attempt())
+    assert short.heartbeat()
+    time.sleep(0.5)
+    row = other.get("k")
+    assert row is not None and row.holder is not None and not row.holder.alive
+    assert not short.heartbeat()  # lapsed: it may not renew it
+    with pytest.raises(LeaseLost):
+        short.claim("other", None, attempt())
+
+
+def test_found_messages_are_recorded_under_one_key_only(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    ledger.claim("a", None, attempt(match="same"))
+    ledger.claim("b", None, attempt(match="same"))
+    # Two open keys, same recipient, same text: a message in the log may be either's.
+    assert ledger.record_found("a", message("SM1", "a"), "same") == FoundOutcome.AMBIGUOUS
+    ledger.record_sent("b", message("SM2", "b"))
+    assert ledger.record_found("a", message("SM2", "a"), "same") == FoundOutcome.TAKEN
+    assert ledger.record_found("a", message("SM1", "a"), "same") == FoundOutcome.RECORDED
+    ledger.claim("c", None, attempt(match="same"))
+    ledger.claim("d", None, attempt(match="same"))
+    # Past the grace period (no match given): the message serves whichever asks.
+    assert ledger.record_found("c", message("SM3", "c"), None) == FoundOutcome.RECORDED
+    row = ledger.get("a")
+    assert row is not None and row.state == KeyState.SENT and row.sid == "SM1"
+    assert row.latest is not None and row.latest.found_in_log
+    assert ledger.known_sids(A) == frozenset({"SM1", "SM2", "SM3"})
+    assert ledger.known_sids(B) == frozenset()
+    assert ledger.counts().messages == 3
+
+
+def test_twilios_answer_wins_over_a_log_finding(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    ledger.claim("a", None, attempt(match="x"))
+    ledger.claim("b", None, attempt(match="y"))
+    assert ledger.record_found("a", message("SM1", "a"), "x") == FoundOutcome.RECORDED
+    ledger.record_sent("b", message("SM1", "b"))  # the create's own answer named SM1
+    a, b = ledger.get("a"), ledger.get("b")
+    assert b is not None and b.state == KeyState.SENT and b.sid == "SM1"
+    assert a is not None and a.state == KeyState.UNKNOWN  # looked up again by the next run
+    assert ledger.counts().messages == 1
+
+
+def test_an_outcome_arriving_after_the_key_was_released_is_kept(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    ledger.claim("k", None, attempt())
+    ledger.release("k")  # another run took it for absent
+    ledger.record_sent("k", message("SM9", "k"))  # and then Twilio's answer came
+    row = ledger.get("k")
+    assert row is not None and row.state == KeyState.SENT and row.sid == "SM9"
+
+
+def test_touch_restarts_the_attempts_clock(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    ledger.claim("k", None, attempt())
+    ledger.record_unknown("k", "x", attempt_age=100.0)
+    before = ledger.get("k")
+    assert before is not None and before.attempt_age is not None and before.attempt_age >= 100
+    ledger.touch("k")
+    after = ledger.get("k")
+    assert after is not None and after.attempt_age is not None and after.attempt_age < 100
+    assert after.attempts == before.attempts + 1
+
+
+def test_a_run_killed_with_sigkill_leaves_keys_that_are_orphans_at_once(
+    make_ledger: MakeLedger, ledger_target: str
+) -> None:
+    script = textwrap.dedent(f"""
+        import time
+        from smspipe.ledger import Attempt, open_ledger
+        ledger = open_ledger({ledger_target!r})
+        ledger.start_run()
+        ledger.claim("k", None, Attempt("+14155552671", None, None, None, "hi", "b", "m", "x"))
+        print("claimed", flush=True)
+        time.sleep(60)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "claimed"
+    observer = make_ledger()
+    row = observer.get("k")
+    assert row is not None and row.holder is not None and row.holder.alive
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    # Its lease has not lapsed, but its process is gone: dead at once.
+    [orphan] = observer.orphans()
+    assert orphan.key == "k"
+
+
+def test_claims_race_across_processes_and_each_key_is_claimed_once(
+    make_ledger: MakeLedger, ledger_target: str
+) -> None:
+    make_ledger()  # created first, as a run would
+    keys = 120
+    script = textwrap.dedent(f"""
+        from smspipe.ledger import Attempt, Message, open_ledger
+        won = 0
+        ledger = open_ledger({ledger_target!r})
+        ledger.start_run()
+        for i in range({keys}):
+            key = f"k{{i}}"
+            row = ledger.get(key)
+            claim = Attempt("+1415555", None, None, None, "b", "b", "m", "x")
+            if row is None and ledger.claim(key, None, claim):
+                won += 1
+                ledger.record_sent(key, Message(f"SM{{i}}", key, "+1415555"))
+        ledger.end_run()
+        print(won)
+    """)
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    won = [int(p.communicate(timeout=120)[0]) for p in processes]
+    assert sum(won) == keys
+    counts = make_ledger().counts()
+    assert counts.by_state == {"sent": keys} and counts.messages == keys
+
+
+def test_run_info_names_this_process() -> None:
+    run = RunInfo.this_process()
+    assert run.pid == os.getpid() and run.run_id
