@@ -1,0 +1,384 @@
+"""A top-level JSON array read item by item, in constant memory.
+
+The input is read in chunks and decoded incrementally; each item is parsed
+with the same scanner, hooks and checks as an NDJSON line, yielded, and its
+text dropped. Memory holds one chunk and the item being parsed, whatever the
+length of the array.
+
+A bad item costs only itself: when an item cannot be parsed, the reader
+reports it (line, column, index) and finds where it ends by bracket depth
+(strings tracked, reset at a line break since no JSON string spans lines),
+then goes on with the next item. What follows the closing ``]`` is read as
+NDJSON, as after a first line holding a whole value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import IO, Any
+
+from smspipe.documents import (
+    _SURROGATE,
+    _SURROGATE_ESCAPE,
+    CHUNK,
+    MAX_WHOLE_DOCUMENT,
+    Document,
+    Problem,
+    _decoder,
+    _describe_value_error,
+    _duplicate_message,
+    _DuplicateKey,
+    _pairs_decoder,
+    _refuse_lone_surrogate,
+    json_kind,
+    read_lines,
+)
+
+_NOT_WHITESPACE = re.compile(r"[^ \t\r\n]")
+_STRUCTURE = re.compile(r'[][{}",\n]')
+_IN_STRING = re.compile(r'["\\\n]')
+_TOKEN = re.compile(r'[][{}",]')
+# A parse error this close to the end of what is buffered may only mean that
+# the rest of the item has not been read yet.
+_MARGIN = 16
+
+
+def read_array(source: str, stream: IO[bytes]) -> Iterator[Document | Problem]:
+    """The items of the JSON array *stream* starts with, then what follows it."""
+    return _ArrayReader(source, stream).items()
+
+
+def _complete_prefix(data: bytes) -> int:
+    """How much of *data* ends on a whole UTF-8 character (a chunk may split one)."""
+    size = len(data)
+    for back in range(1, min(3, size) + 1):
+        byte = data[size - back]
+        if byte < 0x80:
+            return size
+        if byte >= 0xC0:  # the lead byte of the last character
+            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return size - back if needed > back else size
+    return size
+
+
+def _lines_after(head: bytes, stream: IO[bytes]) -> Iterator[bytes]:
+    """The lines of *head* then of *stream*, the last line of *head* completed."""
+    parts = head.split(b"\n")
+    for part in parts[:-1]:
+        yield part + b"\n"
+    if parts[-1]:
+        yield parts[-1] + stream.readline()
+    yield from stream
+
+
+class _ArrayReader:
+    """The state of one array being read: a text buffer and where we are in it."""
+
+    def __init__(self, source: str, stream: IO[bytes]) -> None:
+        self.source = source
+        self.stream = stream
+        self.read = getattr(stream, "read1", stream.read)  # what is there, not a full chunk
+        self.buf = ""
+        self.pos = 0
+        self.pending = b""  # bytes of a character split by the end of a read
+        self.eof = False
+        # The buffer holds bytes that are not UTF-8 (as surrogate escapes).
+        self.dirty = False
+        # Line numbers: line is the number of the line holding buf[counted];
+        # line_start is where that line starts in buf (negative once dropped).
+        self.line = 1
+        self.counted = 0
+        self.line_start = 0
+        self.truncated = False
+
+    # --- the buffer -------------------------------------------------------------
+
+    def _more(self, wanted: int = 1) -> bool:
+        """Read at least *wanted* more bytes (or to the end), dropping the text
+        before ``pos``. False when nothing more could be read."""
+        if self.eof:
+            return False
+        self._count_to(self.pos)
+        if self.pos:
+            self.buf = self.buf[self.pos :]
+            self.counted -= self.pos
+            self.line_start -= self.pos
+            self.pos = 0
+            self.dirty = self.dirty and _SURROGATE.search(self.buf) is not None
+        chunks = []
+        got = 0
+        while got < wanted:
+            data = self.read(max(wanted - got, CHUNK))
+            if not data:
+                self.eof = True
+                break
+            chunks.append(data)
+            got += len(data)
+        if got:
+            self.buf += self._decode(b"".join(chunks), final=self.eof)
+        elif self.pending:
+            self.buf += self._decode(b"", final=True)
+            return True
+        return got > 0
+
+    def _decode(self, data: bytes, *, final: bool) -> str:
+        if self.pending:
+            data = self.pending + data
+        self.pending = b""
+        if not final:
+            cut = _complete_prefix(data)
+            if cut < len(data):
+                self.pending = data[cut:]
+                data = data[:cut]
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            self.dirty = True
+            return data.decode("utf-8", "surrogateescape")
+
+    def _grow(self) -> bool:
+        """More text for an item that is not whole yet (at least doubling it)."""
+        held = len(self.buf) - self.pos
+        if held > MAX_WHOLE_DOCUMENT:
+            return False
+        return self._more(max(CHUNK, held))
+
+    def _count_to(self, index: int) -> None:
+        if index > self.counted:
+            newlines = self.buf.count("\n", self.counted, index)
+            if newlines:
+                self.line += newlines
+                self.line_start = self.buf.rfind("\n", self.counted, index) + 1
+            self.counted = index
+
+    def _line_col(self, index: int) -> tuple[int, int]:
+        self._count_to(index)
+        return self.line, index - self.line_start + 1
+
+    def _skip_whitespace(self) -> bool:
+        """Move to the next character that is not whitespace; False at the end."""
+        buf = self.buf
+        if self.pos < len(buf) and buf[self.pos] not in " \t\r\n":
+            return True
+        while True:
+            match = _NOT_WHITESPACE.search(self.buf, self.pos)
+            if match is not None:
+                self.pos = match.start()
+                return True
+            self.pos = len(self.buf)
+            if not self._more():
+                return False
+
+    # --- the array --------------------------------------------------------------
+
+    def items(self) -> Iterator[Document | Problem]:
+        self._more()
+        if self.buf.startswith("\ufeff"):
+            self.pos = 1
+        if not self._skip_whitespace() or self.buf[self.pos] != "[":
+            yield from self._after_array()  # not an array after all (the input changed?)
+            return
+        self.pos += 1
+        index = 0
+        while True:
+            if not self._skip_whitespace():
+                yield from self._never_ends(index)
+                return
+            if self.buf[self.pos] == "]":
+                self.pos += 1
+                yield from self._after_array()
+                return
+            yield from self._item(index)
+            index += 1
+            problem = self._separator(index - 1)
+            if problem is not None:
+                yield problem
+
+    def _separator(self, index: int) -> Problem | None:
+        """Step over the comma after an item; a problem if there is none."""
+        if not self._skip_whitespace():
+            return None  # the loop reports the missing "]"
+        char = self.buf[self.pos]
+        if char == "]":
+            return None
+        if char == ",":
+            self.pos += 1
+            if self._skip_whitespace() and self.buf[self.pos] == "]":
+                line, column = self._line_col(self.pos)
+                return Problem(
+                    self.source, line, f"invalid JSON: a comma before ] (column {column}); remove it", index
+                )
+            return None
+        line, column = self._line_col(self.pos)
+        problem = Problem(
+            self.source,
+            line,
+            f"invalid JSON: expected , or ] after item {index} (column {column})",
+            index,
+        )
+        if char not in '{["-0123456789tfn':  # junk, not a value after a missing comma
+            self._skip_junk()
+        return problem
+
+    def _skip_junk(self) -> None:
+        """Move to what may start the next item (or end the array), past a comma."""
+        while True:
+            match = _TOKEN.search(self.buf, self.pos)
+            if match is not None:
+                self.pos = match.start() + (match.group() == ",")
+                return
+            self.pos = len(self.buf)
+            if not self._more():
+                return
+
+    def _never_ends(self, index: int) -> Iterator[Problem]:
+        if not self.truncated:
+            line, _ = self._line_col(len(self.buf))
+            yield Problem(
+                self.source,
+                line,
+                f"invalid JSON: the array ends after {index} items without its ] (truncated?)",
+            )
+
+    def _after_array(self) -> Iterator[Document | Problem]:
+        line, _ = self._line_col(self.pos)
+        rest = self.buf[self.pos :].encode("utf-8", "surrogateescape") + self.pending
+        self.buf = ""
+        yield from read_lines(self.source, _lines_after(rest, self.stream), line - 1)
+
+    # --- one item -----------------------------------------------------------------
+
+    def _item(self, index: int) -> Iterator[Document | Problem]:
+        start = self.pos
+        try:
+            value, end = self._parse(_decoder)
+        except _DuplicateKey:
+            yield from self._duplicate(index)
+            return
+        except json.JSONDecodeError as exc:
+            yield self._malformed(index, exc.pos, self._json_error(exc))
+            return
+        except RecursionError:
+            yield self._malformed(index, self.pos, "JSON nested too deeply")
+            return
+        except ValueError as exc:  # NaN, an infinite float, a number with too many digits
+            yield self._malformed(index, self.pos, _describe_value_error(exc))
+            return
+        start = self.pos  # _parse may have moved the buffer
+        self.pos = end
+        yield self._checked(index, start, end, value)
+
+    def _parse(self, decoder: json.JSONDecoder) -> tuple[Any, int]:
+        """The value at ``pos``, reading on until it is whole."""
+        while True:
+            start = self.pos
+            try:
+                value, end = decoder.raw_decode(self.buf, start)
+            except json.JSONDecodeError as exc:
+                if self._maybe_cut(exc) and self._grow():
+                    continue
+                raise
+            if end >= len(self.buf) and type(value) not in (dict, list, str) and self._grow():
+                continue  # a number at the end of the buffer may go on
+            return value, end
+
+    def _maybe_cut(self, exc: json.JSONDecodeError) -> bool:
+        if self.eof:
+            return False
+        return exc.pos >= len(self.buf) - _MARGIN or exc.msg.startswith("Unterminated string")
+
+    def _json_error(self, exc: json.JSONDecodeError) -> str:
+        if exc.pos >= len(self.buf) - _MARGIN and self.eof:
+            self.truncated = True
+            return "invalid JSON: the input ends inside this item (truncated?)"
+        if exc.msg.startswith("Unterminated string"):
+            return "invalid JSON: a string that never ends (truncated?)"
+        return f"invalid JSON: {exc.msg}"
+
+    def _malformed(self, index: int, at: int, message: str) -> Problem:
+        """Report an item that cannot be read, then skip to its end."""
+        start = self.pos
+        bad = _SURROGATE.search(self.buf, start, at + 1) if self.dirty else None
+        if bad is not None:
+            problem = self._not_utf8(index, bad)
+        else:
+            if len(self.buf) - start > MAX_WHOLE_DOCUMENT:
+                message = f"an item bigger than {MAX_WHOLE_DOCUMENT // 2**20} MiB; split the array"
+            line, column = self._line_col(min(at, len(self.buf)))
+            problem = Problem(self.source, line, f"{message} (column {column})", index)
+        self._skip_item()
+        return problem
+
+    def _not_utf8(self, index: int, bad: re.Match[str]) -> Problem:
+        line, column = self._line_col(bad.start())
+        byte = ord(bad.group()) - 0xDC00
+        message = f"not valid UTF-8 (byte 0x{byte:02x} at column {column}); re-encode the input as UTF-8"
+        return Problem(self.source, line, message, index)
+
+    def _duplicate(self, index: int) -> Iterator[Problem]:
+        start = self.pos
+        try:
+            _, end = self._parse(_pairs_decoder)
+        except (ValueError, RecursionError):
+            yield self._malformed(index, self.pos, "invalid JSON")
+            return
+        start = self.pos
+        line, _ = self._line_col(start)
+        self.pos = end
+        yield Problem(self.source, line, _duplicate_message(self.buf[start:end]), index)
+
+    def _checked(self, index: int, start: int, end: int, value: Any) -> Document | Problem:
+        buf = self.buf
+        if self.dirty:
+            bad = _SURROGATE.search(buf, start, end)
+            if bad is not None:
+                return self._not_utf8(index, bad)
+        line, _ = self._line_col(start)
+        if buf.find("\\u", start, end) != -1 and _SURROGATE_ESCAPE.search(buf, start, end) is not None:
+            try:
+                _refuse_lone_surrogate(value)
+            except ValueError as exc:
+                return Problem(self.source, line, str(exc), index)
+        if type(value) is dict:
+            return Document(self.source, line, index, value)
+        return Problem(self.source, line, f"expected a JSON object, got {json_kind(value)}", index)
+
+    def _skip_item(self) -> bool:
+        """Move ``pos`` to the comma or bracket that ends the item it is in (by
+        depth, outside strings); False when the input ends first."""
+        depth = 0
+        in_string = False
+        index = self.pos
+        while True:
+            match = (_IN_STRING if in_string else _STRUCTURE).search(self.buf, index)
+            if match is None:
+                self.pos = len(self.buf)  # all of it scanned: it may go
+                if not self._more():
+                    self.truncated = True
+                    return False
+                index = self.pos
+                continue
+            char = match.group()
+            index = match.end()
+            if in_string:
+                if char == "\\":
+                    index += 1  # past the escaped character (a new read if it is not here yet)
+                    if index > len(self.buf):
+                        self.pos = len(self.buf)
+                        if not self._more():
+                            return False
+                        index = self.pos + 1
+                else:  # the closing quote, or a line break no string may hold
+                    in_string = False
+            elif char == '"':
+                in_string = True
+            elif char in "[{":
+                depth += 1
+            elif char in "]}" or char == ",":
+                if depth == 0:
+                    self.pos = match.start()
+                    return True
+                if char != ",":
+                    depth -= 1
