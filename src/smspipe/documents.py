@@ -106,6 +106,9 @@ _decoder = json.JSONDecoder(
 )
 
 
+_scan: Any = _decoder.scan_once  # type: ignore[attr-defined]
+
+
 class _Pairs(list[tuple[str, Any]]):
     """An object as its key-value pairs, duplicates kept: for locating one."""
 
@@ -129,7 +132,10 @@ def parse_json(text: str) -> Any:
     # Inline for the common case: no whitespace before the value, a newline after it.
     start = 0 if text[:1] not in _WHITESPACE else _skip_ws(text, 0)
     try:
-        value, end = _decoder.raw_decode(text, start)
+        value, end = _scan(text, start)  # what raw_decode does, less a Python frame
+    except StopIteration as stop:
+        exc = json.JSONDecodeError("Expecting value", text, stop.value)
+        raise ValueError(_describe_json_error(exc)) from None
     except json.JSONDecodeError as exc:
         raise ValueError(_describe_json_error(exc)) from None
     except _DuplicateKey:

@@ -162,9 +162,10 @@ def _validator(name: str) -> Schema:
 
 @cache
 def _envelope_validator() -> Schema:
-    """The request schema without its ``sms``: checks request_id and parameters."""
+    """The request schema with any ``sms``: checks request_id and parameters
+    (a document may be passed whole, its sms checked apart)."""
     schema = load_schema("request")  # a fresh dict: ours to change
-    del schema["properties"]["sms"]
+    schema["properties"]["sms"] = True
     schema["required"] = []
     return Schema(schema)
 
@@ -239,9 +240,7 @@ def _describe_schema_error(error: Any, prefix: str) -> Issue:
         )
         return Issue(path, f"must be {expected}, got {json_kind(error.instance)}")
     if validator == "maxLength":
-        return Issue(
-            path, f"is {len(error.instance)} characters; at most {error.validator_value} are allowed"
-        )
+        return Issue(path, too_long(len(error.instance), error.validator_value))
     if validator == "minLength":
         return Issue(path, "must not be empty")
     if validator == "maxItems":
@@ -311,10 +310,16 @@ def split(doc: Document) -> Iterator[tuple[str, Any, dict[str, Any]]]:
     return unwrap(doc, "sms", "sms")
 
 
-def check(doc: Document, policy: Policy) -> Iterator[Verdict]:
+def check(doc: Document, policy: Policy) -> list[Verdict]:
     """Validate every SMS in *doc* (one, or several for ``{"sms": [...]}``)."""
-    for path, item, envelope in split(doc):
-        yield check_item(doc, path, item, envelope, policy)
+    value = doc.value
+    if type(value) is dict:
+        inner = value.get("sms")
+        if type(inner) is dict:
+            # The common {"request_id", "sms": {...}}: the document is its own
+            # envelope (the envelope schema takes any "sms"), without a copy.
+            return [check_item(doc, "sms", inner, value, policy)]
+    return [check_item(doc, path, item, envelope, policy) for path, item, envelope in split(doc)]
 
 
 def check_item(doc: Document, path: str, item: Any, envelope: dict[str, Any], policy: Policy) -> Verdict:
@@ -366,9 +371,13 @@ _CONTROL_NAMES = {0x00: "NUL", 0x07: "BEL", 0x08: "BS", 0x0B: "VT", 0x0C: "FF", 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def describe_control(text: str) -> str | None:
-    """The first control character a message may not hold, described; None if none."""
-    match = _CONTROL.search(text)
+_ANY_CONTROL = re.compile("[\\x00-\\x1f\\x7f-\\x9f]")
+
+
+def describe_control(text: str, *, message: bool = False) -> str | None:
+    """The first control character in *text* (a *message* may hold tab and
+    line breaks), described; None if none."""
+    match = (_CONTROL if message else _ANY_CONTROL).search(text)
     if match is None:
         return None
     code = ord(match.group())
@@ -377,7 +386,31 @@ def describe_control(text: str) -> str | None:
     return f"holds control character {shown} at position {match.start() + 1}"
 
 
-def _check_message(body: str, path: str, policy: Policy, verdict: Verdict) -> None:
+@dataclass(slots=True)
+class MessageCheck:
+    """What the rules of a message text found (see :func:`check_message`)."""
+
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    encoding: str | None = None
+    segments: int | None = None
+
+
+def check_message(body: str, path: str, policy: Policy) -> MessageCheck:
+    """Every rule a message text must meet, its length included (which
+    ``check`` leaves to the schema): for a text made here, as translate makes one."""
+    found = MessageCheck()
+    if len(body) > MAX_MESSAGE_CHARS:
+        found.errors.append(Issue(path, too_long(len(body), MAX_MESSAGE_CHARS)))
+    _check_message(body, path, policy, found)
+    return found
+
+
+def too_long(size: int, limit: int) -> str:
+    return f"is {size} characters; at most {limit} are allowed"
+
+
+def _check_message(body: str, path: str, policy: Policy, verdict: Verdict | MessageCheck) -> None:
     if not body or body.isspace():  # what not body.strip() says, without a copy
         verdict.errors.append(Issue(path, "must not be blank"))
     analysis = encoding.analyse(body)
@@ -405,10 +438,15 @@ def _check_message(body: str, path: str, policy: Policy, verdict: Verdict) -> No
         )
 
 
-def _unprintable(body: str, path: str, verdict: Verdict) -> bool:
+_CONTROL_OR_SURROGATE = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff]")
+
+
+def _unprintable(body: str, path: str, verdict: Verdict | MessageCheck) -> bool:
     """Refuse a control character, or a lone surrogate (no reader lets one
     through, but a message may be built in Python)."""
-    control = describe_control(body)
+    if _CONTROL_OR_SURROGATE.search(body) is None:
+        return False
+    control = describe_control(body, message=True)
     if control is not None:
         verdict.errors.append(
             Issue(path, f"{control}; remove it (tab, line feed and carriage return are allowed)")
