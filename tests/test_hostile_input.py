@@ -459,3 +459,51 @@ def test_no_input_reaches_exit_70_in_a_real_pipe(bare_env: dict[str, str], tmp_p
     )
     assert proc.returncode == 0, proc.stderr
     assert [r["request_id"] for r in rows(proc.stdout)] == ["good-1", "good-2"]
+
+
+def _ids(text: str) -> list[str]:
+    found = []
+    for item in read_values(["-"], stdin=io.BytesIO(text.encode())):
+        found.append(item.value.get("request_id", "?") if isinstance(item, Document) else "problem")
+    return found
+
+
+DOCS = [
+    {
+        "request_id": f"g{n}",
+        "sms": {"phone": "+14155552671", "message": f"hi {n}", "media_url": ["https://a.com/x"]},
+    }
+    for n in range(5)
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"hi 1"', '"hi 1'),  # a quote lost
+        ('"hi 1"', '["hi 1"'),  # a bracket too many
+        ('{\n    "request_id": "g1"', '\n    "request_id": "g1"'),  # a brace lost: its sms looks like an item
+    ],
+)
+def test_a_broken_item_of_a_pretty_printed_array_costs_only_itself(old: str, new: str) -> None:
+    text = json.dumps(DOCS, indent=2)
+    assert old in text
+    ids = _ids(text.replace(old, new, 1))
+    assert [i for i in ids if i != "problem"] == ["g0", "g2", "g3", "g4"]
+    assert "problem" in ids
+
+
+def test_a_broken_item_of_an_array_of_lines_costs_only_itself() -> None:
+    text = "[\n" + ",\n".join(json.dumps(d) for d in DOCS) + "\n]\n"
+    assert [i for i in _ids(text.replace('"hi 1"', '"hi 1', 1)) if i != "problem"] == ["g0", "g2", "g3", "g4"]
+
+
+def test_a_fragment_of_a_broken_item_is_never_read_as_an_item() -> None:
+    """A brace lost in a one-line array: what follows cannot be told apart, so
+    it is not read (send would send a fragment); the problem says so."""
+    text = json.dumps(DOCS).replace('{"request_id": "g1"', '"request_id": "g1"', 1)
+    found = list(read_values(["-"], stdin=io.BytesIO(text.encode())))
+    documents = [d.value for d in found if isinstance(d, Document)]
+    assert documents == [DOCS[0]]
+    problems = [p.message for p in found if isinstance(p, Problem)]
+    assert any("the items after it could not be read" in m for m in problems), problems

@@ -39,7 +39,12 @@ from smspipe.documents import (
 _NOT_WHITESPACE = re.compile(r"[^ \t\r\n]")
 _STRUCTURE = re.compile(r'[][{}",\n]')
 _IN_STRING = re.compile(r'["\\\n]')
-_TOKEN = re.compile(r'[][{}",]')
+# What may follow junk: the start of an item, a comma, the end of the array.
+_TOKEN = re.compile(r'[][{",]')
+_UNREADABLE_REST = (
+    "; the array's structure is broken from here (a quote, brace or bracket missing?), "
+    "so the items after it could not be read: fix it and run again"
+)
 # A parse error this close to the end of what is buffered may only mean that
 # the rest of the item has not been read yet.
 _MARGIN = 16
@@ -92,6 +97,9 @@ class _ArrayReader:
         self.counted = 0
         self.line_start = 0
         self.truncated = False
+        self.at_item = False
+        #: the column items start at, once one was seen to start its line
+        self.indent: int | None = None
 
     # --- the buffer -------------------------------------------------------------
 
@@ -198,6 +206,9 @@ class _ArrayReader:
 
     def _separator(self, index: int) -> Problem | None:
         """Step over the comma after an item; a problem if there is none."""
+        if self.at_item:  # a broken item was skipped up to the next one
+            self.at_item = False
+            return None
         if not self._skip_whitespace():
             return None  # the loop reports the missing "]"
         char = self.buf[self.pos]
@@ -213,25 +224,15 @@ class _ArrayReader:
             return None
         line, column = self._line_col(self.pos)
         problem = Problem(
-            self.source,
-            line,
-            f"invalid JSON: expected , or ] after item {index} (column {column})",
-            index,
+            self.source, line, f"invalid JSON: expected , or ] after item {index} (column {column})", index
         )
-        if char not in '{["-0123456789tfn':  # junk, not a value after a missing comma
-            self._skip_junk()
+        if char != "{" or self.buf[self.pos - 1] not in " \t\r\n}":
+            # Not an object after an object (a comma forgotten): the array's
+            # structure is broken here. Only the start of a line may be trusted.
+            if not self._skip_item(self.indent, damaged=True):
+                problem.message += _UNREADABLE_REST
+            self.at_item = False  # positioned at an item: the loop reads it next
         return problem
-
-    def _skip_junk(self) -> None:
-        """Move to what may start the next item (or end the array), past a comma."""
-        while True:
-            match = _TOKEN.search(self.buf, self.pos)
-            if match is not None:
-                self.pos = match.start() + (match.group() == ",")
-                return
-            self.pos = len(self.buf)
-            if not self._more():
-                return
 
     def _never_ends(self, index: int) -> Iterator[Problem]:
         if not self.truncated:
@@ -267,6 +268,8 @@ class _ArrayReader:
             yield self._malformed(index, self.pos, _describe_value_error(exc))
             return
         start = self.pos  # _parse may have moved the buffer
+        if self.indent is None and index:
+            self.indent = self._indent(start)
         self.pos = end
         yield self._checked(index, start, end, value)
 
@@ -300,6 +303,7 @@ class _ArrayReader:
     def _malformed(self, index: int, at: int, message: str) -> Problem:
         """Report an item that cannot be read, then skip to its end."""
         start = self.pos
+        indent = self.indent if self.indent is not None else self._indent(start)
         bad = _SURROGATE.search(self.buf, start, at + 1) if self.dirty else None
         if bad is not None:
             problem = self._not_utf8(index, bad)
@@ -308,8 +312,19 @@ class _ArrayReader:
                 message = f"an item bigger than {MAX_WHOLE_DOCUMENT // 2**20} MiB; split the array"
             line, column = self._line_col(min(at, len(self.buf)))
             problem = Problem(self.source, line, f"{message} (column {column})", index)
-        self._skip_item()
+        truncated = self.truncated
+        if not self._skip_item(indent) and not truncated:
+            problem.message += _UNREADABLE_REST
+        if self.pos == start and self.pos < len(self.buf) and not self.at_item:
+            self.pos += 1  # a stray closing bracket: step over it, or this would never end
         return problem
+
+    def _indent(self, start: int) -> int | None:
+        """The column an item starts at, when it starts its line (pretty-printed)."""
+        line_start = self.buf.rfind("\n", 0, start) + 1
+        if line_start == 0 or self.buf[line_start:start].strip(" \t"):
+            return None  # its line began before what is buffered, or holds more
+        return start - line_start
 
     def _not_utf8(self, index: int, bad: re.Match[str]) -> Problem:
         line, column = self._line_col(bad.start())
@@ -345,10 +360,18 @@ class _ArrayReader:
             return Document(self.source, line, index, value)
         return Problem(self.source, line, f"expected a JSON object, got {json_kind(value)}", index)
 
-    def _skip_item(self) -> bool:
-        """Move ``pos`` to the comma or bracket that ends the item it is in (by
-        depth, outside strings); False when the input ends first."""
-        depth = 0
+    def _skip_item(self, indent: int | None = None, *, damaged: bool = False) -> bool:
+        """Move ``pos`` to the comma or bracket that ends the item it is in, by
+        bracket depth outside strings; False when the input ends first.
+
+        When the brackets do not match (or *damaged*: the structure is known
+        broken) depth cannot be trusted, and the skip ends only at a line that
+        starts with ``{`` no deeper than *indent* (the column items start at in
+        a pretty-printed array) after a line ending with a comma: then
+        ``at_item`` is set. So a fragment of a broken item is never read as
+        an item of its own (which ``send`` would send).
+        """
+        closers: list[str] = []
         in_string = False
         index = self.pos
         while True:
@@ -362,6 +385,14 @@ class _ArrayReader:
                 continue
             char = match.group()
             index = match.end()
+            if char == "\n":
+                in_string = False  # no JSON string holds a line break
+                if indent is not None and (damaged or closers) and self._ends_with_comma(match.start()):
+                    if self._item_starts(index, indent):
+                        self.at_item = True
+                        return True
+                    index = self.pos
+                continue
             if in_string:
                 if char == "\\":
                     index += 1  # past the escaped character (a new read if it is not here yet)
@@ -370,15 +401,40 @@ class _ArrayReader:
                         if not self._more():
                             return False
                         index = self.pos + 1
-                else:  # the closing quote, or a line break no string may hold
+                else:
                     in_string = False
-            elif char == '"':
-                in_string = True
+                continue
+            if char == '"' or damaged:
+                in_string = char == '"'
             elif char in "[{":
-                depth += 1
-            elif char in "]}" or char == ",":
-                if depth == 0:
-                    self.pos = match.start()
-                    return True
-                if char != ",":
-                    depth -= 1
+                closers.append("]" if char == "[" else "}")
+            elif not closers:  # a comma or closing bracket at the item's own level
+                self.pos = match.start()
+                return True
+            elif char != ",":
+                damaged = closers.pop() != char
+
+    def _ends_with_comma(self, newline: int) -> bool:
+        """Whether the line ending at *newline* ends with a comma (quotes or not:
+        no JSON string spans lines)."""
+        buf = self.buf
+        while newline > 0 and buf[newline - 1] in " \t\r":
+            newline -= 1
+        return newline > 0 and buf[newline - 1] == ","
+
+    def _item_starts(self, index: int, indent: int) -> bool:
+        """Whether the line at *index* starts with ``{`` at column *indent* or less
+        (``pos`` is left there if so, else where scanning may go on)."""
+        self.pos = index
+        while True:
+            match = _NOT_WHITESPACE.search(self.buf, self.pos)
+            if match is not None:
+                break
+            if not self._more():
+                return False
+        start = match.start()
+        line_start = self.buf.rfind("\n", 0, start) + 1
+        if self.buf[start] == "{" and start - line_start <= indent and line_start >= self.pos - 1:
+            self.pos = start
+            return True
+        return False
