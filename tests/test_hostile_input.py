@@ -498,12 +498,30 @@ def test_a_broken_item_of_an_array_of_lines_costs_only_itself() -> None:
     assert [i for i in _ids(text.replace('"hi 1"', '"hi 1', 1)) if i != "problem"] == ["g0", "g2", "g3", "g4"]
 
 
-def test_a_fragment_of_a_broken_item_is_never_read_as_an_item() -> None:
-    """A brace lost in a one-line array: what follows cannot be told apart, so
-    it is not read (send would send a fragment); the problem says so."""
-    text = json.dumps(DOCS).replace('{"request_id": "g1"', '"request_id": "g1"', 1)
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('{"request_id": "g1"', '"request_id": "g1"'),  # a brace lost: its sms looks like an item
+        ('"hi 1"', '"hi 1'),  # a quote lost: every quote after it pairs wrongly
+        ('"hi 1"', '"hi 1", {"phone": "+14155550000"'),  # an object too many
+    ],
+)
+def test_a_broken_item_of_a_one_line_array_costs_only_itself_and_is_never_read_in_pieces(
+    old: str, new: str
+) -> None:
+    """After a break, an item is recognised by the first key the array's items
+    start with: a fragment (the broken request's sms) is never read as an
+    item, which send would send."""
+    text = json.dumps(DOCS)
+    assert old in text
+    found = list(read_values(["-"], stdin=io.BytesIO(text.replace(old, new, 1).encode())))
+    assert [d.value for d in found if isinstance(d, Document)] == [DOCS[0], *DOCS[2:]]
+    assert any(isinstance(p, Problem) and p.index == 1 for p in found)
+
+
+def test_a_one_line_array_broken_before_its_first_item_is_read_no_further() -> None:
+    text = json.dumps(DOCS).replace('"request_id": "g0"', '"request_id: "g0"', 1)
     found = list(read_values(["-"], stdin=io.BytesIO(text.encode())))
-    documents = [d.value for d in found if isinstance(d, Document)]
-    assert documents == [DOCS[0]]
+    assert not any(isinstance(d, Document) and "request_id" not in d.value for d in found)
     problems = [p.message for p in found if isinstance(p, Problem)]
-    assert any("the items after it could not be read" in m for m in problems), problems
+    assert problems, found

@@ -58,7 +58,12 @@ atoms = st.one_of(paths, literals)
 expressions = st.recursive(
     st.builds(lambda atom, flt: f"{atom}{flt}", atoms, st.sampled_from(FILTERS)),
     lambda inner: st.one_of(
-        st.builds(lambda a, op, b: f"({a} {op} {b})", inner, st.sampled_from(["~", "+", "*", "%", "==", "in"]), inner),
+        st.builds(
+            lambda a, op, b: f"({a} {op} {b})",
+            inner,
+            st.sampled_from(["~", "+", "*", "%", "==", "in"]),
+            inner,
+        ),
         st.builds(lambda a: f"{a} is defined", inner),
         st.builds(lambda a, b: f"({a} if {b} else 'no')", inner, inner),
     ),
@@ -71,7 +76,9 @@ blocks = st.recursive(
     ),
     lambda inner: st.one_of(
         st.lists(inner, min_size=1, max_size=3).map("".join),
-        st.builds(lambda e, a, b: f"{{% if {e} %}}{a}{{% else %}}{b}{{% endif %}}", expressions, inner, inner),
+        st.builds(
+            lambda e, a, b: f"{{% if {e} %}}{a}{{% else %}}{b}{{% endif %}}", expressions, inner, inner
+        ),
         st.builds(lambda e, body: f"{{% for x in {e} %}}{body}{{{{ x }}}}{{% endfor %}}", expressions, inner),
         st.builds(lambda body: f"{{% macro m(v) %}}{body}{{{{ v }}}}{{% endmacro %}}{{{{ m(1) }}}}", inner),
         st.builds(lambda e, body: f"{{% set s = {e} %}}{body}{{{{ s }}}}", expressions, inner),
@@ -79,11 +86,17 @@ blocks = st.recursive(
     max_leaves=6,
 )
 values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=False), st.text(max_size=6)),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(FIELDS), inner, max_size=4)),
+    st.one_of(
+        st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=False), st.text(max_size=6)
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(FIELDS), inner, max_size=4)
+    ),
     max_leaves=10,
 )
-orders = st.builds(lambda changes: {**ORDER, **changes}, st.dictionaries(st.sampled_from(FIELDS), values, max_size=3))
+orders = st.builds(
+    lambda changes: {**ORDER, **changes}, st.dictionaries(st.sampled_from(FIELDS), values, max_size=3)
+)
 
 
 def outcome(render: _render.Render, template: Any, context: dict[str, Any]) -> tuple[str, str]:
@@ -116,7 +129,9 @@ def test_fast_and_reference_render_agree(text: str, order: dict[str, Any]) -> No
 
 
 @pytest.mark.parametrize(("value", "reference"), [("", False), ("0", False), ("1", True), ("yes", True)])
-def test_the_switch_back_to_the_reference(monkeypatch: pytest.MonkeyPatch, value: str, reference: bool) -> None:
+def test_the_switch_back_to_the_reference(
+    monkeypatch: pytest.MonkeyPatch, value: str, reference: bool
+) -> None:
     monkeypatch.setenv("SMSPIPE_REFERENCE_RENDER", value)
     assert (_render.chosen() is _render.render_reference) is reference
 

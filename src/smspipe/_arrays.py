@@ -41,6 +41,7 @@ _STRUCTURE = re.compile(r'[][{}",\n]')
 _IN_STRING = re.compile(r'["\\\n]')
 # What may follow junk: the start of an item, a comma, the end of the array.
 _TOKEN = re.compile(r'[][{",]')
+_FIRST_KEY = re.compile(r'\{\s*"([^"\\]*)"\s*:')
 _UNREADABLE_REST = (
     "; the array's structure is broken from here (a quote, brace or bracket missing?), "
     "so the items after it could not be read: fix it and run again"
@@ -98,6 +99,8 @@ class _ArrayReader:
         self.line_start = 0
         self.truncated = False
         self.at_item = False
+        #: the first key of the first item: what an item is recognised by after a break
+        self.first_key: str | None = None
         #: the column items start at, once one was seen to start its line
         self.indent: int | None = None
 
@@ -229,7 +232,7 @@ class _ArrayReader:
         if char != "{" or self.buf[self.pos - 1] not in " \t\r\n}":
             # Not an object after an object (a comma forgotten): the array's
             # structure is broken here. Only the start of a line may be trusted.
-            if not self._skip_item(self.indent, damaged=True):
+            if not self._skip_broken(self.indent, damaged=True):
                 problem.message += _UNREADABLE_REST
             self.at_item = False  # positioned at an item: the loop reads it next
         return problem
@@ -270,6 +273,8 @@ class _ArrayReader:
         start = self.pos  # _parse may have moved the buffer
         if self.indent is None and index:
             self.indent = self._indent(start)
+        if self.first_key is None and type(value) is dict and value:
+            self.first_key = next(iter(value))
         self.pos = end
         yield self._checked(index, start, end, value)
 
@@ -304,6 +309,9 @@ class _ArrayReader:
         """Report an item that cannot be read, then skip to its end."""
         start = self.pos
         indent = self.indent if self.indent is not None else self._indent(start)
+        if self.first_key is None:
+            first = _FIRST_KEY.match(self.buf, start)
+            self.first_key = first.group(1) if first else None
         bad = _SURROGATE.search(self.buf, start, at + 1) if self.dirty else None
         if bad is not None:
             problem = self._not_utf8(index, bad)
@@ -313,7 +321,7 @@ class _ArrayReader:
             line, column = self._line_col(min(at, len(self.buf)))
             problem = Problem(self.source, line, f"{message} (column {column})", index)
         truncated = self.truncated
-        if not self._skip_item(indent) and not truncated:
+        if not self._skip_broken(indent) and not truncated:
             problem.message += _UNREADABLE_REST
         if self.pos == start and self.pos < len(self.buf) and not self.at_item:
             self.pos += 1  # a stray closing bracket: step over it, or this would never end
@@ -359,6 +367,13 @@ class _ArrayReader:
         if type(value) is dict:
             return Document(self.source, line, index, value)
         return Problem(self.source, line, f"expected a JSON object, got {json_kind(value)}", index)
+
+    def _skip_broken(self, indent: int | None, *, damaged: bool = False) -> bool:
+        """Skip a broken item: by lines in a pretty-printed array, else by the
+        first key of the array's items (see the two skips)."""
+        if indent is None and self.first_key is not None:
+            return self._skip_on_the_line(self.first_key)
+        return self._skip_item(indent, damaged=damaged)
 
     def _skip_item(self, indent: int | None = None, *, damaged: bool = False) -> bool:
         """Move ``pos`` to the comma or bracket that ends the item it is in, by
@@ -413,6 +428,42 @@ class _ArrayReader:
                 return True
             elif char != ",":
                 damaged = closers.pop() != char
+
+    def _skip_on_the_line(self, first_key: str) -> bool:
+        """In a one-line array, move to the next item after a broken one: an
+        object whose first key is that of the array's first item, after a comma.
+
+        Depth and quotes cannot be trusted once one is lost; a fragment (an
+        order's line item, a request's sms) has keys of its own. The end of the
+        array, a ] ending its line, ends the skip too. False at the end of the input.
+        """
+        pattern = re.compile(r',\s*(\{\s*"' + re.escape(first_key) + r'"\s*:)|(\])[ \t\r]*(?:\n|\Z)')
+        index = self.pos
+        while True:
+            match = pattern.search(self.buf, index)
+            if match is None or (match.group(2) and not self.eof and match.end() >= len(self.buf)):
+                self.pos = max(index, len(self.buf) - 256 - len(first_key))  # a match may span reads
+                if not self._more():
+                    self.pos = len(self.buf)
+                    self.truncated = True
+                    return False
+                index = self.pos
+                continue
+            if match.group(2):  # the array's own ]
+                self.pos = match.start(2)
+                return True
+            self.pos = match.start(1)
+            if self._parses_here():
+                self.at_item = True
+                return True
+            index = self.pos + 1
+
+    def _parses_here(self) -> bool:
+        try:
+            self._parse(_pairs_decoder)
+        except (ValueError, RecursionError):
+            return False
+        return True
 
     def _ends_with_comma(self, newline: int) -> bool:
         """Whether the line ending at *newline* ends with a comma (quotes or not:
