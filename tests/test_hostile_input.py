@@ -525,3 +525,11 @@ def test_a_one_line_array_broken_before_its_first_item_is_read_no_further() -> N
     assert not any(isinstance(d, Document) and "request_id" not in d.value for d in found)
     problems = [p.message for p in found if isinstance(p, Problem)]
     assert problems, found
+
+
+def test_ndjson_whose_first_line_is_a_broken_array_keeps_its_other_lines() -> None:
+    data = "[[[[\n" + good_sms(1) + "\n" + good_sms(2) + "\n"
+    result = invoke("validate", "--json", input=data)
+    report = rows(result.stdout)
+    assert [r["request_id"] for r in report if r["valid"]] == ["good-1", "good-2"]
+    assert [r["line"] for r in report if r["valid"]] == [2, 3]

@@ -33,6 +33,7 @@ from smspipe.documents import (
     _pairs_decoder,
     _refuse_lone_surrogate,
     json_kind,
+    parse_json,
     read_lines,
 )
 
@@ -41,7 +42,9 @@ _STRUCTURE = re.compile(r'[][{}",\n]')
 _IN_STRING = re.compile(r'["\\\n]')
 # What may follow junk: the start of an item, a comma, the end of the array.
 _TOKEN = re.compile(r'[][{",]')
-_FIRST_KEY = re.compile(r'\{\s*"([^"\\]*)"\s*:')
+# The first string after the opening braces of an item: its first key, even
+# when what follows it is broken.
+_FIRST_KEY = re.compile(r'\{[\s{\[]*"([^"\\]*)"')
 _UNREADABLE_REST = (
     "; the array's structure is broken from here (a quote, brace or bracket missing?), "
     "so the items after it could not be read: fix it and run again"
@@ -67,6 +70,14 @@ def _complete_prefix(data: bytes) -> int:
             needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
             return size - back if needed > back else size
     return size
+
+
+def _is_json(text: str) -> bool:
+    try:
+        parse_json(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _lines_after(head: bytes, stream: IO[bytes]) -> Iterator[bytes]:
@@ -99,6 +110,10 @@ class _ArrayReader:
         self.line_start = 0
         self.truncated = False
         self.at_item = False
+        self.opening_line = 1
+        self.abandoned = False
+        self.item_start = 0  # where the item last read started (negative once dropped)
+        self.item_value: Any = None  # what it was, when it was read whole
         #: the first key of the first item: what an item is recognised by after a break
         self.first_key: str | None = None
         #: the column items start at, once one was seen to start its line
@@ -116,6 +131,7 @@ class _ArrayReader:
             self.buf = self.buf[self.pos :]
             self.counted -= self.pos
             self.line_start -= self.pos
+            self.item_start -= self.pos
             self.pos = 0
             self.dirty = self.dirty and _SURROGATE.search(self.buf) is not None
         chunks = []
@@ -192,6 +208,7 @@ class _ArrayReader:
             yield from self._after_array()  # not an array after all (the input changed?)
             return
         self.pos += 1
+        self.opening_line = self._line_col(self.pos)[0]
         index = 0
         while True:
             if not self._skip_whitespace():
@@ -206,6 +223,9 @@ class _ArrayReader:
             problem = self._separator(index - 1)
             if problem is not None:
                 yield problem
+            if self.abandoned:  # NDJSON whose first line is a broken array
+                yield from self._after_array()
+                return
 
     def _separator(self, index: int) -> Problem | None:
         """Step over the comma after an item; a problem if there is none."""
@@ -232,7 +252,12 @@ class _ArrayReader:
         if char != "{" or self.buf[self.pos - 1] not in " \t\r\n}":
             # Not an object after an object (a comma forgotten): the array's
             # structure is broken here. Only the start of a line may be trusted.
-            if not self._skip_broken(self.indent, damaged=True):
+            if char == ":" and self.first_key is None and isinstance(self.item_value, str):
+                self.first_key = self.item_value  # "key": read as an item: its { was lost
+            indent = self.indent
+            if indent is None and self.item_start >= 0:
+                indent = self._indent(self.item_start)
+            if not self._skip_broken(indent, line, damaged=True):
                 problem.message += _UNREADABLE_REST
             self.at_item = False  # positioned at an item: the loop reads it next
         return problem
@@ -255,7 +280,8 @@ class _ArrayReader:
     # --- one item -----------------------------------------------------------------
 
     def _item(self, index: int) -> Iterator[Document | Problem]:
-        start = self.pos
+        start = self.item_start = self.pos
+        self.item_value = None
         try:
             value, end = self._parse(_decoder)
         except _DuplicateKey:
@@ -275,6 +301,7 @@ class _ArrayReader:
             self.indent = self._indent(start)
         if self.first_key is None and type(value) is dict and value:
             self.first_key = next(iter(value))
+        self.item_value = value
         self.pos = end
         yield self._checked(index, start, end, value)
 
@@ -309,8 +336,9 @@ class _ArrayReader:
         """Report an item that cannot be read, then skip to its end."""
         start = self.pos
         indent = self.indent if self.indent is not None else self._indent(start)
+        item_line = self._line_col(start)[0]
         if self.first_key is None:
-            first = _FIRST_KEY.match(self.buf, start)
+            first = _FIRST_KEY.search(self.buf, start, start + 256)
             self.first_key = first.group(1) if first else None
         bad = _SURROGATE.search(self.buf, start, at + 1) if self.dirty else None
         if bad is not None:
@@ -321,7 +349,7 @@ class _ArrayReader:
             line, column = self._line_col(min(at, len(self.buf)))
             problem = Problem(self.source, line, f"{message} (column {column})", index)
         truncated = self.truncated
-        if not self._skip_broken(indent) and not truncated:
+        if not self._skip_broken(indent, item_line) and not truncated:
             problem.message += _UNREADABLE_REST
         if self.pos == start and self.pos < len(self.buf) and not self.at_item:
             self.pos += 1  # a stray closing bracket: step over it, or this would never end
@@ -368,9 +396,14 @@ class _ArrayReader:
             return Document(self.source, line, index, value)
         return Problem(self.source, line, f"expected a JSON object, got {json_kind(value)}", index)
 
-    def _skip_broken(self, indent: int | None, *, damaged: bool = False) -> bool:
+    def _skip_broken(self, indent: int | None, line: int, *, damaged: bool = False) -> bool:
         """Skip a broken item: by lines in a pretty-printed array, else by the
-        first key of the array's items (see the two skips)."""
+        first key of the array's items (see the two skips). An array broken on
+        its first line, followed by lines that are objects of their own, was
+        the first line of NDJSON: reading goes on from the next line."""
+        if line == self.opening_line and self._objects_follow():
+            self.abandoned = True
+            return True
         if indent is None and self.first_key is not None:
             return self._skip_on_the_line(self.first_key)
         return self._skip_item(indent, damaged=damaged)
@@ -464,6 +497,26 @@ class _ArrayReader:
         except (ValueError, RecursionError):
             return False
         return True
+
+    def _objects_follow(self) -> bool:
+        """Whether one of the next three lines is a JSON object of its own (``pos``
+        is left at the start of the next line if so)."""
+        lines: list[tuple[int, int]] = []  # from and to, counted from pos (which reads keep)
+        begin = 0
+        while len(lines) < 4:
+            newline = self.buf.find("\n", self.pos + begin)
+            if newline >= 0:
+                lines.append((begin, newline - self.pos))
+                begin = newline - self.pos + 1
+            elif len(self.buf) - self.pos > CHUNK * 16 or not self._more():
+                lines.append((begin, len(self.buf) - self.pos))
+                break
+        for line_begin, line_end in lines[1:]:
+            text = self.buf[self.pos + line_begin : self.pos + line_end].strip()
+            if text.startswith("{") and text.endswith("}") and _is_json(text):
+                self.pos += lines[1][0]
+                return True
+        return False
 
     def _ends_with_comma(self, newline: int) -> bool:
         """Whether the line ending at *newline* ends with a comma (quotes or not:
