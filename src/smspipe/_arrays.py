@@ -224,7 +224,7 @@ class _ArrayReader:
             if problem is not None:
                 yield problem
             if self.abandoned:  # NDJSON whose first line is a broken array
-                yield from self._after_array()
+                yield from self._after_array(self.opening_line + 1)
                 return
 
     def _separator(self, index: int) -> Problem | None:
@@ -271,8 +271,10 @@ class _ArrayReader:
                 f"invalid JSON: the array ends after {index} items without its ] (truncated?)",
             )
 
-    def _after_array(self) -> Iterator[Document | Problem]:
-        line, _ = self._line_col(self.pos)
+    def _after_array(self, line: int | None = None) -> Iterator[Document | Problem]:
+        """What follows the array (from ``pos``, on *line*), read as lines."""
+        if line is None:
+            line, _ = self._line_col(self.pos)
         rest = self.buf[self.pos :].encode("utf-8", "surrogateescape") + self.pending
         self.buf = ""
         yield from read_lines(self.source, _lines_after(rest, self.stream), line - 1)

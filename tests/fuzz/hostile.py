@@ -97,7 +97,7 @@ def lose(rng: random.Random, text: str) -> bytes:
 def add(rng: random.Random, text: str) -> bytes:
     at = rng.randrange(len(text) + 1)
     return (
-        text[:at] + rng.choice(list('{}[]",:\\') + ["\x00", "\x07", "\u2028", "\ufeff", "\r"]) + text[at:]
+        text[:at] + rng.choice([*'{}[]",:\\', "\x00", "\x07", "\u2028", "\ufeff", "\r"]) + text[at:]
     ).encode()
 
 
