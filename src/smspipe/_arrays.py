@@ -72,6 +72,11 @@ def _complete_prefix(data: bytes) -> int:
     return size
 
 
+def _is_name(key: object) -> bool:
+    """A key such as JSON exports start their objects with (request_id, order)."""
+    return isinstance(key, str) and 0 < len(key) <= 64 and key.replace("_", "a").isalnum() and key.isascii()
+
+
 def _is_json(text: str) -> bool:
     try:
         parse_json(text)
@@ -115,7 +120,7 @@ class _ArrayReader:
         self.item_start = 0  # where the item last read started (negative once dropped)
         self.item_value: Any = None  # what it was, when it was read whole
         #: the first key of the first item: what an item is recognised by after a break
-        self.first_key: str | None = None
+        self.first_keys: list[str] = []
         #: the column items start at, once one was seen to start its line
         self.indent: int | None = None
 
@@ -252,8 +257,8 @@ class _ArrayReader:
         if char != "{" or self.buf[self.pos - 1] not in " \t\r\n}":
             # Not an object after an object (a comma forgotten): the array's
             # structure is broken here. Only the start of a line may be trusted.
-            if char == ":" and self.first_key is None and isinstance(self.item_value, str):
-                self.first_key = self.item_value  # "key": read as an item: its { was lost
+            if char == ":" and not self.first_keys and _is_name(self.item_value):
+                self.first_keys.append(self.item_value)  # "key": read as an item: its { was lost
             indent = self.indent
             if indent is None and self.item_start >= 0:
                 indent = self._indent(self.item_start)
@@ -301,8 +306,10 @@ class _ArrayReader:
         start = self.pos  # _parse may have moved the buffer
         if self.indent is None and index:
             self.indent = self._indent(start)
-        if self.first_key is None and type(value) is dict and value:
-            self.first_key = next(iter(value))
+        if type(value) is dict and value and len(self.first_keys) < 4:
+            key = next(iter(value))
+            if key not in self.first_keys:
+                self.first_keys.append(key)
         self.item_value = value
         self.pos = end
         yield self._checked(index, start, end, value)
@@ -339,9 +346,7 @@ class _ArrayReader:
         start = self.pos
         indent = self.indent if self.indent is not None else self._indent(start)
         item_line = self._line_col(start)[0]
-        if self.first_key is None:
-            first = _FIRST_KEY.search(self.buf, start, start + 256)
-            self.first_key = first.group(1) if first else None
+        self._note_first_key(_FIRST_KEY.search(self.buf, start, start + 256))
         bad = _SURROGATE.search(self.buf, start, at + 1) if self.dirty else None
         if bad is not None:
             problem = self._not_utf8(index, bad)
@@ -356,6 +361,12 @@ class _ArrayReader:
         if self.pos == start and self.pos < len(self.buf) and not self.at_item:
             self.pos += 1  # a stray closing bracket: step over it, or this would never end
         return problem
+
+    def _note_first_key(self, found: re.Match[str] | None) -> None:
+        """Remember the first key of a broken item, if it looks like one."""
+        key = found.group(1) if found is not None else None
+        if _is_name(key) and key not in self.first_keys and len(self.first_keys) < 4:
+            self.first_keys.append(str(key))
 
     def _indent(self, start: int) -> int | None:
         """The column an item starts at, when it starts its line (pretty-printed)."""
@@ -406,8 +417,8 @@ class _ArrayReader:
         if line == self.opening_line and self._objects_follow():
             self.abandoned = True
             return True
-        if indent is None and self.first_key is not None:
-            return self._skip_on_the_line(self.first_key)
+        if indent is None and self.first_keys:
+            return self._skip_on_the_line(self.first_keys)
         return self._skip_item(indent, damaged=damaged)
 
     def _skip_item(self, indent: int | None = None, *, damaged: bool = False) -> bool:
@@ -437,7 +448,8 @@ class _ArrayReader:
             index = match.end()
             if char == "\n":
                 in_string = False  # no JSON string holds a line break
-                if indent is not None and (damaged or closers) and self._ends_with_comma(match.start()):
+                # A comma ending the line was not seen as one (a quote lost): so too.
+                if indent is not None and self._ends_with_comma(match.start()):
                     if self._item_starts(index, indent):
                         self.at_item = True
                         return True
@@ -464,7 +476,7 @@ class _ArrayReader:
             elif char != ",":
                 damaged = closers.pop() != char
 
-    def _skip_on_the_line(self, first_key: str) -> bool:
+    def _skip_on_the_line(self, first_keys: list[str]) -> bool:
         """In a one-line array, move to the next item after a broken one: an
         object whose first key is that of the array's first item, after a comma.
 
@@ -472,12 +484,13 @@ class _ArrayReader:
         order's line item, a request's sms) has keys of its own. The end of the
         array, a ] ending its line, ends the skip too. False at the end of the input.
         """
-        pattern = re.compile(r',\s*(\{\s*"' + re.escape(first_key) + r'"\s*:)|(\])[ \t\r]*(?:\n|\Z)')
+        keys = "|".join(re.escape(key) for key in first_keys)
+        pattern = re.compile(r',\s*(\{\s*"(?:' + keys + r')"\s*:)|(\])[ \t\r]*(?:\n|\Z)')
         index = self.pos
         while True:
             match = pattern.search(self.buf, index)
             if match is None or (match.group(2) and not self.eof and match.end() >= len(self.buf)):
-                self.pos = max(index, len(self.buf) - 256 - len(first_key))  # a match may span reads
+                self.pos = max(index, len(self.buf) - 256 - len(keys))  # a match may span reads
                 if not self._more():
                     self.pos = len(self.buf)
                     self.truncated = True

@@ -295,7 +295,7 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def run(case: Case, limit: float = 30.0) -> Result:
+def run(case: Case, limit: float = 30.0, args: list[str] | None = None) -> Result:
     """Run *case* in-process (as CliRunner does) and judge it."""
     from typer.testing import CliRunner
 
@@ -303,7 +303,7 @@ def run(case: Case, limit: float = 30.0) -> Result:
 
     try:
         with time_limit(limit):
-            result = CliRunner().invoke(app, COMMANDS[case.command], input=case.data)
+            result = CliRunner().invoke(app, args or COMMANDS[case.command], input=case.data)
     except Hang as exc:
         return Result(None, hang=True, detail=str(exc))
     if isinstance(result.exception, Hang):
@@ -324,6 +324,13 @@ def judge(case: Case, exit_code: int, stdout: str, everything: str) -> Result:
     return found
 
 
+def kind_of(args: list[str]) -> str:
+    """How a run with *args* is judged: validate, pass, translate or send."""
+    if args[0] == "validate":
+        return "pass" if "--pass" in args else "validate"
+    return args[0]
+
+
 def _written_ids(command: str, stdout: str) -> set[str]:
     ids = set()
     for line in stdout.splitlines():
@@ -334,10 +341,89 @@ def _written_ids(command: str, stdout: str) -> set[str]:
         if not isinstance(record, dict):
             continue
         if command == "validate" and not record.get("valid"):
-            continue
+            continue  # a report line (validate --pass writes documents, judged as "pass")
         if command == "send" and record.get("status") != "dry-run":
             continue
         ident = record.get("request_id")
         if isinstance(ident, str):
             ids.add(ident)
     return ids
+
+
+def save(case: Case, directory: Path, result: Result) -> Path:
+    """Keep a failing input for the corpus: the bytes, and how to replay them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{case.command}-{case.layout}-{abs(hash(case.data)) % 10**8}"
+    (directory / f"{name}.bin").write_bytes(case.data)
+    meta = {"args": COMMANDS[case.command], "good": case.good, "why": f"{case.mutations}: {result.detail[-300:]}"}
+    (directory / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return directory / f"{name}.bin"
+
+
+# Pieces hypothesis strings together: valid and broken JSON, encodings, line breaks.
+TOKENS = [
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b'"',
+    b"\n",
+    b"\r\n",
+    b" ",
+    b'"phone"',
+    b'"+14155552671"',
+    b'"message"',
+    b'"hi"',
+    b'"sms"',
+    b"\\ud800",
+    b"\\ud83d\\ude00",
+    b"\\u0000",
+    b"\xff",
+    b"\xc3",
+    b"\xe9",
+    b"\xef\xbb\xbf",
+    b"NaN",
+    b"1e999",
+    b"null",
+    b"true",
+    b"0",
+    b'{"phone": "+14155552671", "message": "hi"}',
+    b'{"a": 1, "a": 2}',
+]
+
+# Pieces of templates, ordinary and hostile, for the translator's fuzz.
+TEMPLATE_PIECES = [
+    "Hi {{ name }} ",
+    "{{ order.id }}",
+    "{{ order.x }}",
+    "{{ order.x | string | upper }}",
+    "{{ order.x | tojson }}",
+    "{{ order.x | join(',') }}",
+    "{{ order.x | length }}",
+    "{{ order.x * 3 }}",
+    "{{ order.x ~ order.x }}",
+    "{{ order.x | center(10**9) }}",
+    "{{ order.x | truncate(-5) }}",
+    "{{ order.x | replace('a', 'b' * 10000) }}",
+    "{{ order.x | format(1) }}",
+    "{{ '%s' % order.x }}",
+    "{{ '{}{}'.format(order.x, order.x) }}",
+    "{{ lipsum(n=10**8) }}",
+    "{{ order.x | slice(10**9) | list }}",
+    "{{ order.x | batch(3) | list }}",
+    "{{ order.x | dictsort }}",
+    "{{ order.x | sum }}",
+    "{{ order.x | pprint }}",
+    "{{ order.x | urlize }}",
+    "{{ order.x | wordwrap(1) }}",
+    "{{ order.x | indent(10**9) }}",
+    "{% for i in order.x %}{{ i }}{% endfor %}",
+    "{% for i in range(99999) %}{% for j in order.x %}{% endfor %}{% endfor %}",
+    "{% macro r(n) %}{{ r(n) }}{% endmacro %}{{ r(order.x) }}",
+    "{% set ns = namespace(s=order.x | string) %}{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "{{ '\\ud800' }}",
+    "{{ order.x.__class__ }}",
+    "{% if order.x %}{{ order.x }}{% else %}none{% endif %}",
+]
