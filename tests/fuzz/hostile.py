@@ -355,7 +355,11 @@ def save(case: Case, directory: Path, result: Result) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     name = f"{case.command}-{case.layout}-{abs(hash(case.data)) % 10**8}"
     (directory / f"{name}.bin").write_bytes(case.data)
-    meta = {"args": COMMANDS[case.command], "good": case.good, "why": f"{case.mutations}: {result.detail[-300:]}"}
+    meta = {
+        "args": COMMANDS[case.command],
+        "good": case.good,
+        "why": f"{case.mutations}: {result.detail[-300:]}",
+    }
     (directory / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return directory / f"{name}.bin"
 
@@ -422,7 +426,8 @@ TEMPLATE_PIECES = [
     "{% for i in order.x %}{{ i }}{% endfor %}",
     "{% for i in range(99999) %}{% for j in order.x %}{% endfor %}{% endfor %}",
     "{% macro r(n) %}{{ r(n) }}{% endmacro %}{{ r(order.x) }}",
-    "{% set ns = namespace(s=order.x | string) %}{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "{% set ns = namespace(s=order.x | string) %}"
+    "{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
     "{{ '\\ud800' }}",
     "{{ order.x.__class__ }}",
     "{% if order.x %}{{ order.x }}{% else %}none{% endif %}",

@@ -45,7 +45,9 @@ def encodable(value: Any) -> bool:
 @pytest.mark.parametrize("name", ENTRIES)
 def test_corpus_replays_cleanly(name: str) -> None:
     entry = json.loads((CORPUS / f"{name}.json").read_text())
-    case = hostile.Case(hostile.kind_of(entry["args"]), (CORPUS / f"{name}.bin").read_bytes(), entry["good"], "corpus")
+    case = hostile.Case(
+        hostile.kind_of(entry["args"]), (CORPUS / f"{name}.bin").read_bytes(), entry["good"], "corpus"
+    )
     result = hostile.run(case, args=entry["args"])
     assert result.ok, (entry["why"], result)
 
@@ -67,15 +69,41 @@ def test_the_reader_never_raises_and_lets_nothing_unencodable_through(data: byte
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["sms", "phone", "message", "from", "media_url", "status_callback", "request_id", "parameters", "id", "x"]) | st.text(max_size=5), inner, max_size=6),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "sms",
+                    "phone",
+                    "message",
+                    "from",
+                    "media_url",
+                    "status_callback",
+                    "request_id",
+                    "parameters",
+                    "id",
+                    "x",
+                ]
+            )
+            | st.text(max_size=5),
+            inner,
+            max_size=6,
+        )
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(value=st.dictionaries(st.text(max_size=8), JSON, max_size=6) | JSON.filter(lambda v: isinstance(v, dict)))
+@given(
+    value=st.dictionaries(st.text(max_size=8), JSON, max_size=6) | JSON.filter(lambda v: isinstance(v, dict))
+)
 def test_the_validator_never_raises_and_reports_what_can_be_written(value: dict[str, Any]) -> None:
     for verdict in sms.check(Document("-", 1, None, value), sms.Policy()):
         assert encodable(verdict.report())
