@@ -45,6 +45,19 @@ _TOKEN = re.compile(r'[][{",]')
 # The first string after the opening braces of an item: its first key, even
 # when what follows it is broken.
 _FIRST_KEY = re.compile(r'\{[\s{\[]*"([^"\\]*)"')
+# Keys only a top-level document starts with (no nested object of a request or
+# a hub object does): what an item is recognised by when the first is broken.
+_ENVELOPE_KEYS = (
+    "request_id",
+    "sms",
+    "parameters",
+    "order",
+    "orders",
+    "customer",
+    "customers",
+    "shipment",
+    "shipments",
+)
 _UNREADABLE_REST = (
     "; the array's structure is broken from here (a quote, brace or bracket missing?), "
     "so the items after it could not be read: fix it and run again"
@@ -257,8 +270,8 @@ class _ArrayReader:
         if char != "{" or self.buf[self.pos - 1] not in " \t\r\n}":
             # Not an object after an object (a comma forgotten): the array's
             # structure is broken here. Only the start of a line may be trusted.
-            if char == ":" and not self.first_keys and _is_name(self.item_value):
-                self.first_keys.append(self.item_value)  # "key": read as an item: its { was lost
+            if char == ":" and isinstance(self.item_value, str):
+                self._note_first_key(self.item_value)  # "key": read as an item: its { was lost
             indent = self.indent
             if indent is None and self.item_start >= 0:
                 indent = self._indent(self.item_start)
@@ -306,10 +319,8 @@ class _ArrayReader:
         start = self.pos  # _parse may have moved the buffer
         if self.indent is None and index:
             self.indent = self._indent(start)
-        if type(value) is dict and value and len(self.first_keys) < 4:
-            key = next(iter(value))
-            if key not in self.first_keys:
-                self.first_keys.append(key)
+        if type(value) is dict and value:
+            self._note_first_key(next(iter(value)))
         self.item_value = value
         self.pos = end
         yield self._checked(index, start, end, value)
@@ -346,7 +357,7 @@ class _ArrayReader:
         start = self.pos
         indent = self.indent if self.indent is not None else self._indent(start)
         item_line = self._line_col(start)[0]
-        self._note_first_key(_FIRST_KEY.search(self.buf, start, start + 256))
+        self._note_first_key(_FIRST_KEY.match(self.buf, start))
         bad = _SURROGATE.search(self.buf, start, at + 1) if self.dirty else None
         if bad is not None:
             problem = self._not_utf8(index, bad)
@@ -362,9 +373,9 @@ class _ArrayReader:
             self.pos += 1  # a stray closing bracket: step over it, or this would never end
         return problem
 
-    def _note_first_key(self, found: re.Match[str] | None) -> None:
-        """Remember the first key of a broken item, if it looks like one."""
-        key = found.group(1) if found is not None else None
+    def _note_first_key(self, found: re.Match[str] | str | None) -> None:
+        """Remember the first key of an item (a broken one's, as its text shows it)."""
+        key = found.group(1) if isinstance(found, re.Match) else found
         if _is_name(key) and key not in self.first_keys and len(self.first_keys) < 4:
             self.first_keys.append(str(key))
 
@@ -417,8 +428,8 @@ class _ArrayReader:
         if line == self.opening_line and self._objects_follow():
             self.abandoned = True
             return True
-        if indent is None and self.first_keys:
-            return self._skip_on_the_line(self.first_keys)
+        if indent is None:
+            return self._skip_on_the_line([*self.first_keys, *_ENVELOPE_KEYS])
         return self._skip_item(indent, damaged=damaged)
 
     def _skip_item(self, indent: int | None = None, *, damaged: bool = False) -> bool:
@@ -471,8 +482,10 @@ class _ArrayReader:
             elif char in "[{":
                 closers.append("]" if char == "[" else "}")
             elif not closers:  # a comma or closing bracket at the item's own level
-                self.pos = match.start()
-                return True
+                if char != "]" or not self._comma_follows(index):
+                    self.pos = match.start()
+                    return True
+                damaged = True  # "]," : not the end of the array; a bracket was lost
             elif char != ",":
                 damaged = closers.pop() != char
 
@@ -532,6 +545,11 @@ class _ArrayReader:
                 self.pos += lines[1][0]
                 return True
         return False
+
+    def _comma_follows(self, index: int) -> bool:
+        """Whether a comma follows *index* on its line (what is buffered of it)."""
+        match = _NOT_WHITESPACE.search(self.buf, index)
+        return match is not None and self.buf[match.start()] == ","
 
     def _ends_with_comma(self, newline: int) -> bool:
         """Whether the line ending at *newline* ends with a comma (quotes or not:
