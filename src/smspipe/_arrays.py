@@ -317,7 +317,7 @@ class _ArrayReader:
             yield self._malformed(index, self.pos, _describe_value_error(exc))
             return
         start = self.pos  # _parse may have moved the buffer
-        if self.indent is None and index:
+        if index == 1:  # the first item may follow the [ on its line; the second tells
             self.indent = self._indent(start)
         if type(value) is dict and value:
             self._note_first_key(next(iter(value)))
