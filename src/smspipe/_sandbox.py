@@ -34,6 +34,8 @@ from jinja2.utils import Namespace, _PassArg, generate_lorem_ipsum
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
+from smspipe._patterns import LazyPattern
+
 # --- the budget -------------------------------------------------------------------
 
 #: loop iterations, calls, operators and filters in one render
@@ -191,8 +193,8 @@ def _int_arg(value: Any, default: int = 0) -> int:
 
 # --- formatting ---------------------------------------------------------------------
 
-_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?([a-zA-Z%])")
-_FORMAT_SPEC = re.compile(r"(?:(?s:.)?[<>=^])?[-+ ]?z?#?0?(\d*)[,_]?(?:\.(\d+))?[a-zA-Z%]?")
+_PERCENT_SPEC = LazyPattern(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?([a-zA-Z%])")
+_FORMAT_SPEC = LazyPattern(r"(?:.?[<>=^])?[-+ ]?z?#?0?(\d*)[,_]?(?:\.(\d+))?[a-zA-Z%]?\Z", re.DOTALL)
 
 
 def check_percent(budget: Budget, template: str, args: Any) -> None:
@@ -217,7 +219,7 @@ def check_percent(budget: Budget, template: str, args: Any) -> None:
 
 
 def _format_spec_size(spec: str) -> int:
-    match = _FORMAT_SPEC.fullmatch(spec)
+    match = _FORMAT_SPEC.match(spec)
     if match is None:
         return len(spec)
     width, precision = match.group(1, 2)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from smspipe._patterns import LazyPattern
 from smspipe.errors import InputError, UsageError
 
 STDIN = "-"
@@ -119,8 +119,8 @@ _pairs_decoder = json.JSONDecoder(
 
 # A \u escape of a UTF-16 surrogate: the only way JSON text can hold one that
 # is not half of a pair. Documents whose text has none need no deeper look.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = LazyPattern(r"\\u[dD][89a-fA-F]")
+_SURROGATE = LazyPattern("[\ud800-\udfff]")
 
 
 def parse_json(text: str) -> Any:

@@ -7,7 +7,6 @@ judged the same way whichever command reads it.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from smspipe import encoding, phone
+from smspipe._patterns import LazyPattern
 from smspipe.documents import Document, Problem, json_kind, unwrap
 from smspipe.schemacheck import Schema
 
@@ -366,12 +366,12 @@ def check_item(doc: Document, path: str, item: Any, envelope: dict[str, Any], po
 # C0 controls but tab, line feed and carriage return; DEL; C1. No handset shows
 # them, any of them makes a message UCS-2, and C1 in text is nearly always
 # mis-decoded Windows-1252 (mojibake): refused, so the export gets fixed.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL = LazyPattern("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _CONTROL_NAMES = {0x00: "NUL", 0x07: "BEL", 0x08: "BS", 0x0B: "VT", 0x0C: "FF", 0x1B: "ESC", 0x7F: "DEL"}
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = LazyPattern("[\ud800-\udfff]")
 
 
-_ANY_CONTROL = re.compile("[\\x00-\\x1f\\x7f-\\x9f]")
+_ANY_CONTROL = LazyPattern("[\\x00-\\x1f\\x7f-\\x9f]")
 
 
 def describe_control(text: str, *, message: bool = False) -> str | None:
@@ -438,7 +438,7 @@ def _check_message(body: str, path: str, policy: Policy, verdict: Verdict | Mess
         )
 
 
-_CONTROL_OR_SURROGATE = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff]")
+_CONTROL_OR_SURROGATE = LazyPattern("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff]")
 
 
 def _unprintable(body: str, path: str, verdict: Verdict | MessageCheck) -> bool:

@@ -28,6 +28,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.utils import missing
 
 from smspipe import _render
+from smspipe._patterns import LazyPattern
 from smspipe._sandbox import MAX_VALUE, BudgetExceeded, Sandbox, finalize, instrument, reserved_names
 from smspipe.errors import UsageError
 
@@ -201,7 +202,7 @@ CLEAN[0x2029] = "\n"
 
 # What CLEAN would change: most texts have none of it, and a search is cheaper than translate.
 _UNCLEAN = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(CLEAN) if c != 0x0A) + "]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = LazyPattern("[\ud800-\udfff]")
 
 
 def clean_text(text: str) -> str:
