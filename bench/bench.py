@@ -98,23 +98,31 @@ def median_time(cmd: list[str], runs: int) -> float:
 # child starts as a copy of its parent (fork, or vfork's shared memory), so
 # measured from here its peak would count the benchmark's own memory.
 _RSS_PROBE = """
-import os, sys
+import os, sys, time
+start = time.perf_counter()
 pid = os.fork()
 if pid == 0:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.execv(sys.argv[1], sys.argv[1:])
-print(os.wait4(pid, 0)[2].ru_maxrss)
+usage = os.wait4(pid, 0)[2]
+print(usage.ru_maxrss, time.perf_counter() - start)
 """
+
+
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Seconds and peak resident set size (MB) of one run of *cmd*."""
+    probe = subprocess.run(
+        [PYTHON, "-c", _RSS_PROBE, *cmd], capture_output=True, text=True, env=env or clean_env(), check=True
+    )
+    rss, seconds = probe.stdout.split()
+    return float(seconds), int(rss) / 1024  # Linux reports KiB
 
 
 def peak_rss_mb(cmd: list[str], env: dict[str, str] | None = None) -> float:
     """Peak resident set size of one run of *cmd*, in MB."""
-    probe = subprocess.run(
-        [PYTHON, "-c", _RSS_PROBE, *cmd], capture_output=True, text=True, env=env or clean_env(), check=True
-    )
-    return int(probe.stdout) / 1024  # Linux reports KiB
+    return measured(cmd, env)[1]
 
 
 # --- inputs ------------------------------------------------------------------
@@ -343,9 +351,7 @@ def empty_objects(megabytes: int) -> list[Row]:
     """``[{},{},…]``: every item a document (invalid), read in constant memory."""
     array = array_file("empty", megabytes)
     count = array.stat().st_size // 3
-    cmd = [SMSPIPE, "validate", "--json", str(array)]
-    took = run_documents(cmd)
-    rss = peak_rss_mb(cmd)
+    took, rss = measured([SMSPIPE, "validate", "--json", str(array)])
     return [
         Row(
             f"`validate` {megabytes} MB of `[{{}},{{}},…]` ({count:,} documents)",

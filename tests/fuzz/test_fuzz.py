@@ -34,6 +34,9 @@ from smspipe.translate import Options, Translator
 pytestmark = pytest.mark.usefixtures("bare_env")
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
+# Read at import: the bare_env fixture takes SMSPIPE_* out of the environment.
+FUZZ_SECONDS = float(os.environ.get("SMSPIPE_FUZZ_SECONDS", "0") or 0)
+FUZZ_SEED = os.environ.get("SMSPIPE_FUZZ_SEED", "smspipe")
 ENTRIES = sorted(path.stem for path in CORPUS.glob("*.json"))
 
 
@@ -128,9 +131,8 @@ def test_the_translator_never_raises_but_a_usage_error(pieces: list[str], order:
 
 
 def test_mutated_inputs_for_a_while() -> None:
-    seconds = float(os.environ.get("SMSPIPE_FUZZ_SECONDS", "0") or 0)
-    rng = random.Random(os.environ.get("SMSPIPE_FUZZ_SEED", "smspipe"))
-    deadline = time.monotonic() + seconds
+    rng = random.Random(FUZZ_SEED)
+    deadline = time.monotonic() + FUZZ_SECONDS
     ran = 0
     while ran < 300 or time.monotonic() < deadline:
         command = ("validate", "translate", "send")[ran % 3]
