@@ -85,6 +85,33 @@ def _complete_prefix(data: bytes) -> int:
     return size
 
 
+class _Depth:
+    """Where a scan stands: the brackets open, in a string or not, and whether
+    the brackets are known not to match (then only lines are trusted)."""
+
+    __slots__ = ("closers", "damaged", "in_string")
+
+    def __init__(self, damaged: bool) -> None:
+        self.closers: list[str] = []
+        self.in_string = False
+        self.damaged = damaged
+
+    def ends_item(self, char: str) -> bool:
+        """Step over a structural character outside strings; True when it is the
+        comma or bracket that ends the item (at the item's own level)."""
+        if char == '"':
+            self.in_string = True
+        elif self.damaged:
+            pass
+        elif char in "[{":
+            self.closers.append("]" if char == "[" else "}")
+        elif not self.closers:
+            return True
+        elif char != ",":
+            self.damaged = self.closers.pop() != char
+        return False
+
+
 def _is_name(key: object) -> bool:
     """A key such as JSON exports start their objects with (request_id, order)."""
     return isinstance(key, str) and 0 < len(key) <= 64 and key.replace("_", "a").isalnum() and key.isascii()
@@ -443,51 +470,64 @@ class _ArrayReader:
         ``at_item`` is set. So a fragment of a broken item is never read as
         an item of its own (which ``send`` would send).
         """
-        closers: list[str] = []
-        in_string = False
+        depth = _Depth(damaged)
         index = self.pos
         while True:
-            match = (_IN_STRING if in_string else _STRUCTURE).search(self.buf, index)
+            match = (_IN_STRING if depth.in_string else _STRUCTURE).search(self.buf, index)
             if match is None:
-                self.pos = len(self.buf)  # all of it scanned: it may go
-                if not self._more():
-                    self.truncated = True
+                index = self._scanned_all()
+                if index < 0:
                     return False
-                index = self.pos
                 continue
-            char = match.group()
-            index = match.end()
+            char, index = match.group(), match.end()
             if char == "\n":
-                in_string = False  # no JSON string holds a line break
-                # A comma ending the line was not seen as one (a quote lost): so too.
-                if indent is not None and self._ends_with_comma(match.start()):
-                    if self._item_starts(index, indent):
-                        self.at_item = True
-                        return True
+                depth.in_string = False  # no JSON string holds a line break
+                before = self.pos
+                if self._next_line_is_an_item(match.start(), indent):
+                    return True
+                if self.pos != before:  # it looked at the next line (and may have read on)
                     index = self.pos
-                continue
-            if in_string:
-                if char == "\\":
-                    index += 1  # past the escaped character (a new read if it is not here yet)
-                    if index > len(self.buf):
-                        self.pos = len(self.buf)
-                        if not self._more():
-                            return False
-                        index = self.pos + 1
-                else:
-                    in_string = False
-                continue
-            if char == '"' or damaged:
-                in_string = char == '"'
-            elif char in "[{":
-                closers.append("]" if char == "[" else "}")
-            elif not closers:  # a comma or closing bracket at the item's own level
+            elif depth.in_string:
+                index = self._string_char(char, index, depth)
+                if index < 0:
+                    return False
+            elif depth.ends_item(char):
                 if char != "]" or not self._comma_follows(index):
                     self.pos = match.start()
                     return True
-                damaged = True  # "]," : not the end of the array; a bracket was lost
-            elif char != ",":
-                damaged = closers.pop() != char
+                depth.damaged = True  # "]," : not the end of the array; a bracket was lost
+
+    def _scanned_all(self) -> int:
+        """Drop what was scanned and read on: where to go on from, -1 at the end."""
+        self.pos = len(self.buf)
+        if not self._more():
+            self.truncated = True
+            return -1
+        return self.pos
+
+    def _string_char(self, char: str, index: int, depth: _Depth) -> int:
+        """After a quote or backslash in a string: where scanning goes on (-1: the end)."""
+        if char != "\\":
+            depth.in_string = False
+            return index
+        index += 1  # past the escaped character (a new read if it is not here yet)
+        if index > len(self.buf):
+            self.pos = len(self.buf)
+            if not self._more():
+                return -1
+            index = self.pos + 1
+        return index
+
+    def _next_line_is_an_item(self, newline: int, indent: int | None) -> bool:
+        """Whether the line after *newline* starts the next item: it starts with ``{``
+        at the items' column, and this one ends with a comma that the scan did
+        not see as one (a quote was lost)."""
+        if indent is None or not self._ends_with_comma(newline):
+            return False
+        if self._item_starts(newline + 1, indent):
+            self.at_item = True
+            return True
+        return False
 
     def _skip_on_the_line(self, first_keys: list[str]) -> bool:
         """In a one-line array, move to the next item after a broken one: an
