@@ -533,3 +533,22 @@ def test_ndjson_whose_first_line_is_a_broken_array_keeps_its_other_lines() -> No
     report = rows(result.stdout)
     assert [r["request_id"] for r in report if r["valid"]] == ["good-1", "good-2"]
     assert [r["line"] for r in report if r["valid"]] == [2, 3]
+
+
+def test_a_writer_never_fails_on_a_lone_surrogate() -> None:
+    """The last guard, should one ever get past the reader: written as its escape."""
+    from smspipe.cli import _streams, output
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8")
+    real = sys.stdout
+    sys.stdout = stream
+    try:
+        _streams.never_fail_on_surrogates()
+        output.write_json_line({"message": "a\ud800b"})
+        stream.flush()
+    finally:
+        sys.stdout = real
+    assert raw.getvalue() == b'{"message":"a\\ud800b"}\n'
+    [problem] = read_values(["-"], stdin=io.BytesIO(raw.getvalue()))
+    assert isinstance(problem, Problem) and "lone surrogate" in problem.message

@@ -45,7 +45,10 @@ def validate(
     """
     with guarded():
         from smspipe import config, documents, sms
+        from smspipe.cli._streams import never_fail_on_surrogates
         from smspipe.errors import ExitCode
+
+        never_fail_on_surrogates()
 
         settings = config.load(config_path, flags={"default_region": region, "max_segments": max_segments})
         for warning in settings.warnings:
