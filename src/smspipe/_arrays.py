@@ -261,8 +261,12 @@ class _ArrayReader:
                 return
             if self.buf[self.pos] == "]":
                 self.pos += 1
-                yield from self._after_array()
-                return
+                stray = self._stray_bracket(index)
+                if stray is None:
+                    yield from self._after_array()
+                    return
+                yield stray
+                continue
             yield from self._item(index)
             index += 1
             problem = self._separator(index - 1)
@@ -307,6 +311,19 @@ class _ArrayReader:
             self.at_item = False  # positioned at an item: the loop reads it next
         return problem
 
+    def _stray_bracket(self, index: int) -> Problem | None:
+        """A ] followed on its line by a comma or an object does not end the
+        array: one was added, or one's [ lost. A problem (the comma stepped
+        over), or None when it is the end."""
+        match = _NOT_WHITESPACE.search(self.buf, self.pos)
+        if match is None or self.buf[match.start()] not in ",{" or "\n" in self.buf[self.pos : match.start()]:
+            return None
+        line, column = self._line_col(self.pos - 1)
+        self.pos = match.start() + (self.buf[match.start()] == ",")
+        return Problem(
+            self.source, line, f"invalid JSON: a ] inside the array (column {column}); remove it", index
+        )
+
     def _never_ends(self, index: int) -> Iterator[Problem]:
         if not self.truncated:
             line, _ = self._line_col(len(self.buf))
@@ -344,7 +361,7 @@ class _ArrayReader:
             yield self._malformed(index, self.pos, _describe_value_error(exc))
             return
         start = self.pos  # _parse may have moved the buffer
-        if index == 1:  # the first item may follow the [ on its line; the second tells
+        if index <= 1 and self.indent is None:  # the first may follow the [ on its line
             self.indent = self._indent(start)
         if type(value) is dict and value:
             self._note_first_key(next(iter(value)))
@@ -600,8 +617,8 @@ class _ArrayReader:
         return newline > 0 and buf[newline - 1] == ","
 
     def _item_starts(self, index: int, indent: int) -> bool:
-        """Whether the line at *index* starts with ``{`` at column *indent* or less
-        (``pos`` is left there if so, else where scanning may go on)."""
+        """Whether the line at *index* starts, at the items' column, an object whose
+        first key is one the items start with (``pos`` is left at it if so)."""
         self.pos = index
         while True:
             match = _NOT_WHITESPACE.search(self.buf, self.pos)
@@ -611,7 +628,23 @@ class _ArrayReader:
                 return False
         start = match.start()
         line_start = self.buf.rfind("\n", 0, start) + 1
-        if self.buf[start] == "{" and start - line_start <= indent and line_start >= self.pos - 1:
-            self.pos = start
+        column = start - line_start
+        # At the items' column once known; else no deeper than the broken item's.
+        at_column = column == indent if indent == self.indent else column <= indent
+        if self.buf[start] != "{" or not at_column or line_start < self.pos - 1:
+            return False
+        self.pos = start
+        if self._starts_like_an_item():
             return True
+        self.pos -= start - line_start  # back to the line's start: scanning goes on from there
         return False
+
+    def _starts_like_an_item(self) -> bool:
+        """Whether an object that starts as the items do is at ``pos``."""
+        try:
+            pairs, _ = self._parse(_pairs_decoder)
+        except (ValueError, RecursionError):
+            return False
+        if not pairs:
+            return False
+        return not self.first_keys or pairs[0][0] in (*self.first_keys, *_ENVELOPE_KEYS)
