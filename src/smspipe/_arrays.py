@@ -361,8 +361,8 @@ class _ArrayReader:
             yield self._malformed(index, self.pos, _describe_value_error(exc))
             return
         start = self.pos  # _parse may have moved the buffer
-        if index <= 1 and self.indent is None:  # the first may follow the [ on its line
-            self.indent = self._indent(start)
+        if index <= 1 and self.indent is None and type(value) is dict:
+            self.indent = self._indent(start)  # the first may follow the [ on its line
         if type(value) is dict and value:
             self._note_first_key(next(iter(value)))
         self.item_value = value
