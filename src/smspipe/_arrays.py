@@ -40,6 +40,7 @@ from smspipe.documents import (
 _NOT_WHITESPACE = re.compile(r"[^ \t\r\n]")
 _STRUCTURE = re.compile(r'[][{}",\n]')
 _IN_STRING = re.compile(r'["\\\n]')
+_NEXT_OBJECT = re.compile(r",[ \t\r\n]*\{")
 # What may follow junk: the start of an item, a comma, the end of the array.
 _TOKEN = re.compile(r'[][{",]')
 # The first string after the opening braces of an item: its first key, even
@@ -246,20 +247,16 @@ class _ArrayReader:
     # --- the array --------------------------------------------------------------
 
     def items(self) -> Iterator[Document | Problem]:
-        self._more()
-        if self.buf.startswith("\ufeff"):
-            self.pos = 1
-        if not self._skip_whitespace() or self.buf[self.pos] != "[":
+        if not self._open():
             yield from self._after_array()  # not an array after all (the input changed?)
             return
-        self.pos += 1
-        self.opening_line = self._line_col(self.pos)[0]
         index = 0
         while True:
-            if not self._skip_whitespace():
+            upcoming = self._next_token()
+            if not upcoming:
                 yield from self._never_ends(index)
                 return
-            if self.buf[self.pos] == "]":
+            if upcoming == "]":
                 self.pos += 1
                 stray = self._stray_bracket(index)
                 if stray is None:
@@ -267,14 +264,45 @@ class _ArrayReader:
                     return
                 yield stray
                 continue
-            yield from self._item(index)
+            yield self._item(index)
             index += 1
+            if self._next_object():
+                continue
             problem = self._separator(index - 1)
             if problem is not None:
                 yield problem
             if self.abandoned:  # NDJSON whose first line is a broken array
                 yield from self._after_array(self.opening_line + 1)
                 return
+
+    def _open(self) -> bool:
+        """Step past the [ the input starts with (after a BOM and whitespace)."""
+        self._more()
+        if self.buf.startswith("\ufeff"):
+            self.pos = 1
+        if not self._skip_whitespace() or self.buf[self.pos] != "[":
+            return False
+        self.pos += 1
+        self.opening_line = self._line_col(self.pos)[0]
+        return True
+
+    def _next_token(self) -> str:
+        """What comes next: "]", "{" (an item, whatever it starts with), "" at the end."""
+        if self.buf.startswith("{", self.pos):  # where the comma's fast path leaves us
+            return "{"
+        if not self._skip_whitespace():
+            return ""
+        return "]" if self.buf[self.pos] == "]" else "{"
+
+    def _next_object(self) -> bool:
+        """The common case after an item: a comma, then the next object (stepped to)."""
+        if self.at_item:
+            return False
+        following = _NEXT_OBJECT.match(self.buf, self.pos)
+        if following is None:
+            return False
+        self.pos = following.end() - 1
+        return True
 
     def _separator(self, index: int) -> Problem | None:
         """Step over the comma after an item; a problem if there is none."""
@@ -343,38 +371,45 @@ class _ArrayReader:
 
     # --- one item -----------------------------------------------------------------
 
-    def _item(self, index: int) -> Iterator[Document | Problem]:
-        start = self.item_start = self.pos
+    def _item(self, index: int) -> Document | Problem:
+        self.item_start = self.pos
         self.item_value = None
         try:
             value, end = self._parse(_decoder)
         except _DuplicateKey:
-            yield from self._duplicate(index)
-            return
+            return self._duplicate(index)
         except json.JSONDecodeError as exc:
-            yield self._malformed(index, exc.pos, self._json_error(exc))
-            return
+            return self._malformed(index, exc.pos, self._json_error(exc))
         except RecursionError:
-            yield self._malformed(index, self.pos, "JSON nested too deeply")
-            return
+            return self._malformed(index, self.pos, "JSON nested too deeply")
         except ValueError as exc:  # NaN, an infinite float, a number with too many digits
-            yield self._malformed(index, self.pos, _describe_value_error(exc))
-            return
+            return self._malformed(index, self.pos, _describe_value_error(exc))
         start = self.pos  # _parse may have moved the buffer
-        if index <= 1 and self.indent is None and type(value) is dict:
-            self.indent = self._indent(start)  # the first may follow the [ on its line
-        if type(value) is dict and value:
-            self._note_first_key(next(iter(value)))
+        if index < 8 and type(value) is dict:
+            self._first_items(index, start, value)
         self.item_value = value
         self.pos = end
-        yield self._checked(index, start, end, value)
+        return self._checked(index, start, end, value)
+
+    def _first_items(self, index: int, start: int, value: dict[str, Any]) -> None:
+        """What the first items tell of the others: their column, their first keys."""
+        if index <= 1 and self.indent is None:
+            self.indent = self._indent(start)  # the first may follow the [ on its line
+        if value:
+            self._note_first_key(next(iter(value)))
 
     def _parse(self, decoder: json.JSONDecoder) -> tuple[Any, int]:
         """The value at ``pos``, reading on until it is whole."""
+        scan = decoder.scan_once  # type: ignore[attr-defined]  # what raw_decode calls
         while True:
             start = self.pos
             try:
-                value, end = decoder.raw_decode(self.buf, start)
+                value, end = scan(self.buf, start)
+            except StopIteration as stop:
+                exc = json.JSONDecodeError("Expecting value", self.buf, stop.value)
+                if self._maybe_cut(exc) and self._grow():
+                    continue
+                raise exc from None
             except json.JSONDecodeError as exc:
                 if self._maybe_cut(exc) and self._grow():
                     continue
@@ -436,17 +471,15 @@ class _ArrayReader:
         message = f"not valid UTF-8 (byte 0x{byte:02x} at column {column}); re-encode the input as UTF-8"
         return Problem(self.source, line, message, index)
 
-    def _duplicate(self, index: int) -> Iterator[Problem]:
-        start = self.pos
+    def _duplicate(self, index: int) -> Problem:
         try:
             _, end = self._parse(_pairs_decoder)
         except (ValueError, RecursionError):
-            yield self._malformed(index, self.pos, "invalid JSON")
-            return
+            return self._malformed(index, self.pos, "invalid JSON")
         start = self.pos
         line, _ = self._line_col(start)
         self.pos = end
-        yield Problem(self.source, line, _duplicate_message(self.buf[start:end]), index)
+        return Problem(self.source, line, _duplicate_message(self.buf[start:end]), index)
 
     def _checked(self, index: int, start: int, end: int, value: Any) -> Document | Problem:
         buf = self.buf
@@ -499,11 +532,9 @@ class _ArrayReader:
             char, index = match.group(), match.end()
             if char == "\n":
                 depth.in_string = False  # no JSON string holds a line break
-                before = self.pos
-                if self._next_line_is_an_item(match.start(), indent):
+                index = self._after_newline(match.start(), index, indent)
+                if index < 0:
                     return True
-                if self.pos != before:  # it looked at the next line (and may have read on)
-                    index = self.pos
             elif depth.in_string:
                 index = self._string_char(char, index, depth)
                 if index < 0:
@@ -513,6 +544,13 @@ class _ArrayReader:
                     self.pos = match.start()
                     return True
                 depth.damaged = True  # "]," : not the end of the array; a bracket was lost
+
+    def _after_newline(self, newline: int, index: int, indent: int | None) -> int:
+        """-1 when the next line starts an item (``pos`` there), else where to go on."""
+        before = self.pos
+        if self._next_line_is_an_item(newline, indent):
+            return -1
+        return self.pos if self.pos != before else index  # it may have read on
 
     def _scanned_all(self) -> int:
         """Drop what was scanned and read on: where to go on from, -1 at the end."""
