@@ -85,18 +85,22 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON (use null or a number)")
 
 
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
+def _parse_float(text: str, _float: type[float] = float, _finite: Any = math.isfinite) -> float:
+    # Called for every float of every document: the builtins are bound as defaults.
+    value = _float(text)
+    if not _finite(value):
         raise ValueError(f"number {text[:20]}{'…' if len(text) > 20 else ''} is out of range")
     return value
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _object(
+    pairs: list[tuple[str, Any]], _dict: type[dict[str, Any]] = dict, _len: Any = len
+) -> dict[str, Any]:
     # Every object of every document passes here: a duplicate key would
-    # otherwise be dropped silently by dict, the last value winning.
-    value = dict(pairs)
-    if len(value) != len(pairs):
+    # otherwise be dropped silently by dict, the last value winning. (The
+    # builtins are bound as defaults: no global lookup per object.)
+    value = _dict(pairs)
+    if _len(value) != _len(pairs):
         raise _DuplicateKey
     return value
 
@@ -342,22 +346,36 @@ def read_lines(source: str, lines: Iterator[bytes], lineno: int) -> Iterator[Doc
 
 
 def _read_ndjson(source: str, lines: Iterator[bytes], lineno: int) -> Iterator[Document | Problem]:
+    scan = _scan
     for raw in lines:
         lineno += 1
         if not raw or raw.isspace():  # what not raw.strip() says, without a copy
             continue
-        try:
-            value = parse_json(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            yield Problem(source, lineno, describe_unicode_error(exc))
-            continue
-        except ValueError as exc:
-            yield Problem(source, lineno, str(exc))
-            continue
-        if type(value) is dict:  # the common case, without a generator of its own
-            yield Document(source, lineno, None, value)
-        else:
-            yield from _emit(source, lineno, value)
+        # The common line, inline: one object and its newline, no \u escape.
+        # Anything else (or any error) takes the full path, which words it.
+        if raw[0] == 0x7B and raw[-1] == 0x0A:
+            try:
+                text = raw.decode("utf-8")
+                value, end = scan(text, 0)
+            except (ValueError, StopIteration, RecursionError, _DuplicateKey):
+                pass
+            else:
+                if end == len(text) - 1 and type(value) is dict and "\\u" not in text:
+                    yield Document(source, lineno, None, value)
+                    continue
+        yield from _read_line(source, lineno, raw)
+
+
+def _read_line(source: str, lineno: int, raw: bytes) -> Iterator[Document | Problem]:
+    try:
+        value = parse_json(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        yield Problem(source, lineno, describe_unicode_error(exc))
+        return
+    except ValueError as exc:
+        yield Problem(source, lineno, str(exc))
+        return
+    yield from _emit(source, lineno, value)
 
 
 def _read_multiline(

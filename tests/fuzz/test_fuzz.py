@@ -142,3 +142,49 @@ def test_mutated_inputs_for_a_while() -> None:
             saved = hostile.save(case, CORPUS / "new", result)
             pytest.fail(f"{command} {case.layout} {case.mutations}: {result} (input saved to {saved})")
         ran += 1
+
+
+# Objects as pairs (a key may come twice), written with any whitespace JSON
+# allows and strings holding what the key count looks for.
+SPACE = st.sampled_from(["", "", " ", "\t", "\n", "\r\n", "  "])
+STRINGS = st.sampled_from(['"a"', '"x\\":"', '"\\" :"', '"\\"\\t:"', '":"', '"b\\\\"', '"\\u0022:"', '" :)"'])
+
+
+def _written(pairs: Any) -> Any:
+    if isinstance(pairs, list):
+        return st.builds(
+            lambda spaces, values: (
+                "{"
+                + ",".join(
+                    f'{s1}"{k}"{s2}:{s3}{v}'
+                    for (k, _), (s1, s2, s3), v in zip(pairs, spaces, values, strict=True)
+                )
+                + "}"
+            ),
+            st.lists(st.tuples(SPACE, SPACE, SPACE), min_size=len(pairs), max_size=len(pairs)),
+            st.tuples(*(_written(v) for _, v in pairs)) if pairs else st.just(()),
+        )
+    return STRINGS if pairs == "s" else st.just(str(pairs))
+
+
+PAIRS = st.recursive(
+    st.sampled_from(["s", 1, "null"]),
+    lambda inner: st.lists(st.tuples(st.sampled_from(["a", "b", "c", 'a\\"', "\\u0061"]), inner), max_size=4),
+    max_leaves=8,
+).filter(lambda p: isinstance(p, list))
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data(), pairs=PAIRS)
+def test_the_key_count_finds_every_duplicate_the_pairs_do(data: Any, pairs: Any) -> None:
+    """may_repeat_a_key (a count) never misses a key given twice, however written."""
+    from smspipe.documents import _first_duplicate, _pairs_decoder, parse_json
+
+    text = data.draw(_written(pairs))
+    duplicated = _first_duplicate(_pairs_decoder.decode(text)) is not None
+    try:
+        parse_json(text)
+    except ValueError as exc:
+        assert duplicated and "duplicate key" in str(exc)
+    else:
+        assert not duplicated
