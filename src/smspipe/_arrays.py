@@ -30,6 +30,7 @@ from smspipe.documents import (
     _describe_value_error,
     _duplicate_message,
     _DuplicateKey,
+    _has_u_escape,
     _pairs_decoder,
     _refuse_lone_surrogate,
     json_kind,
@@ -488,7 +489,7 @@ class _ArrayReader:
             if bad is not None:
                 return self._not_utf8(index, bad)
         line, _ = self._line_col(start)
-        if buf.find("\\u", start, end) != -1 and _SURROGATE_ESCAPE.search(buf, start, end) is not None:
+        if _has_u_escape(buf, start, end) and _SURROGATE_ESCAPE.search(buf, start, end) is not None:
             try:
                 _refuse_lone_surrogate(value)
             except ValueError as exc:
