@@ -407,17 +407,28 @@ class _ArrayReader:
             try:
                 value, end = scan(self.buf, start)
             except StopIteration as stop:
-                exc = json.JSONDecodeError("Expecting value", self.buf, stop.value)
-                if self._maybe_cut(exc) and self._grow():
-                    continue
-                raise exc from None
+                error = json.JSONDecodeError("Expecting value", self.buf, stop.value)
+                if not self._read_on(error):
+                    raise self._rebased(error, start) from None
+                continue
             except json.JSONDecodeError as exc:
-                if self._maybe_cut(exc) and self._grow():
-                    continue
-                raise
+                if not self._read_on(exc):
+                    raise self._rebased(exc, start) from None
+                continue
             if end >= len(self.buf) and type(value) not in (dict, list, str) and self._grow():
                 continue  # a number at the end of the buffer may go on
             return value, end
+
+    def _read_on(self, exc: json.JSONDecodeError) -> bool:
+        """Whether the error may only mean the item is not all read, and more was."""
+        return self._maybe_cut(exc) and self._grow()
+
+    def _rebased(self, exc: json.JSONDecodeError, start: int) -> json.JSONDecodeError:
+        """*exc* with its position in the buffer as it is now (a read drops what
+        lies before the item)."""
+        if start == self.pos:
+            return exc
+        return json.JSONDecodeError(exc.msg, self.buf, exc.pos - (start - self.pos))
 
     def _maybe_cut(self, exc: json.JSONDecodeError) -> bool:
         if self.eof:
@@ -425,7 +436,8 @@ class _ArrayReader:
         return exc.pos >= len(self.buf) - _MARGIN or exc.msg.startswith("Unterminated string")
 
     def _json_error(self, exc: json.JSONDecodeError) -> str:
-        if exc.pos >= len(self.buf) - _MARGIN and self.eof:
+        rest = self.buf[exc.pos :]
+        if self.eof and len(rest) <= _MARGIN and not any(c in rest for c in ",]}"):
             self.truncated = True
             return "invalid JSON: the input ends inside this item (truncated?)"
         if exc.msg.startswith("Unterminated string"):
