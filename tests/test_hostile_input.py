@@ -552,3 +552,17 @@ def test_a_writer_never_fails_on_a_lone_surrogate() -> None:
     assert raw.getvalue() == b'{"message":"a\\ud800b"}\n'
     [problem] = read_values(["-"], stdin=io.BytesIO(raw.getvalue()))
     assert isinstance(problem, Problem) and "lone surrogate" in problem.message
+
+
+def test_a_bracket_added_before_an_item_does_not_swallow_the_rest() -> None:
+    """[ in front of the first item of an array of lines opens an array that
+    holds the others and takes the array's own ] with it."""
+    text = "[\n[" + ",\n".join(json.dumps(d) for d in DOCS) + "\n]\n"
+    ids = _ids(text)
+    assert ids[0] == "problem"
+    assert ids[1:] == [d["request_id"] for d in DOCS]
+
+
+def test_an_array_of_arrays_is_still_refused() -> None:
+    found = list(read_values(["-"], stdin=io.BytesIO(b'[[{"phone": "+14155552671", "message": "x"}]]')))
+    assert [type(item).__name__ for item in found] == ["Problem"]

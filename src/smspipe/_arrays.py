@@ -31,6 +31,7 @@ from smspipe.documents import (
     _duplicate_message,
     _DuplicateKey,
     _has_u_escape,
+    _item_lines,
     _pairs_decoder,
     _refuse_lone_surrogate,
     json_kind,
@@ -112,6 +113,18 @@ class _Depth:
         elif char != ",":
             self.damaged = self.closers.pop() != char
         return False
+
+
+def _inner_item(document: Document) -> Document | Problem:
+    """An item of an array read as the outer array's: checked as one."""
+    if type(document.value) is not dict:
+        message = f"expected a JSON object, got {json_kind(document.value)}"
+        return Problem(document.source, document.line, message, document.index)
+    try:
+        _refuse_lone_surrogate(document.value)  # and bytes that were not UTF-8, as surrogates
+    except ValueError as exc:
+        return Problem(document.source, document.line, str(exc), document.index)
+    return document
 
 
 def _is_name(key: object) -> bool:
@@ -265,7 +278,11 @@ class _ArrayReader:
                     return
                 yield stray
                 continue
-            yield self._item(index)
+            item = self._item(index)
+            if isinstance(item, list):  # a [ lost in front of an item swallowed the rest
+                yield from item
+                return
+            yield item
             index += 1
             if self._next_object():
                 continue
@@ -372,7 +389,7 @@ class _ArrayReader:
 
     # --- one item -----------------------------------------------------------------
 
-    def _item(self, index: int) -> Document | Problem:
+    def _item(self, index: int) -> Document | Problem | list[Document | Problem]:
         self.item_start = self.pos
         self.item_value = None
         try:
@@ -390,7 +407,35 @@ class _ArrayReader:
             self._first_items(index, start, value)
         self.item_value = value
         self.pos = end
+        if type(value) is list and value:
+            swallowed = self._swallowed(index, start, end, value)
+            if swallowed is not None:
+                return swallowed
         return self._checked(index, start, end, value)
+
+    def _swallowed(
+        self, index: int, start: int, end: int, items: list[Any]
+    ) -> list[Document | Problem] | None:
+        """An array item that runs to the end of the input, the array's own ]
+        with it: a [ was added before an item, and what it holds are the
+        array's other items, reported and read as such. None if not so."""
+        line, column = self._line_col(start)
+        text = self.buf[start:end]  # before a read drops it
+        if self._skip_whitespace():
+            return None
+        problem = Problem(
+            self.source,
+            line,
+            f"invalid JSON: a [ opens an array inside the array (column {column}) that runs to the "
+            "end, the array's ] with it; remove it (its items were read as the array's)",
+            index,
+        )
+        lines = _item_lines(text, line)
+        found: list[Document | Problem] = [problem]
+        for offset, value in enumerate(items):
+            at = lines[offset] if offset < len(lines) else line
+            found.append(_inner_item(Document(self.source, at, index + offset, value)))
+        return found
 
     def _first_items(self, index: int, start: int, value: dict[str, Any]) -> None:
         """What the first items tell of the others: their column, their first keys."""
