@@ -358,17 +358,22 @@ class _ArrayReader:
         return problem
 
     def _stray_bracket(self, index: int) -> Problem | None:
-        """A ] followed on its line by a comma or an object does not end the
-        array: one was added, or one's [ lost. A problem (the comma stepped
-        over), or None when it is the end."""
+        """A ] followed on its line by more than whitespace does not end the
+        array: one was added, or an item's [ lost. A problem (and ``pos`` at
+        what may follow), or None when it is the end."""
         match = _NOT_WHITESPACE.search(self.buf, self.pos)
-        if match is None or self.buf[match.start()] not in ",{" or "\n" in self.buf[self.pos : match.start()]:
+        if match is None or "\n" in self.buf[self.pos : match.start()]:
             return None
         line, column = self._line_col(self.pos - 1)
-        self.pos = match.start() + (self.buf[match.start()] == ",")
-        return Problem(
+        problem = Problem(
             self.source, line, f"invalid JSON: a ] inside the array (column {column}); remove it", index
         )
+        char = self.buf[match.start()]
+        self.pos = match.start() + (char == ",")
+        if char not in ",{" and not self._skip_broken(self.indent, line, damaged=True):
+            problem.message += _UNREADABLE_REST
+        self.at_item = False
+        return problem
 
     def _never_ends(self, index: int) -> Iterator[Problem]:
         if not self.truncated:
