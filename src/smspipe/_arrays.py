@@ -603,10 +603,10 @@ class _ArrayReader:
                 if index < 0:
                     return False
             elif depth.ends_item(char):
-                if char != "]" or not self._comma_follows(index):
+                if char != "]" or not self._inside_an_item(match.start(), indent):
                     self.pos = match.start()
                     return True
-                depth.damaged = True  # "]," : not the end of the array; a bracket was lost
+                depth.damaged = True  # not the end of the array: a bracket was lost
 
     def _after_newline(self, newline: int, index: int, indent: int | None) -> int:
         """-1 when the next line starts an item (``pos`` there), else where to go on."""
@@ -703,6 +703,16 @@ class _ArrayReader:
                 self.pos += lines[1][0]
                 return True
         return False
+
+    def _inside_an_item(self, bracket: int, indent: int | None) -> bool:
+        """Whether a ] the depth count takes for the array's end is inside an item:
+        a comma follows it, or it stands deeper than the items (more following)."""
+        if self._comma_follows(bracket + 1):
+            return True
+        if indent is None or _NOT_WHITESPACE.search(self.buf, bracket + 1) is None:
+            return False
+        line_start = self.buf.rfind("\n", 0, bracket) + 1
+        return line_start > 0 and bracket - line_start > indent
 
     def _comma_follows(self, index: int) -> bool:
         """Whether a comma follows *index* on its line (what is buffered of it)."""
