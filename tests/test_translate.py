@@ -662,8 +662,6 @@ def test_sandbox_refuses_dunder_access_up_front(template: str) -> None:
         ("{{ order.line_items.append(1) }}", "unsafe"),
         ("{{ order.line_items.pop() }}", "unsafe"),
         ("{% set n = '__cla' ~ 'ss__' %}{{ order | attr(n) }}", "unsafe"),
-        ("{{ 'x' * 100000000 }}", "too large"),
-        ("{{ 2 ** 100000 }}", "too large"),
     ],
 )
 def test_sandbox_refuses_at_render_with_one_line(template: str, why: str) -> None:

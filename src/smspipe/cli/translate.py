@@ -100,6 +100,9 @@ def translate(
     with guarded():
         from smspipe import config, documents
         from smspipe import translate as core
+        from smspipe.cli._streams import never_fail_on_surrogates
+
+        never_fail_on_surrogates()
         from smspipe.errors import ExitCode, UsageError
 
         if template is not None and template_file is not None:

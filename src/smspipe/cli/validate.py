@@ -45,7 +45,10 @@ def validate(
     """
     with guarded():
         from smspipe import config, documents, sms
+        from smspipe.cli._streams import never_fail_on_surrogates
         from smspipe.errors import ExitCode
+
+        never_fail_on_surrogates()
 
         settings = config.load(config_path, flags={"default_region": region, "max_segments": max_segments})
         for warning in settings.warnings:
@@ -66,20 +69,19 @@ def validate(
 
         valid = invalid = 0
         settle_heap()
+        add, check = report.add, sms.check
         for item in documents.read_values(sources):
             verdicts = (
-                [sms.problem_verdict(item)]
-                if isinstance(item, documents.Problem)
-                else sms.check(item, policy)
+                [sms.problem_verdict(item)] if isinstance(item, documents.Problem) else check(item, policy)
             )
             for verdict in verdicts:
-                report.add(verdict)
-                if verdict.valid:
+                add(verdict)
+                if verdict.errors or verdict.sms is None:  # not verdict.valid, without a property call
+                    invalid += 1
+                else:
                     valid += 1
                     if pass_valid:
                         output.write_json_line(verdict.normalised())
-                else:
-                    invalid += 1
         sys.stdout.flush()
         if not quiet:
             summary = f"{output.plural(valid + invalid, 'document')}: {valid} valid, {invalid} invalid"
