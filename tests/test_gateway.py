@@ -941,6 +941,20 @@ def test_config_check_behind_a_redirect_is_exit_2_naming_it(
     assert run.exit_code == 2
     assert "redirect (301) to https://api.twilio.com/2010-04-01/Accounts/" in run.stderr
     assert "set api_url" in run.stderr and AUTH_TOKEN not in run.everything
+    # The endpoint is wrong, not the account: nothing about the account SID.
+    assert "account SID" not in run.stderr and "did not return the account" not in run.stderr
+    assert run.stdout == ""
+
+
+def test_config_check_against_a_web_page_is_exit_2_naming_the_endpoint(
+    send_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with plain_server(200, b"<html>Welcome to the hotel wifi</html>") as url:
+        monkeypatch.setenv("SMSPIPE_API_URL", url)
+        run = run_check()
+    assert run.exit_code == 2, run.stderr
+    assert "did not answer with Twilio's JSON" in run.stderr and "--api-url" in run.stderr
+    assert "account SID" not in run.stderr and AUTH_TOKEN not in run.everything
 
 
 def test_config_check_without_credentials_says_how_to_give_them(bare_env: dict[str, str]) -> None:
