@@ -21,7 +21,6 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from smspipe.api import (
         Account,
-        SettingValues,
         Validation,
         ValidationTotals,
         exit_code,
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
         verify_account,
         verify_account_async,
     )
+    from smspipe.arguments import SettingValues
     from smspipe.delivery import Earlier, ErrorInfo, Progress, Result, Status
     from smspipe.delivery import Totals as SendTotals
     from smspipe.errors import (
@@ -85,7 +85,6 @@ __all__ = [
 _HOMES = {
     "smspipe.api": (
         "Account",
-        "SettingValues",
         "Validation",
         "ValidationTotals",
         "exit_code",
@@ -107,6 +106,7 @@ _HOMES = {
         "TemporaryFailure",
         "UsageError",
     ),
+    "smspipe.arguments": ("SettingValues",),
     "smspipe.inputs": ("Input", "Inputs"),
     "smspipe.sms": ("SMS", "Issue", "Verdict"),
 }

@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Unpack
 
 from smspipe.errors import ExitCode, SmspipeError, UsageError
 from smspipe.spelling import setting
 
 if TYPE_CHECKING:
+    from smspipe.arguments import SettingValues
     from smspipe.config import Credentials, Settings
     from smspipe.delivery import Progress, Result, Totals
     from smspipe.gateway import GatewayError
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Account",
-    "SettingValues",
     "Validation",
     "ValidationTotals",
     "exit_code",
@@ -60,37 +59,6 @@ __all__ = [
     "verify_account",
     "verify_account_async",
 ]
-
-
-class SettingValues(TypedDict, total=False):
-    """The settings a call may give as keyword arguments (every one optional).
-
-    Each is the config key of the same name (``smspipe config example``
-    describes them), except ``sender``: the ``from`` key.
-    """
-
-    account_sid: str
-    auth_token: str
-    api_key: str
-    api_secret: str
-    sender: str
-    messaging_service_sid: str
-    status_callback: str
-    api_url: str
-    allow_insecure_http: bool
-    timeout: float
-    default_region: str
-    allowed_countries: list[str]
-    max_segments: int
-    shop_name: str
-    address: Literal["shipping", "billing"]
-    templates: Mapping[str, Any]
-    concurrency: int
-    rate: float
-    retries: int
-    max_wait: float
-    reconcile_grace: float
-    run_lease: float
 
 
 #: keyword arguments whose setting has another name
@@ -152,8 +120,7 @@ def _read(inputs: Inputs) -> Iterator[Any]:
 # --- validate ------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class ValidationTotals:
+class ValidationTotals(NamedTuple):
     """How many SMS documents were valid and invalid (an unreadable one is invalid)."""
 
     valid: int = 0
@@ -162,12 +129,6 @@ class ValidationTotals:
     @property
     def total(self) -> int:
         return self.valid + self.invalid
-
-    def add(self, verdict: Verdict) -> None:
-        if verdict.valid:
-            self.valid += 1
-        else:
-            self.invalid += 1
 
     def line(self) -> str:
         """``3 documents: 2 valid, 1 invalid``."""
@@ -178,28 +139,32 @@ class ValidationTotals:
 class Validation:
     """The verdicts of :func:`validate`, one per SMS, as the documents are read.
 
-    Iterate it once; :attr:`totals` counts what has been iterated (all of it, at the end).
+    Iterate it once; :attr:`totals` counts what has been iterated so far (all
+    of it, at the end).
     """
 
     def __init__(self, items: Iterator[Any], policy: Policy) -> None:
-        self.totals = ValidationTotals()
+        self._valid = self._invalid = 0
         self._verdicts = self._judge(items, policy)
 
     def __iter__(self) -> Iterator[Verdict]:
         return self._verdicts
 
+    @property
+    def totals(self) -> ValidationTotals:
+        return ValidationTotals(self._valid, self._invalid)
+
     def _judge(self, items: Iterator[Any], policy: Policy) -> Iterator[Verdict]:
         from smspipe import documents, sms
 
-        totals = self.totals
+        problem, check, problem_verdict = documents.Problem, sms.check, sms.problem_verdict
         for item in items:
-            if isinstance(item, documents.Problem):
-                verdict = sms.problem_verdict(item)
-                totals.add(verdict)
-                yield verdict
-                continue
-            for verdict in sms.check(item, policy):
-                totals.add(verdict)
+            verdicts = [problem_verdict(item)] if isinstance(item, problem) else check(item, policy)
+            for verdict in verdicts:
+                if verdict.errors or verdict.sms is None:  # not verdict.valid, without a property call
+                    self._invalid += 1
+                else:
+                    self._valid += 1
                 yield verdict
 
 
@@ -394,8 +359,7 @@ async def send_async(
 # --- verify an account ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+class Account(NamedTuple):
     """The account a set of credentials belongs to, as Twilio reports it (never its token)."""
 
     sid: str
@@ -430,13 +394,13 @@ class Account:
         }
 
 
-@dataclass(frozen=True, slots=True)
 class _Target:
     """What an account check sends: the credentials, where, how long it may take."""
 
-    credentials: Credentials
-    api_url: str | None
-    timeout: float
+    def __init__(self, credentials: Credentials, api_url: str | None, timeout: float) -> None:
+        self.credentials = credentials
+        self.api_url = api_url
+        self.timeout = timeout
 
     def account(self, found: Mapping[str, Any]) -> Account:
         from smspipe.gateway import TWILIO_BASE_URL

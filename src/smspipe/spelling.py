@@ -17,11 +17,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Spelling:
+class Spelling(NamedTuple):
     """The words of one kind of caller."""
 
     #: one of the caller's own values: "argument" (Python), "flag" (the command line)
@@ -29,7 +29,7 @@ class Spelling:
     #: several of them
     given_plural: str = "arguments"
     #: setting -> how the caller writes it, where that is not the setting's name
-    names: Mapping[str, str] = field(default_factory=dict)
+    names: Mapping[str, str] = MappingProxyType({})
 
     def setting(self, name: str) -> str:
         return self.names.get(name, name)
