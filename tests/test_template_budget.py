@@ -245,9 +245,13 @@ def test_one_translator_serves_two_threads() -> None:
     finally:
         sys.setswitchinterval(interval)
     for tag in ("A", "B"):
-        for n, text in enumerate(results[tag]):
-            if n % 2:
-                assert text == f"{tag}name{n} {tag}note{n}"
-            else:
-                assert "order.extra.note is missing" in text, text
-                assert f"{tag}name" not in text
+        _assert_own_texts(tag, results[tag])
+
+
+def _assert_own_texts(tag: str, texts: list[str]) -> None:
+    for n, text in enumerate(texts):
+        if n % 2:
+            assert text == f"{tag}name{n} {tag}note{n}"
+        else:
+            assert "order.extra.note is missing" in text, text
+            assert f"{tag}name" not in text

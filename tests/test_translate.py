@@ -29,7 +29,7 @@ def _isolated_env(bare_env: dict[str, str]) -> None:
     """Every test here runs in conftest's clean environment."""
 
 
-def run(*args: str, input: str | bytes | None = None) -> Any:
+def run(*args: str | Path, input: str | bytes | None = None) -> Any:
     return CliRunner().invoke(app, ["translate", *[str(a) for a in args]], input=input)
 
 

@@ -96,9 +96,8 @@ def lose(rng: random.Random, text: str) -> bytes:
 
 def add(rng: random.Random, text: str) -> bytes:
     at = rng.randrange(len(text) + 1)
-    return (
-        text[:at] + rng.choice([*'{}[]",:\\', "\x00", "\x07", "\u2028", "\ufeff", "\r"]) + text[at:]
-    ).encode()
+    inserted: str = rng.choice([*'{}[]",:\\', "\x00", "\x07", "\u2028", "\ufeff", "\r"])
+    return (text[:at] + inserted + text[at:]).encode()
 
 
 def truncate(rng: random.Random, text: str) -> bytes:

@@ -53,9 +53,8 @@ def validate(
         settings = config.load(config_path, flags={"default_region": region, "max_segments": max_segments})
         for warning in settings.warnings:
             output.err(f"smspipe: warning: {warning}")
-        policy = sms.make_policy(
-            settings.get("default_region"), settings.get("allowed_countries"), settings.get("max_segments")
-        )
+        resolved = settings.resolved
+        policy = sms.make_policy(resolved.default_region, resolved.allowed_countries, resolved.max_segments)
         sources = documents.input_sources(
             inputs, output.is_terminal(sys.stdin), "smspipe validate - < batch.ndjson"
         )

@@ -28,6 +28,7 @@ from smspipe.ledger.base import (
     RunInfo,
     Settings,
 )
+from smspipe.spelling import setting
 
 __all__ = [
     "OPEN_STATES",
@@ -67,7 +68,7 @@ def open_ledger(
     if text.startswith(("postgresql://", "postgres://")):
         raise LedgerError(
             f"the ledger {text.rsplit('@', maxsplit=1)[-1]}: PostgreSQL ledgers are not supported yet",
-            hint="pass --ledger with the path of an SQLite file",
+            hint=f"pass {setting('ledger')} with the path of an SQLite file",
         )
     from smspipe.ledger.sqlite import open_sqlite
 
