@@ -15,6 +15,7 @@ import typer
 from smspipe import __version__
 from smspipe._fastpaths import use_reference
 from smspipe.cli._lazy_group import lazy_group
+from smspipe.cli._one_line import OneLineErrors
 from smspipe.errors import ExitCode, SmspipeError, redact
 
 # name -> (module of smspipe.cli, the command function or Typer in it).
@@ -35,7 +36,9 @@ def _implementation(name: str) -> Any:
 # Only the subcommand that runs is built (smspipe.cli._lazy_group), unless
 # SMSPIPE_REFERENCE=typer asks for a plain Typer app with every command registered.
 _EAGER = use_reference("typer")
-_GROUP: dict[str, Any] = {} if _EAGER else {"cls": lazy_group(_COMMANDS, _implementation)}
+_GROUP: dict[str, Any] = {
+    "cls": OneLineErrors if _EAGER else lazy_group(_COMMANDS, _implementation, OneLineErrors)
+}
 
 app = typer.Typer(
     name="smspipe",
