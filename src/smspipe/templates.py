@@ -78,10 +78,12 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "shipment": {
         "shipped": _SIGN + _HI + ", " + _SHIPMENT_OF + " has shipped" + _TRACKING + ".",
+        # packed, not yet handed over: "has shipped" would be untrue
+        "ready": _SIGN + _HI + ", " + _SHIPMENT_OF + " is packed and ready to ship" + _TRACKING + ".",
     },
 }
 # Which built-in text a status gets; any other status gets the kind's first one
-# (order: the "received" text), with a warning once per status.
+# (order: the "placed" text; shipment: the "shipped" one), with a warning once per status.
 BUILTIN_FOR_STATUS: dict[str, dict[str, str]] = {
     "order": {
         "placed": "placed",
@@ -92,8 +94,7 @@ BUILTIN_FOR_STATUS: dict[str, dict[str, str]] = {
         "shipped": "shipped",
     },
     "customer": {"welcome": "welcome"},
-    # One shipment text whatever the status: the flow texts shipments that went out.
-    "shipment": {},
+    "shipment": {"shipped": "shipped", "ready": "ready"},
 }
 
 #: what a template can use besides the object itself (documented in the README)
