@@ -406,7 +406,9 @@ class Templates:
             )
         except TemplateSyntaxError as exc:
             raise UsageError(
-                f"{origin}: line {exc.lineno}: {exc.message}", hint="fix the Jinja2 syntax"
+                # Jinja2 ends some messages with a period, and the hint follows
+                f"{origin}: line {exc.lineno}: {(exc.message or 'syntax error').rstrip('.')}",
+                hint="fix the Jinja2 syntax",
             ) from None
         # Template.render merges the globals (a ChainMap over the environment's)
         # into every render's context, and the context lists their names: half

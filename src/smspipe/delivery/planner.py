@@ -111,7 +111,7 @@ class Planner:
         if not self.need_credentials:
             return
         try:
-            self._default_credentials = config.resolve_credentials(self.settings)
+            self._default_credentials = config.resolve_credentials(self.settings, documents=True)
         except CredentialsError as exc:
             self._no_credentials = (exc.message, exc.hint)
 
