@@ -320,11 +320,16 @@ def test_credentials_from_the_config_file_alone(tmp_path: Path) -> None:
 
 
 def test_no_credentials_lists_every_way_to_give_them() -> None:
+    settings = config.load(env={"SMSPIPE_HOME": "/nonexistent/x"})
     with pytest.raises(CredentialsError) as caught:
-        config.resolve_credentials(config.load(env={"SMSPIPE_HOME": "/nonexistent/x"}))
+        config.resolve_credentials(settings, documents=True)
     message = str(caught.value)
     for way in ("account_sid", "TWILIO_AUTH_TOKEN", "twilio_auth_token", "smspipe config init"):
         assert way in message
+    # where no document is read (an account check), its parameters are no way
+    with pytest.raises(CredentialsError) as caught:
+        config.resolve_credentials(settings)
+    assert "twilio_auth_token" not in str(caught.value) and "smspipe config init" in str(caught.value)
 
 
 # --- one precedence for settings, credentials and senders ----------------------------
