@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, ClassVar
 import typer
 
 from smspipe.cli import one_message, options, output
+from smspipe.cli._progress import InputBytes, input_bytes
 from smspipe.cli.app import guarded, settle_heap
 
 if TYPE_CHECKING:
@@ -193,10 +194,12 @@ def send(
         )
         from smspipe import api
 
+        if view.show_progress:
+            view.reading = input_bytes(sources)
         settle_heap()
         with view.showing(failed_path):
             totals = api.send(
-                sources,
+                view.reading.files() if view.reading is not None else sources,
                 dry_run=dry_run,
                 ledger=False if no_ledger else (ledger_path or None),
                 force=force,
@@ -229,6 +232,8 @@ class _View:
         self.show_progress = show_progress and not dry_run
         self.quiet = quiet
         self.verbose = verbose
+        #: the input files' bytes read, for the bar's percentage and ETA (None: a pipe)
+        self.reading: InputBytes | None = None
         self.progress = Progress()
         self._print_lock = threading.Lock()
         self._table: _Table | None = None
@@ -240,7 +245,7 @@ class _View:
         """The --failed file open and the progress bar up while the run lasts."""
         self._failed = _open_failed(failed_path) if failed_path is not None else None
         if self.show_progress:
-            self._display = _Display(self.progress, shared=_same_terminal())
+            self._display = _Display(self.progress, shared=_same_terminal(), reading=self.reading)
             self._display.start()
         try:
             yield
@@ -429,8 +434,10 @@ def _same_terminal() -> bool:
 class _Display:
     """A progress bar on stderr (a terminal): sent, skipped, failed, retrying, rate."""
 
-    def __init__(self, progress: Progress, *, shared: bool) -> None:
+    def __init__(self, progress: Progress, *, shared: bool, reading: InputBytes | None = None) -> None:
         self.counters = progress
+        #: bytes read of the input files: a total, a percentage, an ETA (None: a pipe, the bar pulses)
+        self.reading = reading
         #: stdout is the terminal the bar is drawn on
         self.shared = shared
         self.console = output.console(stderr=True)
@@ -439,23 +446,21 @@ class _Display:
     def start(self) -> None:
         import time
 
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress
 
-        describe = self._describe
+        describe, reading = self._describe, self.reading
 
         class Bar(Progress):
             def get_renderables(self) -> Any:
                 for task in self.tasks:  # counters change between results too
                     task.description = describe()
+                    if reading is not None:
+                        self.update(task.id, completed=reading.read)
                 yield from super().get_renderables()
 
         self.counters.started = time.monotonic()
         self._live = Bar(
-            SpinnerColumn(),
-            TextColumn("sending"),
-            BarColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
+            *self._columns(),
             console=self.console,
             transient=True,
             # Lines written meanwhile go above the bar; stdout only when it
@@ -463,8 +468,39 @@ class _Display:
             redirect_stdout=self.shared,
             redirect_stderr=True,
         )
-        self._live.add_task(describe(), total=None)
+        total = reading.total if reading is not None and reading.total > 0 else None
+        self._live.add_task(describe(), total=total)
         self._live.start()
+
+    def _columns(self) -> list[Any]:
+        """Spinner, bar, counters, elapsed; with the input's size, the percentage read and an ETA."""
+        from rich.progress import (
+            BarColumn,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        if self.reading is None:
+            return [
+                SpinnerColumn(),
+                TextColumn("sending"),
+                BarColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+            ]
+        return [
+            SpinnerColumn(),
+            TextColumn("sending"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        ]
 
     def _describe(self) -> str:
         import time
