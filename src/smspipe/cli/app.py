@@ -46,7 +46,7 @@ app = typer.Typer(
     help="Turn e-commerce events into text messages and deliver them through Twilio.\n\n"
     "  smspipe translate order orders.ndjson | smspipe validate --pass | smspipe send",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     # Locals hold tokens: never show them, and keep tracebacks for --traceback.
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
