@@ -271,8 +271,9 @@ class _View:
                 output.write_json_line(result.record(), flush=True)
             else:
                 self._row(result)
-            for line in problem_lines(result, verbose=self.verbose, quiet=self.quiet):
-                output.err(line)
+            if self.verbose or result.verdict.warnings or result.status not in _WITHOUT_PROBLEMS:
+                for line in problem_lines(result, verbose=self.verbose, quiet=self.quiet):
+                    output.err(line)
             if self._failed is not None and result.needs_rerun:
                 document = result.failed_document()
                 if document is not None:
@@ -299,6 +300,10 @@ class _View:
             output.err(f"smspipe: error: {totals.fatal_message}")
         elif totals.run_fault and not self.quiet:
             output.err(f"smspipe: {totals.run_fault}")
+
+
+#: statuses that need no line on stderr (unless -v): the common case, checked first
+_WITHOUT_PROBLEMS = frozenset({"sent", "skipped", "dry-run"})
 
 
 def problem_lines(result: Result, *, verbose: bool = False, quiet: bool = False) -> list[str]:

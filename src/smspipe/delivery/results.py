@@ -55,7 +55,7 @@ class Status(StrEnum):
 
 
 #: statuses whose record carries the note (why skipped, where the sid came from)
-_NOTED = frozenset({Status.SENT, Status.SKIPPED, Status.UNKNOWN})
+_NOTED = frozenset({Status.SENT.value, Status.SKIPPED.value, Status.UNKNOWN.value})
 
 #: statuses that mean the document needs nothing more
 DELIVERED = frozenset({Status.SENT, Status.SKIPPED})
@@ -158,28 +158,30 @@ class Result:
 
         The same fields for every status (null where they do not apply), and a
         few more per status: ``smspipe schema result`` (schemas/result.json)."""
-        job, message, status = self.job, self.verdict.sms, self.status
+        job, verdict, status = self.job, self.verdict, self.status.value
+        message = verdict.sms
         out: dict[str, Any] = {
             "request_id": self.key,
-            "status": status.value,
+            "status": status,
             "summary": redact(self.summary),
             "sid": self.sid,
-            "to": self.to,
+            "to": message.to if message else None,
             "from": job.sender.sender if job is not None else (message.sender if message else None),
             "messaging_service_sid": job.sender.messaging_service_sid if job is not None else None,
-            "segments": self.segments if self.segments is not None else self.verdict.segments,
+            "segments": self.segments if self.segments is not None else verdict.segments,
             "error": self.error.as_dict() if self.error else None,
             "note": redact(self.note) if self.note and status in _NOTED else None,
-            "source": self.verdict.source,
-            "line": self.verdict.line,
-            "index": self.verdict.index,
+            "source": verdict.source,
+            "line": verdict.line,
+            "index": verdict.index,
         }
-        if status == Status.INVALID:
-            out["errors"] = [issue.as_dict() for issue in self.verdict.errors]
-        elif status == Status.CONFLICT:
-            out["earlier"] = {"to": self.earlier.to, "sid": self.earlier.sid} if self.earlier else None
-        elif status == Status.DRY_RUN:
+        # status values as strings: an enum member's lookup costs more than the record
+        if status == "dry-run":
             out.update(self._dry_run_fields())
+        elif status == "invalid":
+            out["errors"] = [issue.as_dict() for issue in verdict.errors]
+        elif status == "conflict":
+            out["earlier"] = {"to": self.earlier.to, "sid": self.earlier.sid} if self.earlier else None
         return out
 
     def _dry_run_fields(self) -> dict[str, Any]:
