@@ -220,6 +220,54 @@ def test_touch_restarts_the_attempts_clock(make_ledger: MakeLedger) -> None:
     assert after.attempts == before.attempts + 1
 
 
+def test_a_batch_is_one_transaction_seen_by_others_only_when_it_ends(make_ledger: MakeLedger) -> None:
+    """Group commit: what a batch does is invisible to other runs until it commits."""
+    ledger, other = make_ledger(), make_ledger()
+    ledger.claim("sent", None, attempt())
+    with ledger.batch():
+        claimed = ledger.claim("k", None, attempt())
+        assert claimed is not None and claimed.holder is not None and claimed.holder.this_run
+        ledger.record_sent("sent", message("SM1", "sent"))
+        # Seen inside (the same run reads its own writes), not outside yet.
+        inside = ledger.get("k")
+        assert inside is not None and inside.state == KeyState.SENDING
+        assert other.get("k") is None
+        before = other.get("sent")
+        assert before is not None and before.state == KeyState.SENDING
+    after = other.get("k")
+    assert after is not None and after.state == KeyState.SENDING
+    sent = other.get("sent")
+    assert sent is not None and sent.state == KeyState.SENT and sent.sid == "SM1"
+
+
+def test_in_a_batch_a_lost_race_or_a_lapsed_lease_fails_alone(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    short = make_ledger(settings=Settings(lease=0.2))
+    ledger.claim("taken", None, attempt())
+    time.sleep(0.5)  # short's lease lapses
+    with ledger.batch():
+        assert ledger.claim("taken", None, attempt()) is None  # already there: decide again
+        assert ledger.claim("mine", None, attempt()) is not None
+    with short.batch():
+        with pytest.raises(LeaseLost):
+            short.claim("lapsed", None, attempt())
+        short.record_sent("never-claimed", message("SM2", "never-claimed"))
+    assert ledger.get("mine") is not None
+    assert ledger.get("lapsed") is None
+    recorded = ledger.get("never-claimed")
+    assert recorded is not None and recorded.state == KeyState.SENT and recorded.sid == "SM2"
+
+
+def test_a_batch_that_fails_takes_nothing_with_it(make_ledger: MakeLedger) -> None:
+    ledger, other = make_ledger(), make_ledger()
+    with pytest.raises(RuntimeError), ledger.batch():
+        ledger.claim("k", None, attempt())
+        ledger.claim("j", None, attempt())
+        raise RuntimeError("the caller gave up")
+    assert other.get("k") is None and other.get("j") is None
+    assert ledger.claim("k", None, attempt()) is not None  # and the ledger goes on
+
+
 def test_a_run_killed_with_sigkill_leaves_keys_that_are_orphans_at_once(
     make_ledger: MakeLedger, ledger_target: str
 ) -> None:

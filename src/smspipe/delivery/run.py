@@ -188,7 +188,7 @@ async def _deliver(
     gateways = Gateways(_gateway_factory(request))
     writers: list[Writer] = []
 
-    def writer(freed: Callable[[], None], broken: Callable[[], None]) -> Writer:
+    def writer(freed: Callable[[int], None], broken: Callable[[], None]) -> Writer:
         writers.append(Writer(totals, on_result, on_line, freed, broken))
         return writers[0]
 

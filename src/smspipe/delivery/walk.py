@@ -63,10 +63,19 @@ async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
     assert ctx.ledger is not None
     book = ctx.ledger
     facts = states.Facts(job.sms.to, job.body_sha256, job.media_sha256)
-    for _ in range(MAX_ROUNDS):
+    guess = not job.legacy_keys and ctx.new_keys.likely()
+    if guess:
+        # No row is decided SEND: claiming the key as new reads it too (one call to the ledger, not two).
+        outcome = await _send(ctx, job, claim=None)
+        ctx.new_keys.seen(not isinstance(outcome, _Lost))
+        if not isinstance(outcome, _Lost):
+            return outcome
+    for round_ in range(MAX_ROUNDS):
         if ctx.stopping:
             return not_sent(ctx, job)
         row = await book.run(book.ledger.get, job.key, job.legacy_keys)
+        if round_ == 0 and not guess:
+            ctx.new_keys.seen(row is None)
         decision = states.decide(row, facts, force=ctx.options.force, run_id=ctx.run_id)
         action = decision.action
         if action == Action.SKIP:
@@ -135,7 +144,7 @@ async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
             claimed = True
             outcome = await _create(ctx, gateway, job)
             if not isinstance(outcome, GatewayError):
-                return await _sent(ctx, job, outcome, attempt)
+                break
             step = ctx.options.policy.after(outcome, attempt, ctx.rng)
             if step.next != Next.RETRY:
                 return await _after_failure(
@@ -143,6 +152,8 @@ async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
                 )
             if not await _wait_to_retry(ctx, outcome, step.delay):
                 return await _give_back(ctx, job, True, not_sent(ctx, job))
+    # Recording what Twilio created holds no slot: the next request may go meanwhile.
+    return await _sent(ctx, job, outcome, attempt)
 
 
 async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) -> float | Result | _Lost:
@@ -311,7 +322,7 @@ async def _sent(ctx: Context, job: Job, message: SentMessage, attempt: int) -> R
         media_sha256=job.media_sha256,
     )
     try:
-        await book.run(book.ledger.record_sent, job.key, record)
+        await book.later(book.ledger.record_sent, job.key, record)
     except SmspipeError as exc:
         # Delivered all the same: say so, with its SID. The key stays open, and the
         # next run's reconciliation finds the message in Twilio's log.

@@ -3,23 +3,26 @@
 A ledger stores, per message key, the state of its delivery (see
 :mod:`smspipe.delivery.states` for the state machine), every message Twilio
 created (one row per SID, under one key only), and the runs that hold claims.
-Every operation is one small transaction; writes that change a key's row are
-compare-and-set on the row's ``version``, so the decision of what to do with a
+Every operation is one small transaction (or, inside :meth:`Ledger.batch`, a
+savepoint of the batch's one transaction: a group commit); writes that change a
+key's row are compare-and-set on the row's ``version``, so the decision of what to do with a
 key is a pure function of the row read (:func:`smspipe.delivery.states.decide`)
 and a backend needs no logic of its own. Liveness is the database's: a run holds
 a lease it renews (a heartbeat); a run whose lease lapsed is dead to every other
 run, and must not send on itself. Times (lease, age of an attempt) are the
 backend's own clock, so runs on several hosts agree on them.
 
-Any backend (SQLite today, PostgreSQL next) passes ``tests/ledger_contract.py``.
+Any backend (SQLite, PostgreSQL) passes ``tests/ledger_contract.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -190,6 +193,29 @@ class KeyRow:
         return self.recipient
 
 
+def new_row(key: str, attempt: Attempt, run_id: str, version: int) -> KeyRow:
+    """The row a claim of a key that had none writes, as :meth:`Ledger.get` reads it back."""
+    return KeyRow(
+        key=key,
+        state=KeyState.SENDING,
+        recipient=attempt.recipient,
+        sender=attempt.sender,
+        messaging_service_sid=attempt.messaging_service_sid,
+        account_sid=attempt.account_sid,
+        body=attempt.body,
+        body_sha256=attempt.body_sha256,
+        media_sha256=attempt.media_sha256,
+        sid=None,
+        segments=None,
+        error_code=None,
+        error_message=None,
+        holder=Holder(run_id, this_run=True, alive=True, description="this run"),
+        attempts=1,
+        attempt_age=0.0,
+        version=version,
+    )
+
+
 class FoundOutcome(StrEnum):
     """What the ledger said to a message found in Twilio's log."""
 
@@ -220,6 +246,10 @@ class Counts:
 
 class Ledger(ABC):
     """What the delivery engine asks of a ledger. Synchronous; one caller thread at a time."""
+
+    #: the operations whose effect must be durable before their caller goes on (a claim
+    #: before its request leaves): a batch holding one of them is committed durably
+    DURABLE_OPERATIONS = frozenset({"start_run", "claim", "adopt", "touch"})
 
     #: where it is, for messages ("/home/u/.local/state/smspipe/ledger.sqlite3")
     location: str
@@ -309,6 +339,21 @@ class Ledger(ABC):
     @abstractmethod
     def release(self, key: str) -> None:
         """The attempt certainly created nothing: the key goes back to what it was."""
+
+    @contextlib.contextmanager
+    def batch(self, *, durable: bool = True) -> Iterator[None]:
+        """Group commit: the operations called inside run in one transaction, committed
+        once, when the batch ends (synced to disk when *durable*: a batch holding one of
+        :attr:`DURABLE_OPERATIONS` must be).
+
+        Each operation is still all or nothing: one that raises leaves the others'
+        effects in place. Nothing done inside is visible to other runs, nor durable,
+        before the batch ends, so a caller acts on an answer (sends after a claim) only
+        then. When the batch itself fails (its commit; a connection lost) it raises, and
+        its operations may or may not have taken effect, as a single operation's may.
+        This default runs each operation on its own.
+        """
+        yield
 
     @abstractmethod
     def close(self) -> None: ...

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import sqlite3
 import tempfile
@@ -49,6 +50,7 @@ from smspipe.ledger.base import (
     Message,
     RunInfo,
     Settings,
+    new_row,
     process_alive,
 )
 
@@ -149,9 +151,23 @@ _ROW = (
 )
 
 
+#: versions need to be unpredictable to nothing but chance: seeded once from the system
+_VERSIONS = random.Random(secrets.randbits(128))
+
+
 def new_version() -> int:
     """An opaque version: random, so a key deleted and made again never repeats one."""
-    return secrets.randbits(62)
+    return _VERSIONS.getrandbits(62)
+
+
+class _Batch:
+    """The batch in progress: the error that lost it, if one did; when the lease was checked."""
+
+    __slots__ = ("lease_checked", "lost")
+
+    def __init__(self) -> None:
+        self.lost: Exception | None = None
+        self.lease_checked = False
 
 
 class SqliteLedger(Ledger):
@@ -176,6 +192,7 @@ class SqliteLedger(Ledger):
         self.settings = settings
         self.run = run
         self._durable: bool | None = None
+        self._batch: _Batch | None = None
         self._started = False
         self._lost = False
         self._legacy_accounts: tuple[str | None, ...] | None = None
@@ -184,17 +201,20 @@ class SqliteLedger(Ledger):
 
     @contextlib.contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """One write transaction; SQLite's faults become the ledger's errors.
+        """One write transaction (in a batch: part of the batch's); SQLite's faults become
+        the ledger's errors.
 
         *durable* transactions are synced to disk at commit (a claim must be on
         disk before its request leaves, also across a power cut). In WAL mode a
         synced commit also makes every earlier commit durable.
         """
+        if self._batch is not None:
+            with self._in_batch() as db:
+                yield db
+            return
         db = self._db
         with self.faults("write"):
-            if self._durable is not durable:
-                db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-                self._durable = durable
+            self._synchronous(durable)
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -205,19 +225,82 @@ class SqliteLedger(Ledger):
                 raise
             db.execute("COMMIT")
 
+    def _synchronous(self, durable: bool) -> None:
+        # Set outside a transaction only: SQLite ignores it inside one.
+        if self._durable is not durable:
+            self._db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+
+    @contextlib.contextmanager
+    def batch(self, *, durable: bool = True) -> Iterator[None]:
+        """Group commit: one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (synced to disk once, when
+        *durable*) for every operation inside.
+
+        An operation that fails before it writes (a lapsed lease) fails alone; any
+        other failure inside ends the batch: its transaction is rolled back, and every
+        operation in it fails with that error (a fault means the ledger cannot be
+        trusted to record, and no operation is ever left half done).
+        """
+        if self._batch is not None or self.read_only:
+            yield
+            return
+        db = self._db
+        with self.faults("write"):
+            self._synchronous(durable)
+            db.execute("BEGIN IMMEDIATE")
+        batch = self._batch = _Batch()
+        try:
+            yield
+        except BaseException:
+            self._batch = None
+            self._roll_back()
+            raise
+        self._batch = None
+        if batch.lost is not None:
+            self._roll_back()
+            raise batch.lost
+        with self.faults("write"):
+            db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _in_batch(self) -> Iterator[sqlite3.Connection]:
+        """One operation's writes in the batch's transaction: a failure loses the batch."""
+        batch = self._batch
+        assert batch is not None
+        if batch.lost is not None:
+            raise batch.lost
+        try:
+            with self.faults("write"):
+                yield self._db
+        except LeaseLost:
+            raise  # raised before anything was written
+        except Exception as exc:
+            if batch.lost is None:
+                batch.lost = exc
+            raise
+
     @contextlib.contextmanager
     def faults(self, action: str) -> Iterator[None]:
         try:
             yield
         except sqlite3.Error as exc:
-            self._roll_back()
-            raise translate_fault(exc, self.location, self.path, action) from None
+            error = translate_fault(exc, self.location, self.path, action)
+            self._after_fault(error)
+            raise error from None
         except ValueError as exc:  # a value that is not text, not a state: scribbled
-            self._roll_back()
-            raise LedgerDamaged(
+            error = LedgerDamaged(
                 f"the ledger {self.location} is damaged (a stored value is unreadable: {exc})",
                 hint=LEDGER_FIX,
-            ) from None
+            )
+            self._after_fault(error)
+            raise error from None
+
+    def _after_fault(self, error: Exception) -> None:
+        """Outside a batch, the transaction is rolled back; inside, the batch is lost."""
+        if self._batch is None:
+            self._roll_back()
+        elif self._batch.lost is None:
+            self._batch.lost = error
 
     def _roll_back(self) -> None:
         if self._db.in_transaction:
@@ -279,6 +362,9 @@ class SqliteLedger(Ledger):
         self._started = False
 
     def _check_lease(self, db: sqlite3.Connection, now: float) -> None:
+        batch = self._batch
+        if batch is not None and batch.lease_checked:
+            return  # once per batch: no other run writes while its transaction holds the lock
         row = db.execute(
             "SELECT lease_until, ended_at FROM runs WHERE run_id = ?", (self.run.run_id,)
         ).fetchone()
@@ -290,6 +376,8 @@ class SqliteLedger(Ledger):
                 "hold its messages now, so it sends nothing more",
                 hint="run again; raise `run_lease` if the machine stalls this long",
             )
+        if batch is not None:
+            batch.lease_checked = True
 
     # --- reads -----------------------------------------------------------------------
 
@@ -460,16 +548,15 @@ class SqliteLedger(Ledger):
                 new_version(),
             )
             if version is None:
-                try:
-                    db.execute(
-                        "INSERT INTO deliveries (recipient, sender, messaging_service_sid, account_sid, "
-                        "body, body_sha256, media_sha256, match_sha256, owner, attempted_at, updated_at, "
-                        "version, key, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                        "'sending', 1)",
-                        (*values, key),
-                    )
-                except sqlite3.IntegrityError:
-                    return None
+                inserted = db.execute(
+                    "INSERT INTO deliveries (recipient, sender, messaging_service_sid, account_sid, "
+                    "body, body_sha256, media_sha256, match_sha256, owner, attempted_at, updated_at, "
+                    "version, key, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "'sending', 1) ON CONFLICT (key) DO NOTHING",
+                    (*values, key),
+                ).rowcount
+                # A new row holds what was just written: no need to read it back.
+                return new_row(key, attempt, self.run.run_id, values[-1]) if inserted else None
             else:
                 changed = db.execute(
                     "UPDATE deliveries SET recipient = ?, sender = ?, messaging_service_sid = ?, "
@@ -530,28 +617,31 @@ class SqliteLedger(Ledger):
 
     def _record(self, db: sqlite3.Connection, key: str, message: Message, *, found_in_log: bool) -> None:
         now = self._now()
-        owner = db.execute("SELECT key FROM messages WHERE sid = ?", (message.sid,)).fetchone()
-        if owner is None:
-            db.execute(
-                "INSERT INTO messages (sid, key, recipient, sender, messaging_service_sid, account_sid, "
-                "segments, body_sha256, media_sha256, found_in_log, run_id, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message.sid,
-                    key,
-                    message.recipient,
-                    message.sender,
-                    message.messaging_service_sid,
-                    message.account_sid,
-                    message.segments,
-                    message.body_sha256,
-                    message.media_sha256,
-                    int(found_in_log),
-                    self.run.run_id,
-                    message.created_at or now,
-                ),
-            )
-        elif owner[0] != key and not found_in_log:
+        inserted = db.execute(
+            "INSERT INTO messages (sid, key, recipient, sender, messaging_service_sid, account_sid, "
+            "segments, body_sha256, media_sha256, found_in_log, run_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sid) DO NOTHING",
+            (
+                message.sid,
+                key,
+                message.recipient,
+                message.sender,
+                message.messaging_service_sid,
+                message.account_sid,
+                message.segments,
+                message.body_sha256,
+                message.media_sha256,
+                int(found_in_log),
+                self.run.run_id,
+                message.created_at or now,
+            ),
+        ).rowcount
+        owner = (
+            None
+            if inserted
+            else db.execute("SELECT key FROM messages WHERE sid = ?", (message.sid,)).fetchone()
+        )
+        if owner is not None and owner[0] != key and not found_in_log:
             # Twilio's answer to a create names its message beyond doubt: a key that
             # took this SID from the log gives it back and is open again.
             db.execute(
