@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import secrets
 import socket
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -71,6 +73,15 @@ class LedgerFull(TemporaryFailure):
 
 class LedgerBusy(TemporaryFailure):
     """Another process held the ledger's write lock for too long (exit 75)."""
+
+
+class LedgerUnavailable(TemporaryFailure):
+    """The ledger's server cannot be reached, or the connection to it was lost (exit 75)."""
+
+
+class LedgerRetry(LedgerBusy):
+    """The database undid a whole batch (a deadlock with another run): nothing of it
+    took effect, and running it again may succeed."""
 
 
 class LeaseLost(TemporaryFailure):
@@ -193,6 +204,15 @@ class KeyRow:
         return self.recipient
 
 
+#: versions need to be unpredictable to nothing but chance: seeded once from the system
+_VERSIONS = random.Random(secrets.randbits(128))
+
+
+def new_version() -> int:
+    """An opaque version: random, so a key deleted and made again never repeats one."""
+    return _VERSIONS.getrandbits(62)
+
+
 def new_row(key: str, attempt: Attempt, run_id: str, version: int) -> KeyRow:
     """The row a claim of a key that had none writes, as :meth:`Ledger.get` reads it back."""
     return KeyRow(
@@ -239,6 +259,79 @@ class Settings:
 class Counts:
     by_state: dict[str, int] = field(default_factory=dict)
     messages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key's row as stored, with its messages: what moves between ledgers
+    (:meth:`Ledger.history`, :meth:`Ledger.merge`). Times are seconds since the epoch."""
+
+    key: str
+    state: KeyState
+    recipient: str
+    sender: str | None
+    messaging_service_sid: str | None
+    account_sid: str | None
+    body: str | None
+    body_sha256: str | None
+    media_sha256: str | None
+    match_sha256: str | None
+    sid: str | None
+    segments: int | None
+    error_code: int | None
+    error_message: str | None
+    #: the run that holds it open (a run of the ledger it came from: gone in another)
+    owner: str | None
+    attempts: int
+    attempted_at: float | None
+    updated_at: float
+    legacy: bool
+    messages: tuple[Message, ...] = ()
+
+    def same_as(self, other: StoredKey) -> bool:
+        """The same history: state, recipient, message and every message under the key."""
+        return (
+            self.state == other.state
+            and self.recipient == other.recipient
+            and self.sid == other.sid
+            and {m.sid for m in self.messages} == {m.sid for m in other.messages}
+        )
+
+
+def difference(here: StoredKey, there: StoredKey) -> str:
+    """How a key's history in this ledger differs from another's, in a few words."""
+
+    def brief(stored: StoredKey) -> str:
+        return f"{stored.state} to {stored.recipient}" + (f" ({stored.sid})" if stored.sid else "")
+
+    if (here.state, here.recipient, here.sid) != (there.state, there.recipient, there.sid):
+        return f"{brief(here)} here, {brief(there)} in the source"
+    ours = ", ".join(sorted(m.sid for m in here.messages)) or "none"
+    theirs = ", ".join(sorted(m.sid for m in there.messages)) or "none"
+    return f"its messages differ ({ours} here, {theirs} in the source)"
+
+
+def chunks(items: Iterable[StoredKey], size: int) -> Iterator[list[StoredKey]]:
+    chunk: list[StoredKey] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass(slots=True)
+class Merged:
+    """What :meth:`Ledger.merge` did."""
+
+    #: keys added (with their messages)
+    added: int = 0
+    #: keys already there with the same history
+    present: int = 0
+    #: keys left as they were because they hold another history: (key, why)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
 
 
 # --- the interface --------------------------------------------------------------------
@@ -339,6 +432,26 @@ class Ledger(ABC):
     @abstractmethod
     def release(self, key: str) -> None:
         """The attempt certainly created nothing: the key goes back to what it was."""
+
+    # pacing shared by every run of the ledger
+
+    @abstractmethod
+    def take_turn(self, name: str, interval: float) -> float:
+        """Start now if *interval* seconds have passed since the last start any run recorded
+        under *name*: record this start and return 0. Else the seconds to wait before asking
+        again. Times are the backend's clock."""
+
+    # moving history between ledgers
+
+    @abstractmethod
+    def history(self) -> Iterator[StoredKey]:
+        """Every key's row and messages, in key order."""
+
+    @abstractmethod
+    def merge(self, keys: Iterable[StoredKey]) -> Merged:
+        """Add the keys this ledger lacks (each whole, with its messages); a key it has with
+        the same history is left be, one with another history (or whose message another key
+        holds) is left as it is and reported: nothing is ever overwritten."""
 
     @contextlib.contextmanager
     def batch(self, *, durable: bool = True) -> Iterator[None]:

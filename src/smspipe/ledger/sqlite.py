@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
-import secrets
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from smspipe.ledger.base import (
@@ -47,10 +45,15 @@ from smspipe.ledger.base import (
     LedgerError,
     LedgerFull,
     LedgerReadOnly,
+    Merged,
     Message,
     RunInfo,
     Settings,
+    StoredKey,
+    chunks,
+    difference,
     new_row,
+    new_version,
     process_alive,
 )
 
@@ -65,6 +68,8 @@ FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024
 #: ended runs are forgotten after this long (unless they still own a key)
 RUNS_KEPT_SECONDS = 7 * 24 * 3600
 TABLES = ("meta", "runs", "deliveries", "messages")
+#: the starts of a --rate shared by every run of the ledger (made on first use)
+PACE_TABLE = "CREATE TABLE IF NOT EXISTS pace (name TEXT PRIMARY KEY, last_start REAL NOT NULL)"
 
 SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -151,15 +156,6 @@ _ROW = (
 )
 
 
-#: versions need to be unpredictable to nothing but chance: seeded once from the system
-_VERSIONS = random.Random(secrets.randbits(128))
-
-
-def new_version() -> int:
-    """An opaque version: random, so a key deleted and made again never repeats one."""
-    return _VERSIONS.getrandbits(62)
-
-
 class _Batch:
     """The batch in progress: the error that lost it, if one did; when the lease was checked."""
 
@@ -193,6 +189,7 @@ class SqliteLedger(Ledger):
         self.run = run
         self._durable: bool | None = None
         self._batch: _Batch | None = None
+        self._pace_ready = False
         self._started = False
         self._lost = False
         self._legacy_accounts: tuple[str | None, ...] | None = None
@@ -526,6 +523,144 @@ class SqliteLedger(Ledger):
             if self._schema >= 2:
                 messages = self._db.execute("SELECT count(*) FROM messages").fetchone()[0]
         return Counts(by_state=states, messages=messages)
+
+    # --- pacing shared by every run of the ledger ----------------------------------------
+
+    def take_turn(self, name: str, interval: float) -> float:
+        now = self._now()
+        with self._write() as db:
+            if not self._pace_ready:
+                # Made on first use: a ledger without it is as good (older smspipe ignores it).
+                db.execute(PACE_TABLE)
+                self._pace_ready = True
+            row = db.execute("SELECT last_start FROM pace WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] + interval > now:
+                return float(row[0] + interval - now)
+            db.execute(
+                "INSERT INTO pace (name, last_start) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET last_start = excluded.last_start",
+                (name, now),
+            )
+        return 0.0
+
+    # --- moving history between ledgers ----------------------------------------------------
+
+    def history(self) -> Iterator[StoredKey]:
+        if self._schema < SCHEMA_VERSION:
+            raise LedgerError(
+                f"the ledger {self.location} has schema {self._schema}",
+                hint=f"run `smspipe ledger migrate --ledger {self.location}` first",
+            )
+        after = ""
+        while True:
+            with self.faults("read"):
+                records = self._db.execute(
+                    "SELECT * FROM deliveries WHERE key > ? ORDER BY key LIMIT 500", (after,)
+                ).fetchall()
+                found = [self._stored(record) for record in records]
+            if not found:
+                return
+            yield from found
+            after = found[-1].key
+
+    def _stored(self, record: sqlite3.Row) -> StoredKey:
+        messages = self._db.execute(
+            "SELECT * FROM messages WHERE key = ? ORDER BY created_at", (record["key"],)
+        ).fetchall()
+        return StoredKey(
+            key=record["key"],
+            state=KeyState(record["state"]),
+            recipient=record["recipient"],
+            sender=record["sender"],
+            messaging_service_sid=record["messaging_service_sid"],
+            account_sid=record["account_sid"],
+            body=record["body"],
+            body_sha256=record["body_sha256"],
+            media_sha256=record["media_sha256"],
+            match_sha256=record["match_sha256"],
+            sid=record["sid"],
+            segments=record["segments"],
+            error_code=record["error_code"],
+            error_message=record["error_message"],
+            owner=record["owner"],
+            attempts=record["attempts"],
+            attempted_at=record["attempted_at"],
+            updated_at=record["updated_at"],
+            legacy=bool(record["legacy"]),
+            messages=tuple(_message(message) for message in messages),
+        )
+
+    def merge(self, keys: Iterable[StoredKey]) -> Merged:
+        merged = Merged()
+        for chunk in chunks(keys, 200):
+            with self._write(durable=True) as db:
+                for stored in chunk:
+                    self._merge_one(db, stored, merged)
+        return merged
+
+    def _merge_one(self, db: sqlite3.Connection, stored: StoredKey, merged: Merged) -> None:
+        existing = db.execute("SELECT * FROM deliveries WHERE key = ?", (stored.key,)).fetchone()
+        if existing is not None:
+            here = self._stored(existing)
+            if here.same_as(stored):
+                merged.present += 1
+            else:
+                merged.conflicts.append((stored.key, difference(here, stored)))
+            return
+        for message in stored.messages:
+            owner = db.execute("SELECT key FROM messages WHERE sid = ?", (message.sid,)).fetchone()
+            if owner is not None:
+                merged.conflicts.append((stored.key, f"its message {message.sid} is {owner[0]}'s here"))
+                return
+        db.execute(
+            "INSERT INTO deliveries (key, state, recipient, sender, messaging_service_sid, account_sid, "
+            "body, body_sha256, media_sha256, match_sha256, sid, segments, error_code, error_message, "
+            "owner, attempts, attempted_at, updated_at, version, legacy) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                stored.key,
+                str(stored.state),
+                stored.recipient,
+                stored.sender,
+                stored.messaging_service_sid,
+                stored.account_sid,
+                stored.body,
+                stored.body_sha256,
+                stored.media_sha256,
+                stored.match_sha256,
+                stored.sid,
+                stored.segments,
+                stored.error_code,
+                stored.error_message,
+                stored.owner,
+                stored.attempts,
+                stored.attempted_at,
+                stored.updated_at,
+                new_version(),
+                int(stored.legacy),
+            ),
+        )
+        for message in stored.messages:
+            db.execute(
+                "INSERT INTO messages (sid, key, recipient, sender, messaging_service_sid, account_sid, "
+                "segments, body_sha256, media_sha256, found_in_log, run_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.sid,
+                    stored.key,
+                    message.recipient,
+                    message.sender,
+                    message.messaging_service_sid,
+                    message.account_sid,
+                    message.segments,
+                    message.body_sha256,
+                    message.media_sha256,
+                    int(message.found_in_log),
+                    message.run_id,
+                    message.created_at if message.created_at is not None else stored.updated_at,
+                ),
+            )
+        merged.added += 1
 
     # --- writes ----------------------------------------------------------------------
 
