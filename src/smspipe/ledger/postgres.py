@@ -953,7 +953,7 @@ def connect_fault(exc: Exception, location: str) -> Exception:
     """Why a connection could not be opened: the server is not there (75), or it refused
     us or the URL is wrong (2)."""
     text = _first_line(exc).removeprefix("connection failed: ")
-    text = text.split(" failed: ", 1)[-1]
+    text = " ".join(text.split(" failed: ", 1)[-1].removeprefix("FATAL:").split())
     refused = any(
         phrase in str(exc)
         for phrase in (
@@ -1082,14 +1082,23 @@ def _check_schema(db: psycopg.Connection[Any], location: str) -> int | None:
 
     try:
         columns: dict[str, set[str]] = {}
+        # The catalog, not information_schema: it shows tables this role may not read too.
         for row in db.execute(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s",
+            "SELECT c.relname AS table_name, a.attname AS column_name FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p')",
             (SCHEMA,),
         ):
             columns.setdefault(row["table_name"], set()).add(row["column_name"])
         meta = {}
         if "meta" in columns:
             meta = {row["name"]: row["value"] for row in db.execute(f"SELECT name, value FROM {SCHEMA}.meta")}
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise LedgerReadOnly(
+            f"the ledger {location} cannot be read: {_first_line(exc)}",
+            hint=f"grant the role USAGE on schema {SCHEMA} and SELECT, INSERT, UPDATE, DELETE on its tables",
+        ) from None
     except psycopg.Error as exc:
         raise translate_fault(exc, location, "be read") from None
     if not columns:

@@ -1159,3 +1159,16 @@ def _statements(script: str) -> Iterator[str]:
         if sqlite3.complete_statement(buffer):
             yield buffer.strip()
             buffer = ""
+
+
+def migrate(path: str | Path) -> tuple[int | None, int]:
+    """Make or migrate the ledger at *path*: (the schema found, None for no ledger; the schema now)."""
+    view = open_sqlite(path, read_only=True)
+    found = None
+    if view is not None:
+        found = view._schema
+        view.close()
+    ledger = open_sqlite(path)
+    assert ledger is not None
+    ledger.close()
+    return found, SCHEMA_VERSION
