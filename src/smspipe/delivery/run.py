@@ -25,7 +25,7 @@ from smspipe.delivery import states
 from smspipe.delivery.options import Options, Progress
 from smspipe.delivery.planner import Job, Planner
 from smspipe.delivery.results import Earlier, ErrorInfo, Result, Status, Totals
-from smspipe.errors import ConfigError, SmspipeError, Terminated
+from smspipe.errors import ConfigError, SmspipeError, Terminated, UsageError
 from smspipe.ledger import KeyRow, KeyState, Ledger, Message, open_ledger
 from smspipe.ledger import Settings as LedgerSettings
 
@@ -58,6 +58,7 @@ def options_from(settings: config.Settings, *, force: bool = False) -> Options:
     return Options(
         concurrency=concurrency,
         rate=float(rate) if rate is not None else None,
+        shared_rate=bool(settings.get("shared_rate")),
         retries=int(settings.get("retries")),
         max_wait=float(settings.get("max_wait")),
         force=force,
@@ -134,6 +135,8 @@ def _deliver_all(
     request.settings.resolved.api_url_for_sending()
     planner = Planner(request.settings, request.policy, need_credentials=True)
     ledger: Ledger | None = None
+    if request.options.shared_rate and request.options.rate and not request.use_ledger:
+        raise UsageError("a shared rate is kept in the ledger", hint="drop --no-ledger, or --shared-rate")
     if request.use_ledger:
         settings = LedgerSettings(lease=request.options.lease)
         ledger = open_ledger(ledger_target(request.settings), settings=settings)

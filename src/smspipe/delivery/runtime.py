@@ -248,7 +248,14 @@ class Context:
     _stopped: asyncio.Event = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pacer = Pacer(self.options.rate, sleep=self.sleep)
+        shared = None
+        if self.options.shared_rate and self.ledger is not None:
+            book = self.ledger
+
+            async def shared(name: str, interval: float) -> float:
+                return await book.run(book.ledger.take_turn, name, interval)
+
+        self.pacer = Pacer(self.options.rate, sleep=self.sleep, shared=shared)
         self.slots = asyncio.Semaphore(self.options.concurrency)
         self._stopped = asyncio.Event()
 

@@ -160,7 +160,7 @@ async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) ->
     """One attempt's turn: claim the key (or mark another attempt), wait for the start's
     moment, make sure this run may still send. The moment it starts, or why it does not."""
     book = ctx.ledger
-    async with ctx.pacer.turn() as turn:
+    async with ctx.pacer.turn(_pace_name(job)) as turn:
         if ctx.stopping:
             return await _give_back(ctx, job, claimed, not_sent(ctx, job))
         if book is not None and not claimed:
@@ -168,7 +168,11 @@ async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) ->
                 return LOST
         elif book is not None:
             await book.run(book.ledger.touch, job.key)
-        waited = await turn.ready()
+        try:
+            waited = await turn.ready()
+        except SmspipeError as exc:  # a shared rate's turn could not be asked for: nothing left
+            ctx.stop(_fault_info(exc))
+            return await _give_back(ctx, job, True, not_sent(ctx, job))
         if waited > TOUCH_AFTER and book is not None:
             # The grace period runs from the attempt: it starts now, not at the claim.
             await book.run(book.ledger.touch, job.key)
@@ -340,6 +344,12 @@ async def _give_back(ctx: Context, job: Job, claimed: bool, result: Result) -> R
         except SmspipeError as exc:
             ctx.stop(_fault_info(exc))
     return result
+
+
+def _pace_name(job: Job) -> str:
+    """What a shared rate is kept for: the sender (a number, or a Messaging Service) of an account."""
+    account = job.credentials.account_sid if job.credentials else ""
+    return f"{account}/{job.sender.sender or job.sender.messaging_service_sid or ''}"
 
 
 def _attempt(job: Job) -> Attempt:
