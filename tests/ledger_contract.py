@@ -222,6 +222,22 @@ def test_touch_restarts_the_attempts_clock(make_ledger: MakeLedger) -> None:
     assert after.attempts == before.attempts + 1
 
 
+def test_many_keys_read_at_once_are_read_as_each_alone(make_ledger: MakeLedger) -> None:
+    ledger, other = make_ledger(), make_ledger()
+    ledger.claim("sent", None, attempt())
+    ledger.record_sent("sent", message("SM1", "sent"))
+    ledger.claim("open", None, attempt(B))
+    keys = ["sent", "open", "none", "sent"]
+    many = other.get_many(keys)
+    assert set(many) == {"sent", "open"}
+    for key, row in many.items():
+        alone = other.get(key)
+        assert alone is not None
+        assert replace(row, attempt_age=None) == replace(alone, attempt_age=None)
+    assert many["open"].holder is not None and many["open"].holder.alive and not many["open"].holder.this_run
+    assert other.get_many([]) == {}
+
+
 def test_a_batch_is_one_transaction_seen_by_others_only_when_it_ends(make_ledger: MakeLedger) -> None:
     """Group commit: what a batch does is invisible to other runs until it commits."""
     ledger, other = make_ledger(), make_ledger()

@@ -317,26 +317,26 @@ class Engine:
             outcome = walk.unknown(job, outcome.note)
         self._emit(outcome)
 
-    async def _walk(self, job: Job) -> Result | walk.Waiting:
+    async def _walk(self, job: Job, *, fresh: bool = True) -> Result | walk.Waiting:
         """One job's walk, after any other document of this batch with its key.
 
         The one that came first goes first; this one is then decided against
         what that one left (skipped, conflict, unknown).
         """
         if self.ctx.ledger is None:
-            return await self._deliver(job)
+            return await self._deliver(job, fresh)
         while (busy := self._in_run.get(job.key)) is not None:
             await busy.wait()
         done = self._in_run[job.key] = asyncio.Event()
         try:
-            return await self._deliver(job)
+            return await self._deliver(job, fresh)
         finally:
             del self._in_run[job.key]
             done.set()
 
-    async def _deliver(self, job: Job) -> Result | walk.Waiting:
+    async def _deliver(self, job: Job, fresh: bool) -> Result | walk.Waiting:
         try:
-            return await walk.deliver(self.ctx, job)
+            return await walk.deliver(self.ctx, job, fresh=fresh)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: report it with the document, keep the batch going
@@ -353,8 +353,11 @@ class Engine:
         deadline = time.monotonic() + self.ctx.options.hold_wait
         while self._waiting and not self.ctx.stopping:
             waiting, self._waiting = self._waiting, []
-            outcomes = await asyncio.gather(*(self._walk(w.job) for w in waiting))
-            for outcome in outcomes:
+            # One read for them all: most were settled by their holders meanwhile.
+            looked = await walk.recheck(self.ctx, waiting)
+            again = [item.job for item, outcome in zip(waiting, looked, strict=True) if outcome is None]
+            walked = await asyncio.gather(*(self._walk(job, fresh=False) for job in again))
+            for outcome in [*(o for o in looked if o is not None), *walked]:
                 if isinstance(outcome, walk.Waiting):
                     self._waiting.append(outcome)
                 else:

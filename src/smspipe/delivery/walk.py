@@ -47,23 +47,24 @@ class _Lost:
 LOST = _Lost()
 
 
-async def deliver(ctx: Context, job: Job) -> Result | Waiting:
-    """Take *job* to its result."""
+async def deliver(ctx: Context, job: Job, *, fresh: bool = True) -> Result | Waiting:
+    """Take *job* to its result (*fresh*: not seen before in this run, so its key is
+    likely new)."""
     try:
         if ctx.ledger is None:
             outcome = await _send(ctx, job, claim=None)
             assert not isinstance(outcome, _Lost)
             return outcome
-        return await _decide_and_send(ctx, job)
+        return await _decide_and_send(ctx, job, guess=fresh)
     except SmspipeError as exc:  # the ledger failed: stop the batch, report this one not sent
         return _ledger_fault(ctx, job, exc)
 
 
-async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
+async def _decide_and_send(ctx: Context, job: Job, *, guess: bool = True) -> Result | Waiting:
     assert ctx.ledger is not None
     book = ctx.ledger
     facts = states.Facts(job.sms.to, job.body_sha256, job.media_sha256)
-    guess = not job.legacy_keys and ctx.new_keys.likely()
+    guess = guess and not job.legacy_keys and ctx.new_keys.likely()
     if guess:
         # No row is decided SEND: claiming the key as new reads it too (one call to the ledger, not two).
         outcome = await _send(ctx, job, claim=None)
@@ -77,32 +78,10 @@ async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
         if round_ == 0 and not guess:
             ctx.new_keys.seen(row is None)
         decision = states.decide(row, facts, force=ctx.options.force, run_id=ctx.run_id)
+        settled = settled_by(job, decision)
+        if settled is not None:
+            return settled
         action = decision.action
-        if action == Action.SKIP:
-            return Result(
-                job.verdict,
-                Status.SKIPPED,
-                job.key,
-                job=job,
-                sid=decision.sid,
-                segments=decision.segments,
-                note=decision.note,
-            )
-        if action == Action.CONFLICT:
-            return Result(
-                job.verdict,
-                Status.CONFLICT,
-                job.key,
-                job=job,
-                note=decision.note,
-                earlier=decision.earlier,
-                error=ErrorInfo(decision.note or "conflict"),
-            )
-        if action == Action.WAIT:
-            return Waiting(job, decision.note or "being sent by another run")
-        if action == Action.UNSETTLED:
-            note = decision.note or "an earlier document of this run with this key is unsettled"
-            return unknown(job, note)
         version: int | None = row.version if row is not None else None
         if action == Action.RECONCILE:
             assert row is not None
@@ -114,6 +93,62 @@ async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
         if not isinstance(outcome, _Lost):
             return outcome
     return unknown(job, "its ledger row kept changing under other runs: the next run settles it")
+
+
+def settled_by(job: Job, decision: states.Decision) -> Result | Waiting | None:
+    """What *decision* makes of *job* without sending anything: skipped, conflict, still
+    held by another run, unsettled by this one; None when it is to be sent (or reconciled)."""
+    action = decision.action
+    if action == Action.SKIP:
+        return Result(
+            job.verdict,
+            Status.SKIPPED,
+            job.key,
+            job=job,
+            sid=decision.sid,
+            segments=decision.segments,
+            note=decision.note,
+        )
+    if action == Action.CONFLICT:
+        return Result(
+            job.verdict,
+            Status.CONFLICT,
+            job.key,
+            job=job,
+            note=decision.note,
+            earlier=decision.earlier,
+            error=ErrorInfo(decision.note or "conflict"),
+        )
+    if action == Action.WAIT:
+        return Waiting(job, decision.note or "being sent by another run")
+    if action == Action.UNSETTLED:
+        return unknown(job, decision.note or "an earlier document of this run with this key is unsettled")
+    return None
+
+
+async def recheck(ctx: Context, waiting: list[Waiting]) -> list[Result | Waiting | None]:
+    """Keys other runs held, looked at again in one read: each settled, still held, or
+    None (to walk again: the holder is gone, or the key is free now). A ledger fault stops
+    the batch and leaves them all waiting (reported unknown at its end)."""
+    assert ctx.ledger is not None
+    book = ctx.ledger
+    try:
+        rows = await book.run(book.ledger.get_many, [item.job.key for item in waiting])
+    except SmspipeError as exc:
+        ctx.stop(_fault_info(exc))
+        return list(waiting)
+    outcomes: list[Result | Waiting | None] = []
+    for item in waiting:
+        job = item.job
+        row = rows.get(job.key)
+        if row is None and job.legacy_keys:
+            outcomes.append(None)  # a schema 1 row may stand for it: the full walk looks
+            continue
+        facts = states.Facts(job.sms.to, job.body_sha256, job.media_sha256)
+        outcomes.append(
+            settled_by(job, states.decide(row, facts, force=ctx.options.force, run_id=ctx.run_id))
+        )
+    return outcomes
 
 
 async def _reconcile(ctx: Context, job: Job, row: KeyRow) -> KeyRow | None:

@@ -24,7 +24,7 @@ import secrets
 import socket
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -368,6 +368,15 @@ class Ledger(ABC):
     @abstractmethod
     def get(self, key: str, legacy_keys: tuple[str, ...] = ()) -> KeyRow | None:
         """The row of *key*, else of the first of *legacy_keys* that has one (schema 1 keys)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, KeyRow]:
+        """The rows of *keys* that have one, as :meth:`get` reads each (legacy keys aside)."""
+        rows = {}
+        for key in keys:
+            row = self.get(key)
+            if row is not None:
+                rows[key] = row
+        return rows
 
     @abstractmethod
     def legacy_accounts(self) -> tuple[str | None, ...]:

@@ -31,7 +31,7 @@ own means:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -408,6 +408,11 @@ class PostgresLedger(Ledger):
             else:
                 return None
         return self._rekey(legacy_key, key)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, KeyRow]:
+        with self._read() as cur:
+            records = cur.execute(_ROW + "WHERE d.key = ANY(%s)", (list(dict.fromkeys(keys)),)).fetchall()
+        return {record["key"]: self._row(record) for record in records}
 
     def _rekey(self, legacy_key: str, key: str) -> KeyRow | None:
         """A row keyed by a schema 1 content hash (copied from an SQLite ledger) takes the

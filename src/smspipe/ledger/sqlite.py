@@ -26,7 +26,7 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from smspipe.ledger.base import (
@@ -485,6 +485,19 @@ class SqliteLedger(Ledger):
             latest=latest,
             legacy=key != record["key"],
         )
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, KeyRow]:
+        if self._schema == 1:
+            return super().get_many(keys)
+        rows: dict[str, KeyRow] = {}
+        unique = list(dict.fromkeys(keys))
+        with self.faults("read"):
+            for start in range(0, len(unique), 500):
+                part = unique[start : start + 500]
+                marks = ", ".join("?" * len(part))
+                for record in self._db.execute(_ROW + f"WHERE d.key IN ({marks})", part).fetchall():
+                    rows[record["key"]] = self._row(record)
+        return rows
 
     def legacy_accounts(self) -> tuple[str | None, ...]:
         if self._legacy_accounts is None:
