@@ -5,12 +5,11 @@
     python bench/bench_gateway.py --write         # also write the section in bench/RESULTS.md
     python bench/bench_gateway.py --runs 5        # median of 5 runs per case (default 3)
 
-Two clients, both through the real twilio library:
-
-- ``async``: :class:`smspipe.gateway.AsyncGateway` (twilio's ``create_async``
-  over our aiohttp client), *concurrency* coroutines on one event loop;
-- ``threads``: the synchronous :class:`smspipe.gateway.Gateway` (twilio over
-  requests) called from a pool of *concurrency* threads, as today's engine does.
+The client, through the real twilio library: ``async``,
+:class:`smspipe.gateway.AsyncGateway` (twilio's ``create_async`` over our
+aiohttp client), *concurrency* coroutines on one event loop. (The synchronous
+client over requests in threads, measured against it in bench/RESULTS.md, is
+gone: the engine and ``config check`` use the async one.)
 
 The loopback Twilio server (tests/twilio_server.py) runs in a separate process,
 answering every request after ``--latency`` seconds, so that its CPU is not
@@ -30,7 +29,6 @@ import platform
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +38,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from smspipe.config import Credentials  # noqa: E402
-from smspipe.gateway import AsyncGateway, Gateway  # noqa: E402
+from smspipe.gateway import AsyncGateway  # noqa: E402
 from smspipe.sms import SMS  # noqa: E402
 from twilio_server import ACCOUNT_SID, AUTH_TOKEN, TwilioServer  # noqa: E402
 
@@ -162,22 +160,7 @@ def run_async(url: str, concurrency: int, messages: int) -> None:
     asyncio.run(main())
 
 
-def run_threads(url: str, concurrency: int, messages: int) -> None:
-    gateway = Gateway(CREDENTIALS, api_url=url, timeout=30, pool_size=concurrency)
-
-    def send(number: int) -> None:
-        gateway.create_message(
-            message(number), sender=SENDER, messaging_service_sid=None, status_callback=None
-        )
-
-    try:
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            list(pool.map(send, range(messages)))
-    finally:
-        gateway.close()
-
-
-CLIENTS = {"async": run_async, "threads": run_threads}
+CLIENTS = {"async": run_async}
 
 
 def measure(client: str, concurrency: int, messages: int, latency: float) -> Case:
@@ -283,7 +266,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50, 100])
-    parser.add_argument("--clients", nargs="+", choices=sorted(CLIENTS), default=["async", "threads"])
+    parser.add_argument("--clients", nargs="+", choices=sorted(CLIENTS), default=["async"])
     parser.add_argument("--runs", type=int, default=3, help="runs per case; the median is shown")
     parser.add_argument("--quick", action="store_true", help="500 messages, one run")
     parser.add_argument("--write", action="store_true", help="write the section in bench/RESULTS.md")

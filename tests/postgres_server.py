@@ -122,8 +122,8 @@ def postgres_server() -> Iterator[Postgres]:
         if not admin:
             _skip_or_fail("SMSPIPE_TEST_POSTGRES is set but SMSPIPE_TEST_POSTGRES_ADMIN is not")
         assert admin is not None
-        directory = os.environ.get("SMSPIPE_TEST_POSTGRES_DIR")
-        yield Postgres(url, admin, Path(directory) if directory else None)
+        given = os.environ.get("SMSPIPE_TEST_POSTGRES_DIR")
+        yield Postgres(url, admin, Path(given) if given else None)
         return
     if not (shutil.which("pg_ctl") or list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))):
         _skip_or_fail("SMSPIPE_TEST_POSTGRES is unset and PostgreSQL's server binaries are not installed")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from conftest import ndjson
 
@@ -17,7 +18,7 @@ Spawn = Callable[..., "subprocess.Popen[str]"]
 
 
 def start_send(
-    env: dict[str, str], documents: list[dict], *args: str, cwd: Path | None = None
+    env: dict[str, str], documents: list[dict[str, Any]], *args: str, cwd: Path | None = None
 ) -> subprocess.Popen[str]:
     """`smspipe send ARGS` reading *documents* on stdin (small inputs: written whole at once)."""
     process = subprocess.Popen(

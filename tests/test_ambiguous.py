@@ -4,6 +4,8 @@ sent twice; what is reported sent is what the server holds."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from conftest import ndjson, run_process, sms_documents
@@ -12,14 +14,14 @@ from twilio_server import TwilioServer, wait_until
 SMART_TEXT = "Your order {n} has shipped \u2014 we\u2019ll text you \u201cwhen it\u2019s out\u201d"
 
 
-def smart_documents(count: int) -> list[dict]:
+def smart_documents(count: int) -> list[dict[str, Any]]:
     return [
         {"request_id": f"smart-{n}", "sms": {"phone": f"+1415555{n:04d}", "message": SMART_TEXT.format(n=n)}}
         for n in range(count)
     ]
 
 
-def assert_reported_as_held(server: TwilioServer, records: list[dict]) -> None:
+def assert_reported_as_held(server: TwilioServer, records: list[dict[str, Any]]) -> None:
     """Everything reported sent or skipped carries a SID the server holds, to that recipient."""
     held = {m["sid"]: m for m in server.messages}
     for record in records:

@@ -49,7 +49,7 @@ def error_of(text: str) -> str:
 
 def test_location_precedence_flag_then_smspipe_config_then_home_then_user_dir(tmp_path: Path) -> None:
     env = {"SMSPIPE_CONFIG": str(tmp_path / "env.yaml"), "SMSPIPE_HOME": str(tmp_path / "h")}
-    assert config.locate(tmp_path / "flag.yaml", env) == (tmp_path / "flag.yaml", "flag (--config)")
+    assert config.locate(tmp_path / "flag.yaml", env) == (tmp_path / "flag.yaml", "argument (config)")
     assert config.locate(None, env) == (tmp_path / "env.yaml", "environment (SMSPIPE_CONFIG)")
     del env["SMSPIPE_CONFIG"]
     assert config.locate(None, env) == (tmp_path / "h" / "config.yaml", "environment (SMSPIPE_HOME)")
@@ -65,15 +65,15 @@ def test_smspipe_home_moves_config_and_state_together(tmp_path: Path) -> None:
     write(home / "config.yaml", "from: '+15017122661'\n")
     settings = config.load(env={"SMSPIPE_HOME": str(home)})
     assert settings.path == home / "config.yaml"
-    assert settings.get("from") == "+15017122661"
-    assert config.state_dir({"SMSPIPE_HOME": str(home)}) == home / "state"
-    assert settings.ledger_path == home / "state" / "ledger.sqlite3"
+    assert settings.resolved.sender == "+15017122661"
+    assert settings.resolved.state_dir == config.state_dir({"SMSPIPE_HOME": str(home)}) == home / "state"
+    assert settings.resolved.ledger == home / "state" / "ledger.sqlite3"
 
 
 def test_default_file_may_be_missing_but_a_named_one_may_not(tmp_path: Path) -> None:
     settings = config.load(env={"SMSPIPE_HOME": str(tmp_path / "nowhere")})
     assert not settings.file_loaded
-    assert settings.get("default_region") == "US"
+    assert settings.resolved.default_region == "US"
     missing = tmp_path / "missing.yaml"
     for path, env in ((missing, {}), (None, {"SMSPIPE_CONFIG": str(missing)})):
         with pytest.raises(ConfigError) as caught:
@@ -269,7 +269,7 @@ def test_setting_precedence_flag_environment_file_default(tmp_path: Path) -> Non
     env = {"SMSPIPE_FROM": "+15550002222"}
     assert config.load(path, env=env, flags={"from": "+15550003333"}).lookup("from") == (
         "+15550003333",
-        "flag",
+        "argument",
     )
     assert config.load(path, env=env, flags={"from": None}).lookup("from") == (
         "+15550002222",
@@ -300,13 +300,15 @@ def test_credentials_document_parameters_beat_the_environment(layered: config.Se
 
 
 def test_credentials_flags_beat_document_parameters(layered: config.Settings) -> None:
-    layered.flags.update({"api_key": KEY_SID, "api_secret": "flag-secret-123"})
+    layered = config.load(
+        layered.path, env=layered.env, flags={"api_key": KEY_SID, "api_secret": "flag-secret-123"}
+    )
     parameters = {"twilio_account_sid": SID, "twilio_auth_token": "doc-token-123"}
     found = config.resolve_credentials(layered, parameters)
     assert (found.username, found.password, found.method) == (KEY_SID, "flag-secret-123", "api key")
     # an API key's account SID: from its own source, else the next one that has one
     assert found.account_sid == SID
-    assert found.source == "flags, account SID from document parameters"
+    assert found.source == "arguments, account SID from document parameters"
     assert "flag-secret-123" not in repr(found)
 
 
@@ -321,7 +323,7 @@ def test_no_credentials_lists_every_way_to_give_them() -> None:
     with pytest.raises(CredentialsError) as caught:
         config.resolve_credentials(config.load(env={"SMSPIPE_HOME": "/nonexistent/x"}))
     message = str(caught.value)
-    for way in ("--account-sid", "TWILIO_AUTH_TOKEN", "twilio_auth_token", "smspipe config init"):
+    for way in ("account_sid", "TWILIO_AUTH_TOKEN", "twilio_auth_token", "smspipe config init"):
         assert way in message
 
 
@@ -414,7 +416,7 @@ def test_flags_and_environment_are_checked_like_the_file_every_problem_at_once(t
     with pytest.raises(ConfigError) as caught:
         config.load(env=env, flags={"concurrency": 500})
     assert str(caught.value).splitlines() == [
-        "concurrency: must be <= 100, got 500 (given as a flag): see `smspipe config example`",
+        "concurrency: must be <= 100, got 500 (given as an argument): see `smspipe config example`",
         "api_url: is not an http:// or https:// URL (environment SMSPIPE_API_URL): "
         "see `smspipe config example`",
         "default_region: is not a two-letter country code such as US, GB or DE "
@@ -509,7 +511,7 @@ def test_write_file_is_0600_whatever_the_umask(tmp_path: Path) -> None:
 @posix_only
 def test_write_file_never_replaces_without_force_and_force_keeps_0600(tmp_path: Path) -> None:
     path = write(tmp_path / "c.yaml", "old: 1\n", 0o644)
-    with pytest.raises(ConfigError, match="already exists: use --force"):
+    with pytest.raises(ConfigError, match="already exists: use force=True"):
         config.write_file(path, "new: 1\n")
     assert path.read_text() == "old: 1\n"
     config.write_file(path, "new: 1\n", force=True)

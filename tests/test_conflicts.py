@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ A = "+14155550101"
 B = "+14155550102"
 
 
-def request(key: str, phone: str, message: str = "Your order R1 shipped", **sms: str) -> dict:
+def request(key: str, phone: str, message: str = "Your order R1 shipped", **sms: str) -> dict[str, Any]:
     return {"request_id": key, "sms": {"phone": phone, "message": message, **sms}}
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,11 +24,11 @@ from twilio_server import OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN, TwilioServer, wai
 FAST = ("--max-wait", "0.1")  # keep backoff short in tests
 
 
-def bodies(documents: list[dict]) -> set[str]:
+def bodies(documents: list[dict[str, Any]]) -> set[str]:
     return {d["sms"]["message"] for d in documents}
 
 
-def assert_each_created_once(server: TwilioServer, documents: list[dict]) -> None:
+def assert_each_created_once(server: TwilioServer, documents: list[dict[str, Any]]) -> None:
     created = server.created_bodies()
     assert server.duplicates() == {}
     assert set(created) == bodies(documents)

@@ -178,7 +178,7 @@ def test_the_switch_names_each_fast_path(monkeypatch: pytest.MonkeyPatch) -> Non
 def corpus(path: Path) -> Path:
     """SMS documents whose numbers are phonenumbers' examples of every type in every
     region (valid, premium, invalid), national and E.164, and texts of every kind."""
-    lines = []
+    lines: list[dict[str, Any]] = []
     texts = ["Order shipped", "Zoë’s order 😀", "a\u2028b", "x" * 200, "€" * 80, ""]
     for index, region in enumerate(sorted(phonenumbers.SUPPORTED_REGIONS)):
         for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.PREMIUM_RATE):

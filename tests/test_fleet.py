@@ -48,7 +48,7 @@ def test_three_hosts_on_one_ledger_create_every_message_once_with_one_killed_and
     assert created == wanted  # every one, exactly once
 
     # Whoever reports a message sent created it, and only one host reports each so.
-    sent = Counter()
+    sent: Counter[str] = Counter()
     for host in fleet.hosts:
         for record in host.records():
             if record["status"] == "sent":

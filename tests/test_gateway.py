@@ -35,7 +35,6 @@ from smspipe.gateway import (
     AsyncGateway,
     AuthRefused,
     EndpointMisconfigured,
-    Gateway,
     GatewayError,
     MessageState,
     Rejected,
@@ -816,50 +815,7 @@ def test_no_replacement_contains_a_replaceable_character() -> None:
             assert not set(replacement) & set(table), (character, replacement)
 
 
-# --- the synchronous Gateway (today's engine and config check) --------------------------------
-
-
-def gateway(
-    server: TwilioServer,
-    credentials: Credentials = CREDENTIALS,
-    timeout: float = 5.0,
-    log: list[str] | None = None,
-) -> Gateway:
-    return Gateway(
-        credentials, api_url=server.url, timeout=timeout, http_log=log.append if log is not None else None
-    )
-
-
-def send(g: Gateway, message: SMS = MESSAGE) -> object:
-    return g.create_message(message, sender="+15017122661", messaging_service_sid=None, status_callback=None)
-
-
-def test_create_returns_what_twilio_answered(twilio_server: TwilioServer) -> None:
-    sent = gateway(twilio_server).create_message(
-        MESSAGE, sender="+15017122661", messaging_service_sid=None, status_callback=None
-    )
-    [message] = twilio_server.messages
-    assert sent.sid == message["sid"] and sent.status == "queued"
-    assert sent.to == "+14155552671" and sent.sender == "+15017122661"
-    assert sent.segments == 1
-    assert sent.date_created is not None
-    assert abs(sent.date_created - datetime.now(UTC)) < timedelta(seconds=5)
-
-
-def test_api_key_authentication(twilio_server: TwilioServer) -> None:
-    credentials = Credentials(ACCOUNT_SID, API_KEY, API_SECRET, "test")
-    send(gateway(twilio_server, credentials))
-    [create] = twilio_server.creates()
-    assert (create.username, create.password) == (API_KEY, API_SECRET)
-
-
-def test_edge_and_region_never_rewrite_the_api_url(
-    twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TWILIO_EDGE", "dublin")
-    monkeypatch.setenv("TWILIO_REGION", "ie1")
-    send(gateway(twilio_server))
-    assert len(twilio_server.messages) == 1
+# --- URLs ------------------------------------------------------------------------------
 
 
 def test_without_api_url_edge_and_region_apply_to_twilio_hosts() -> None:
@@ -881,147 +837,6 @@ def test_rebase_keeps_path_and_query(base: str, host: str, path: str, query: str
     rebased = rebase_url(url, base)
     assert rebased.startswith(base.rstrip("/") + "/2010-04-01/")
     assert rebased.endswith(f"/2010-04-01/{path}" + (f"?{query}" if query else ""))
-
-
-def test_wrong_token_is_auth_refused(twilio_server: TwilioServer) -> None:
-    wrong = Credentials(ACCOUNT_SID, ACCOUNT_SID, "not-the-token-at-all", "test")
-    with pytest.raises(AuthRefused) as caught:
-        send(gateway(twilio_server, wrong))
-    assert caught.value.status == 401 and caught.value.code == 20003
-    assert "not-the-token-at-all" not in str(caught.value)
-
-
-def test_rejection_carries_code_message_and_docs_link(twilio_server: TwilioServer) -> None:
-    twilio_server.reject("+14155552671", 21211)
-    with pytest.raises(Rejected) as caught:
-        send(gateway(twilio_server))
-    error = caught.value
-    assert error.status == 400 and error.code == 21211
-    assert error.more_info == "https://www.twilio.com/docs/errors/21211"
-    assert error.as_dict()["message"].startswith("The 'To' number")
-
-
-def test_429_is_temporary_with_retry_after(twilio_server: TwilioServer) -> None:
-    twilio_server.retry_after = "7"
-    twilio_server.inject("429")
-    with pytest.raises(TemporaryFault) as caught:
-        send(gateway(twilio_server))
-    assert caught.value.retry_after == 7.0 and caught.value.code == 20429
-    assert not caught.value.may_have_created
-
-
-@pytest.mark.parametrize(("fault", "maybe"), [("500", True), ("503", False)])
-def test_server_errors_are_temporary(twilio_server: TwilioServer, fault: str, maybe: bool) -> None:
-    twilio_server.inject(fault)
-    with pytest.raises(TemporaryFault) as caught:
-        send(gateway(twilio_server))
-    assert caught.value.status == int(fault)
-    assert caught.value.may_have_created is maybe
-    assert twilio_server.messages == []
-
-
-def test_connection_refused_is_temporary_and_names_the_host() -> None:
-    with refusing_port() as port, pytest.raises(TemporaryFault) as caught:
-        send(Gateway(CREDENTIALS, api_url=f"http://127.0.0.1:{port}", timeout=2))
-    assert f"127.0.0.1:{port}" in str(caught.value)
-    assert "connection refused" in str(caught.value)
-
-
-@pytest.mark.parametrize("fault", ["reset", "drop"])
-def test_a_connection_lost_after_sending_is_ambiguous(twilio_server: TwilioServer, fault: str) -> None:
-    twilio_server.inject(fault)
-    with pytest.raises(AmbiguousFault):
-        send(gateway(twilio_server))
-    # "drop" created the message; "reset" did not: the caller cannot tell.
-    assert len(twilio_server.messages) == (1 if fault == "drop" else 0)
-
-
-def test_a_timeout_is_ambiguous(twilio_server: TwilioServer) -> None:
-    twilio_server.slow_seconds = 1.0
-    twilio_server.inject("slow")
-    with pytest.raises(AmbiguousFault) as caught:
-        send(gateway(twilio_server, timeout=0.3))
-    assert "no answer within 0.3 s" in str(caught.value)
-
-
-def test_find_messages_matches_recipient_sender_body_and_time(twilio_server: TwilioServer) -> None:
-    g = gateway(twilio_server)
-    since = datetime.now(UTC)
-    sent = send(g)
-    send(g, SMS(to="+14155552671", body="another text"))
-    found = g.find_messages("+14155552671", "+15017122661", MESSAGE.body, since)
-    assert found is not None and found.sid == sent.sid  # type: ignore[attr-defined]
-    assert g.find_messages("+14155552672", "+15017122661", MESSAGE.body, since) is None
-    assert g.find_messages("+14155552671", "+15017120000", MESSAGE.body, since) is None
-    assert g.find_messages("+14155552671", "+15017122661", MESSAGE.body, since, exclude={sent.sid}) is None  # type: ignore[attr-defined]
-    later = datetime.now(UTC) + timedelta(hours=1)
-    assert g.find_messages("+14155552671", "+15017122661", MESSAGE.body, later) is None
-    [lookup, *_] = [r for r in twilio_server.requests if r.method == "GET"]
-    assert lookup.query["To"] == ["+14155552671"] and "DateSent>" in lookup.query
-
-
-@pytest.mark.parametrize("log_body", ["trial", "smart"])
-def test_find_messages_through_a_rewritten_log(twilio_server: TwilioServer, log_body: str) -> None:
-    twilio_server.log_body = log_body
-    g = gateway(twilio_server)
-    since = datetime.now(UTC)
-    body = "Your order’s on its way — thanks…"
-    target = send(g, SMS(to=MESSAGE.to, body=body))
-    found = g.find_messages(MESSAGE.to, SENDER, body, since)
-    assert found is not None and found.sid == target.sid  # type: ignore[attr-defined]
-
-
-def test_a_redirect_is_a_misconfigured_endpoint_for_the_sync_gateway(twilio_server: TwilioServer) -> None:
-    twilio_server.redirect(301, "https://api.twilio.com")
-    with pytest.raises(EndpointMisconfigured) as caught:
-        send(gateway(twilio_server))
-    assert "(301) to https://api.twilio.com/2010-04-01/" in str(caught.value)
-    assert len(twilio_server.requests) == 1
-
-
-def test_find_messages_pages_through_the_log(twilio_server: TwilioServer) -> None:
-    g = gateway(twilio_server)
-    since = datetime.now(UTC)
-    target = send(g)
-    for number in range(7):
-        send(g, SMS(to="+14155552671", body=f"later {number}"))
-    twilio_server.page_size_cap = 3
-    found = g.find_messages("+14155552671", "+15017122661", MESSAGE.body, since)
-    assert found is not None and found.sid == target.sid  # type: ignore[attr-defined]
-    pages = [r for r in twilio_server.requests if r.method == "GET"]
-    assert len(pages) == 3 and "PageToken" in pages[-1].query
-
-
-def test_find_messages_sees_a_message_still_queued(twilio_server: TwilioServer) -> None:
-    twilio_server.queue_seconds = 60  # no date_sent yet: invisible to DateSent>
-    g = gateway(twilio_server)
-    since = datetime.now(UTC)
-    sent = send(g)
-    found = g.find_messages("+14155552671", "+15017122661", MESSAGE.body, since)
-    assert found is not None and found.sid == sent.sid  # type: ignore[attr-defined]
-
-
-def test_verbose_log_has_method_url_status_and_no_secret(twilio_server: TwilioServer) -> None:
-    log: list[str] = []
-    send(gateway(twilio_server, log=log))
-    assert log == [log[0]]
-    assert log[0].startswith(f"http: POST {twilio_server.url}/2010-04-01/Accounts/")
-    assert "-> 201" in log[0] and AUTH_TOKEN not in log[0]
-
-
-def test_fetch_account_never_returns_the_auth_token(twilio_server: TwilioServer) -> None:
-    account = gateway(twilio_server).fetch_account()
-    assert account == {
-        "sid": ACCOUNT_SID,
-        "friendly_name": "Test account 1111",
-        "status": "active",
-        "type": "Full",
-    }
-
-
-def test_repr_shows_no_secret(twilio_server: TwilioServer) -> None:
-    g = gateway(twilio_server)
-    assert AUTH_TOKEN not in repr(g) and AUTH_TOKEN not in repr(g.credentials)
 
 
 @pytest.mark.parametrize(
@@ -1126,6 +941,20 @@ def test_config_check_behind_a_redirect_is_exit_2_naming_it(
     assert run.exit_code == 2
     assert "redirect (301) to https://api.twilio.com/2010-04-01/Accounts/" in run.stderr
     assert "set api_url" in run.stderr and AUTH_TOKEN not in run.everything
+    # The endpoint is wrong, not the account: nothing about the account SID.
+    assert "account SID" not in run.stderr and "did not return the account" not in run.stderr
+    assert run.stdout == ""
+
+
+def test_config_check_against_a_web_page_is_exit_2_naming_the_endpoint(
+    send_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with plain_server(200, b"<html>Welcome to the hotel wifi</html>") as url:
+        monkeypatch.setenv("SMSPIPE_API_URL", url)
+        run = run_check()
+    assert run.exit_code == 2, run.stderr
+    assert "did not answer with Twilio's JSON" in run.stderr and "--api-url" in run.stderr
+    assert "account SID" not in run.stderr and AUTH_TOKEN not in run.everything
 
 
 def test_config_check_without_credentials_says_how_to_give_them(bare_env: dict[str, str]) -> None:

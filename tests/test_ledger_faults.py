@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ def ledger_path(env: dict[str, str]) -> Path:
     return Path(env["SMSPIPE_HOME"]) / "state" / "ledger.sqlite3"
 
 
-def seeded_ledger(env: dict[str, str], server: TwilioServer, count: int = 50) -> list[dict]:
+def seeded_ledger(env: dict[str, str], server: TwilioServer, count: int = 50) -> list[dict[str, Any]]:
     documents = sms_documents(count)
     run = invoke("send", input=ndjson(documents))
     assert run.exit_code == 0, run.stderr
@@ -196,7 +197,7 @@ def limited_to(size: int) -> Callable[[], None]:
     return apply
 
 
-def send_limited(env: dict[str, str], documents: list[dict], size: int, *args: str) -> Run:
+def send_limited(env: dict[str, str], documents: list[dict[str, Any]], size: int, *args: str) -> Run:
     completed = subprocess.run(
         [sys.executable, "-m", "smspipe", "send", *args],
         input=ndjson(documents),

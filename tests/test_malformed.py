@@ -29,8 +29,9 @@ def assert_clean_failure(result: Any, fragment: str) -> dict[str, Any]:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     bad = [r for r in rows if not r["valid"]]
     assert bad, rows
-    assert any(fragment in e["message"] for e in bad[0]["errors"]), bad[0]
-    return bad[0]
+    first: dict[str, Any] = bad[0]
+    assert any(fragment in e["message"] for e in first["errors"]), first
+    return first
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,11 +18,11 @@ from processes import Spawn
 from twilio_server import TwilioServer, wait_until
 
 
-def records_of(stdout: str) -> list[dict]:
+def records_of(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
-def assert_each_created_once(server: TwilioServer, documents: list[dict]) -> None:
+def assert_each_created_once(server: TwilioServer, documents: list[dict[str, Any]]) -> None:
     bodies = sorted(m["body"] for m in server.messages)
     assert bodies == sorted(d["sms"]["message"] for d in documents)
 

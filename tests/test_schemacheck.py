@@ -97,7 +97,7 @@ SCALARS = st.one_of(
     st.integers(),
     st.floats(allow_nan=False, allow_infinity=False),
 )
-EDGE = st.one_of(STRINGS, SCALARS, st.just([]), st.just({}))
+EDGE: st.SearchStrategy[Any] = st.one_of(STRINGS, SCALARS, st.just([]), st.just({}))
 JSON = st.recursive(
     EDGE,
     lambda children: st.one_of(

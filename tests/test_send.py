@@ -355,7 +355,7 @@ def test_edge_and_region_do_not_rewrite_the_api_url(
 def test_https_proxy_is_honoured(
     send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The loopback server plays the proxy: requests sends it absolute-form targets.
+    # The loopback server plays the proxy: the client sends it absolute-form targets.
     monkeypatch.setenv("SMSPIPE_API_URL", "http://twilio.invalid:8080")
     monkeypatch.setenv("HTTP_PROXY", twilio_server.url)
     # Plain HTTP to another machine (here through a proxy) must be allowed explicitly.

@@ -297,7 +297,7 @@ class DeliveryMachine(RuleBasedStateMachine):
 def test_delivery_is_exactly_once_under_random_faults_kills_and_overlaps(
     request: pytest.FixtureRequest, backend: str
 ) -> None:
-    machine = DeliveryMachine
+    machine: type[DeliveryMachine] = DeliveryMachine
     if backend == "postgresql":
         machine = type(
             "PostgresDeliveryMachine", (DeliveryMachine,), {"postgres": request.getfixturevalue("postgres")}

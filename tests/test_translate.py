@@ -29,7 +29,7 @@ def _isolated_env(bare_env: dict[str, str]) -> None:
     """Every test here runs in conftest's clean environment."""
 
 
-def run(*args: str, input: str | bytes | None = None) -> Any:
+def run(*args: str | Path, input: str | bytes | None = None) -> Any:
     return CliRunner().invoke(app, ["translate", *[str(a) for a in args]], input=input)
 
 
@@ -662,8 +662,6 @@ def test_sandbox_refuses_dunder_access_up_front(template: str) -> None:
         ("{{ order.line_items.append(1) }}", "unsafe"),
         ("{{ order.line_items.pop() }}", "unsafe"),
         ("{% set n = '__cla' ~ 'ss__' %}{{ order | attr(n) }}", "unsafe"),
-        ("{{ 'x' * 100000000 }}", "too large"),
-        ("{{ 2 ** 100000 }}", "too large"),
     ],
 )
 def test_sandbox_refuses_at_render_with_one_line(template: str, why: str) -> None:

@@ -243,7 +243,7 @@ JSON = st.recursive(
     max_leaves=25,
 )
 # Values at the schema's edges: "" vs "x", 1 vs 1.0 vs 1.5 vs True, null, wrong types.
-EDGE = st.sampled_from(["", "x", "+14155552671", 1, 1.0, 1.5, 0, True, None, [], {}])
+EDGE: st.SearchStrategy[Any] = st.sampled_from(["", "x", "+14155552671", 1, 1.0, 1.5, 0, True, None, [], {}])
 ADDRESS_VALUE = st.one_of(
     st.fixed_dictionaries(
         {}, optional={"phone": EDGE, "country": EDGE, "firstname": EDGE, "lastname": EDGE, "x": EDGE}

@@ -279,7 +279,7 @@ class TwilioServer:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     # --- knobs ---------------------------------------------------------------
 
@@ -396,8 +396,8 @@ class TwilioServer:
         if len(media) > 10:
             return 400, twilio_error(21623, "Too many media URLs", 400)
         if to in self.rejections:
-            code, message = self.rejections[to]
-            return 400, twilio_error(code, message, 400)
+            code, reason = self.rejections[to]
+            return 400, twilio_error(code, reason, 400)
         created = self.clock()
         now = datetime.fromtimestamp(created, UTC)
         sid = "SM" + uuid.uuid4().hex
@@ -632,181 +632,196 @@ class _Listener(ThreadingHTTPServer):
     daemon_threads = True
 
 
-def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "twilio-test/1.0"
+class _Handler(BaseHTTPRequestHandler):
+    """Answers one connection's requests as Twilio would, faults and all."""
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    #: the server whose state and knobs this handler uses (set per server: _handler_for)
+    twilio: TwilioServer
 
-        def setup(self) -> None:
-            super().setup()
-            # Answers are written in two parts: without this, Nagle and delayed
-            # ACKs add 40 ms to every request on a kept-alive connection.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    protocol_version = "HTTP/1.1"
+    server_version = "twilio-test/1.0"
 
-        def do_GET(self) -> None:
-            self._handle("GET")
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
-        def do_POST(self) -> None:
-            self._handle("POST")
+    def setup(self) -> None:
+        super().setup()
+        # Answers are written in two parts: without this, Nagle and delayed
+        # ACKs add 40 ms to every request on a kept-alive connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-        def _credentials(self) -> tuple[str | None, str | None]:
-            header = self.headers.get("Authorization", "")
-            if not header.startswith("Basic "):
-                return None, None
-            try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except ValueError:
-                return None, None
-            return user, password
+    def do_GET(self) -> None:
+        self._handle("GET")
 
-        def _handle(self, method: str) -> None:
-            started = time.monotonic()
-            parts = urlsplit(self.path)
-            query = parse_qs(parts.query, keep_blank_values=True)
-            username, password = self._credentials()
-            record = Recorded(
-                method,
-                parts.path,
-                query,
-                {},
-                username,
-                password,
-                started,
-                headers={k: v for k, v in self.headers.items()},
-                target=self.path,
-            )
-            fault = server._next_fault() if method == "POST" else None
-            with server._lock:
-                server.requests.append(record)
-                server.in_flight += 1
-                server.max_in_flight = max(server.max_in_flight, server.in_flight)
-            try:
-                if fault == "reset":
-                    record.fault = fault
-                    self._reset()
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode() if length else ""
-                record.form = parse_qs(raw, keep_blank_values=True)
-                if server.latency:
-                    time.sleep(server.latency)
-                if server._redirect is not None:
-                    status, base = server._redirect
-                    record.status = status
-                    asked = parts.path + (f"?{parts.query}" if parts.query else "")
-                    self._answer(status, {}, {"Location": base + asked})
-                    return
-                status, payload, headers = self._route(method, parts.path, query, record, fault)
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _credentials(self) -> tuple[str | None, str | None]:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None, None
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return None, None
+        return user, password
+
+    def _handle(self, method: str) -> None:
+        started = time.monotonic()
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        username, password = self._credentials()
+        record = Recorded(
+            method,
+            parts.path,
+            query,
+            {},
+            username,
+            password,
+            started,
+            headers={k: v for k, v in self.headers.items()},
+            target=self.path,
+        )
+        fault = self.twilio._next_fault() if method == "POST" else None
+        with self.twilio._lock:
+            self.twilio.requests.append(record)
+            self.twilio.in_flight += 1
+            self.twilio.max_in_flight = max(self.twilio.max_in_flight, self.twilio.in_flight)
+        try:
+            if fault == "reset":
+                record.fault = fault
+                self._reset()
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length).decode() if length else ""
+            record.form = parse_qs(raw, keep_blank_values=True)
+            if self.twilio.latency:
+                time.sleep(self.twilio.latency)
+            if self.twilio._redirect is not None:
+                status, base = self.twilio._redirect
                 record.status = status
-                if status == 0:
-                    return  # the connection was dropped
-                self._answer(status, payload, headers, trickle=fault == "trickle" and status == 201)
-            finally:
-                with server._lock:
-                    server.in_flight -= 1
+                asked = parts.path + (f"?{parts.query}" if parts.query else "")
+                self._answer(status, {}, {"Location": base + asked})
+                return
+            status, payload, headers = self._route(method, parts.path, query, record, fault)
+            record.status = status
+            if status == 0:
+                return  # the connection was dropped
+            self._answer(status, payload, headers, trickle=fault == "trickle" and status == 201)
+        finally:
+            with self.twilio._lock:
+                self.twilio.in_flight -= 1
 
-        def _route(
-            self, method: str, path: str, query: dict[str, list[str]], record: Recorded, fault: str | None
-        ) -> tuple[int, dict[str, Any], dict[str, str]]:
-            if not path.startswith(f"{API}/Accounts/"):
-                return 404, twilio_error(20404, "The requested resource was not found", 404), {}
-            rest = path[len(f"{API}/Accounts/") :]
-            account = rest.split("/")[0].removesuffix(".json")
-            if not server._authenticate(record.username, record.password, account):
-                return (
-                    401,
-                    twilio_error(20003, "Authenticate", 401),
-                    {"WWW-Authenticate": 'Basic realm="Twilio API"'},
-                )
-            if rest == f"{account}.json" and method == "GET":
-                return 200, server._account(account), {}
-            one = rest.removeprefix(f"{account}/Messages/").removesuffix(".json")
-            if method == "GET" and rest == f"{account}/Messages/{one}.json" and "/" not in one:
-                message = server._fetch(account, one)
-                if message is None:
-                    return 404, twilio_error(20404, f"The requested resource {path} was not found", 404), {}
-                return 200, message, {}
-            if rest != f"{account}/Messages.json":
-                return 404, twilio_error(20404, "The requested resource was not found", 404), {}
-            if method == "GET":
-                with server._lock:
-                    failing = server.fail_lookups > 0
-                    server.fail_lookups -= failing
-                if failing:
-                    record.fault = "503"
-                    return 503, twilio_error(20503, "Service Unavailable", 503), {}
-                return 200, server._list(account, query), {}
-            record.fault = fault
-            if fault == "429":
-                return 429, twilio_error(20429, "Too Many Requests", 429), {"Retry-After": server.retry_after}
-            if fault in ("500", "503"):
-                code = int(fault)
-                return (
-                    code,
-                    twilio_error(
-                        20500 if code == 500 else 20503,
-                        "Internal Server Error" if code == 500 else "Service Unavailable",
-                        code,
-                    ),
-                    {},
-                )
-            if fault == "late":
-                # Twilio is slow to create it: the client has given up by then.
-                time.sleep(max(0.0, record.started + server.late_seconds - time.monotonic()))
-            status, payload = server._create(account, record.form)
-            if fault == "drop" and status == 201:
-                self._drop()
-                return 0, {}, {}
-            if fault == "slow" and status == 201:
-                time.sleep(server.slow_seconds)
-            return status, payload, {}
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], record: Recorded, fault: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if not path.startswith(f"{API}/Accounts/"):
+            return 404, twilio_error(20404, "The requested resource was not found", 404), {}
+        rest = path[len(f"{API}/Accounts/") :]
+        account = rest.split("/")[0].removesuffix(".json")
+        if not self.twilio._authenticate(record.username, record.password, account):
+            return (
+                401,
+                twilio_error(20003, "Authenticate", 401),
+                {"WWW-Authenticate": 'Basic realm="Twilio API"'},
+            )
+        if rest == f"{account}.json" and method == "GET":
+            return 200, self.twilio._account(account), {}
+        one = rest.removeprefix(f"{account}/Messages/").removesuffix(".json")
+        if method == "GET" and rest == f"{account}/Messages/{one}.json" and "/" not in one:
+            message = self.twilio._fetch(account, one)
+            if message is None:
+                return 404, twilio_error(20404, f"The requested resource {path} was not found", 404), {}
+            return 200, message, {}
+        if rest != f"{account}/Messages.json":
+            return 404, twilio_error(20404, "The requested resource was not found", 404), {}
+        if method == "GET":
+            return self._lookup(account, query, record)
+        return self._create(account, record, fault)
 
-        def _answer(
-            self, status: int, payload: dict[str, Any], headers: dict[str, str], *, trickle: bool = False
-        ) -> None:
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                if trickle:
-                    self._trickle(b"".join(self._headers_buffer) + b"\r\n" + data)
-                    return
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                self.close_connection = True
+    def _lookup(
+        self, account: str, query: dict[str, list[str]], record: Recorded
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """GET .../Messages.json: the message log (or a lookup failing as told)."""
+        with self.twilio._lock:
+            failing = self.twilio.fail_lookups > 0
+            self.twilio.fail_lookups -= failing
+        if failing:
+            record.fault = "503"
+            return 503, twilio_error(20503, "Service Unavailable", 503), {}
+        return 200, self.twilio._list(account, query), {}
 
-        def _trickle(self, answer: bytes) -> None:
-            """Write *answer* one byte at a time, until done or the client has gone."""
-            self._headers_buffer = []
-            self.close_connection = True
-            for index in range(len(answer)):
-                if server._stopped.is_set():
-                    return
-                self.connection.sendall(answer[index : index + 1])
-                time.sleep(server.trickle_interval)
+    def _create(
+        self, account: str, record: Recorded, fault: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """POST .../Messages.json: a message created, or the fault injected for this request."""
+        record.fault = fault
+        if fault == "429":
+            return (
+                429,
+                twilio_error(20429, "Too Many Requests", 429),
+                {"Retry-After": self.twilio.retry_after},
+            )
+        if fault in ("500", "503"):
+            code = int(fault)
+            title = "Internal Server Error" if code == 500 else "Service Unavailable"
+            return code, twilio_error(20500 if code == 500 else 20503, title, code), {}
+        if fault == "late":
+            # Twilio is slow to create it: the client has given up by then.
+            time.sleep(max(0.0, record.started + self.twilio.late_seconds - time.monotonic()))
+        status, payload = self.twilio._create(account, record.form)
+        if fault == "drop" and status == 201:
+            self._drop()
+            return 0, {}, {}
+        if fault == "slow" and status == 201:
+            time.sleep(self.twilio.slow_seconds)
+        return status, payload, {}
 
-        def _reset(self) -> None:
-            """Close with RST, the request body unread."""
-            with contextlib.suppress(OSError):
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.connection.close()
+    def _answer(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str], *, trickle: bool = False
+    ) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if trickle:
+                self._trickle(b"".join(self._headers_buffer) + b"\r\n" + data)
+                return
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
             self.close_connection = True
 
-        def _drop(self) -> None:
-            """Close the connection cleanly, without an answer."""
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-                self.connection.close()
-            self.close_connection = True
+    def _trickle(self, answer: bytes) -> None:
+        """Write *answer* one byte at a time, until done or the client has gone."""
+        self._headers_buffer: list[bytes] = []
+        self.close_connection = True
+        for index in range(len(answer)):
+            if self.twilio._stopped.is_set():
+                return
+            self.connection.sendall(answer[index : index + 1])
+            time.sleep(self.twilio.trickle_interval)
 
-    return Handler
+    def _reset(self) -> None:
+        """Close with RST, the request body unread."""
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        self.close_connection = True
+
+    def _drop(self) -> None:
+        """Close the connection cleanly, without an answer."""
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.connection.close()
+        self.close_connection = True
+
+
+def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"twilio": server})
 
 
 class ManualClock:

@@ -89,6 +89,26 @@ def json_equal(one: Any, two: Any) -> bool:
     return bool(one == two)
 
 
+def _guarded(json_type: str, tests: list[str], v: str, known: str | None) -> str | None:
+    """*tests* for values of *json_type*, vacuously true for values of another type."""
+    tests = [t for t in tests if t != "True"]
+    if not tests:
+        return None
+    joined = tests[0] if len(tests) == 1 else "(" + " and ".join(tests) + ")"
+    if known == json_type or (json_type == "number" and known == "integer"):
+        return joined
+    if json_type == "number":
+        return f"(not {_type_test('number', v)} or {joined})"
+    return f"(not isinstance({v}, {_TYPE_OF_GUARD[json_type]}) or {joined})"
+
+
+def _conjunction(terms: list[str]) -> str:
+    terms = [t for t in terms if t != "True"]
+    if not terms:
+        return "True"
+    return terms[0] if len(terms) == 1 else "(" + " and ".join(terms) + ")"
+
+
 class _Compiler:
     """Builds one Python expression for a schema; constants go to a namespace."""
 
@@ -117,10 +137,18 @@ class _Compiler:
         *known* is the JSON type *v* is already known to have (tested earlier
         in the same conjunction), so that no test repeats it.
         """
-        if schema is True:
-            return "True"
-        if schema is False:
-            return "False"
+        if schema is True or schema is False:
+            return str(schema)
+        self.check_keywords(schema, root=root)
+        # The type test comes first: the terms after it run only when it held,
+        # so they need not test the type again.
+        terms, known = self.type_terms(schema, v, known)
+        terms += self.typed_terms(schema, v, known)
+        terms += self.value_terms(schema, v)
+        terms += self.combined_terms(schema, v, known)
+        return _conjunction(terms)
+
+    def check_keywords(self, schema: Any, *, root: bool) -> None:
         if not isinstance(schema, Mapping):
             raise Unsupported(f"schema {schema!r}")
         if len(self.expanding) > 32:
@@ -129,51 +157,49 @@ class _Compiler:
         if unknown:
             raise Unsupported(", ".join(sorted(map(str, unknown))))
 
-        terms: list[str] = []
-        # The type test comes first: the terms after it run only when it held,
-        # so they need not test the type again.
-        if "type" in schema:
-            declared = schema["type"]
-            names = [declared] if isinstance(declared, str) else list(declared)
-            if not names:
-                raise Unsupported("empty type list")
-            tests = [_type_test(name, v) for name in names]
-            terms.append(tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")")
-            if len(names) == 1:
-                known = names[0]
+    def type_terms(
+        self, schema: Mapping[str, Any], v: str, known: str | None
+    ) -> tuple[list[str], str | None]:
+        """The type test (if any), and the type *v* is known to have after it."""
+        if "type" not in schema:
+            return [], known
+        declared = schema["type"]
+        names = [declared] if isinstance(declared, str) else list(declared)
+        if not names:
+            raise Unsupported("empty type list")
+        tests = [_type_test(name, v) for name in names]
+        term = tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")"
+        return [term], (names[0] if len(names) == 1 else known)
 
-        def guarded(json_type: str, tests: list[str]) -> None:
-            """Tests that apply only to values of one type: vacuously true for others."""
-            tests = [t for t in tests if t != "True"]
-            if not tests:
-                return
-            joined = tests[0] if len(tests) == 1 else "(" + " and ".join(tests) + ")"
-            if known == json_type or (json_type == "number" and known == "integer"):
-                terms.append(joined)
-            elif json_type == "number":
-                terms.append(f"(not {_type_test('number', v)} or {joined})")
-            else:
-                terms.append(f"(not isinstance({v}, {_TYPE_OF_GUARD[json_type]}) or {joined})")
+    def typed_terms(self, schema: Mapping[str, Any], v: str, known: str | None) -> list[str]:
+        """The tests that apply to values of one type only (vacuously true for others)."""
+        keys = schema.keys()
+        by_type: list[tuple[str, list[str]]] = []
+        if _OBJECT_KEYWORDS & keys:
+            by_type.append(("object", list(self.object_terms(schema, v))))
+        if _STRING_KEYWORDS & keys:
+            by_type.append(("string", list(self.string_terms(schema, v))))
+        if _ARRAY_KEYWORDS & keys:
+            by_type.append(("array", list(self.array_terms(schema, v))))
+        if _NUMBER_KEYWORDS.keys() & keys:
+            bounds = [
+                f"{v} {_NUMBER_KEYWORDS[k]} {_bound(schema[k], k)}" for k in _NUMBER_KEYWORDS if k in schema
+            ]
+            by_type.append(("number", bounds))
+        terms = (_guarded(json_type, tests, v, known) for json_type, tests in by_type)
+        return [term for term in terms if term is not None]
 
-        if _OBJECT_KEYWORDS & schema.keys():
-            guarded("object", list(self.object_terms(schema, v)))
-        if _STRING_KEYWORDS & schema.keys():
-            guarded("string", list(self.string_terms(schema, v)))
-        if _ARRAY_KEYWORDS & schema.keys():
-            guarded("array", list(self.array_terms(schema, v)))
-        if _NUMBER_KEYWORDS.keys() & schema.keys():
-            guarded(
-                "number",
-                [
-                    f"{v} {_NUMBER_KEYWORDS[k]} {_bound(schema[k], k)}"
-                    for k in _NUMBER_KEYWORDS
-                    if k in schema
-                ],
-            )
+    def value_terms(self, schema: Mapping[str, Any], v: str) -> list[str]:
+        terms = []
         if "enum" in schema:
             terms.append(self.enum_term(schema["enum"], v))
         if "const" in schema:
             terms.append(f"_equal({v}, {self.constant(schema['const'])})")
+        return terms
+
+    def combined_terms(self, schema: Mapping[str, Any], v: str, known: str | None) -> list[str]:
+        """allOf, anyOf, oneOf, not and $ref."""
+        terms = []
         for keyword, joiner in (("allOf", " and "), ("anyOf", " or ")):
             if keyword in schema:
                 parts = [self.node(sub, v, known=known) for sub in _subschemas(schema[keyword], keyword)]
@@ -185,11 +211,7 @@ class _Compiler:
             terms.append(f"(not {self.node(schema['not'], v, known=known)})")
         if "$ref" in schema:
             terms.append(self.ref(schema["$ref"], v, known))
-
-        terms = [t for t in terms if t != "True"]
-        if not terms:
-            return "True"
-        return terms[0] if len(terms) == 1 else "(" + " and ".join(terms) + ")"
+        return terms
 
     def object_terms(self, schema: Mapping[str, Any], v: str) -> Iterator[str]:
         required = schema.get("required", [])

@@ -1,14 +1,20 @@
 """The document reader every command shares.
 
-An input is a path or ``-`` (stdin). It holds one JSON value (an object or an
-array of objects, possibly pretty-printed over many lines) or NDJSON, which is
-read line by line in constant memory. Every problem becomes a :class:`Problem`
-with its source and line, and reading goes on with the next line or input.
+An input is a path or ``-`` (stdin). It holds one JSON value (an object, or an
+array of objects, possibly pretty-printed over many lines) or NDJSON. NDJSON is
+read line by line and a JSON array item by item, both in constant memory; a
+single pretty-printed object is read whole (up to :data:`MAX_WHOLE_DOCUMENT`).
+Every problem becomes a :class:`Problem` with its source and line, and reading
+goes on with the next line, item or input.
+
+Nothing that Python cannot write out again leaves this module: a document
+holding a lone surrogate (``"\\ud800"``), a key given twice, or bytes that are
+not UTF-8 is a :class:`Problem`, not a :class:`Document`.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import math
 import sys
@@ -16,13 +22,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from smspipe._patterns import LazyPattern
 from smspipe.errors import InputError, UsageError
 
 STDIN = "-"
 BOM = b"\xef\xbb\xbf"
 # A pretty-printed document bigger than this is surely not one JSON value;
 # reading it whole would defeat constant memory, so it is read as NDJSON.
+# An item of a JSON array may be as big.
 MAX_WHOLE_DOCUMENT = 64 * 1024 * 1024
+#: bytes read at a time from an input holding a JSON array
+CHUNK = 64 * 1024
 
 
 # Not frozen: one is made per line read, and a frozen dataclass takes three
@@ -64,42 +74,99 @@ def location(source: str, line: int, index: int | None = None) -> str:
     return f"{name}:{line}" if index is None else f"{name}:{line}[{index}]"
 
 
+# --- parsing one JSON text -------------------------------------------------------
+
+
+class _DuplicateKey(Exception):
+    """An object names a key twice (raised from inside the JSON scanner)."""
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON (use null or a number)")
 
 
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
+def _parse_float(text: str, _float: type[float] = float, _finite: Any = math.isfinite) -> float:
+    # Called for every float of every document: the builtins are bound as defaults.
+    value = _float(text)
+    if not _finite(value):
         raise ValueError(f"number {text[:20]}{'…' if len(text) > 20 else ''} is out of range")
     return value
 
 
-_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float)
+def _object(
+    pairs: list[tuple[str, Any]], _dict: type[dict[str, Any]] = dict, _len: Any = len
+) -> dict[str, Any]:
+    # Every object of every document passes here: a duplicate key would
+    # otherwise be dropped silently by dict, the last value winning. (The
+    # builtins are bound as defaults: no global lookup per object.)
+    value = _dict(pairs)
+    if _len(value) != _len(pairs):
+        raise _DuplicateKey
+    return value
+
+
+_decoder = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_parse_float, object_pairs_hook=_object
+)
+
+
+_scan: Any = _decoder.scan_once  # type: ignore[attr-defined]
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object as its key-value pairs, duplicates kept: for locating one."""
+
+
+_pairs_decoder = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_parse_float, object_pairs_hook=_Pairs
+)
+
+# A \u escape of a UTF-16 surrogate: the only way JSON text can hold one that
+# is not half of a pair. Documents whose text has none need no deeper look.
+_SURROGATE_ESCAPE = LazyPattern(r"\\u[dD][89a-fA-F]")
+_SURROGATE = LazyPattern("[\ud800-\udfff]")
 
 
 def parse_json(text: str) -> Any:
-    """Parse strict JSON: no NaN/Infinity, no infinite floats, bounded depth.
+    """Parse strict JSON: no NaN/Infinity, no infinite floats, bounded depth,
+    no duplicate keys, no lone surrogates.
 
     Raises ValueError with a one-line message for anything malformed.
     """
     # Inline for the common case: no whitespace before the value, a newline after it.
     start = 0 if text[:1] not in _WHITESPACE else _skip_ws(text, 0)
     try:
-        value, end = _decoder.raw_decode(text, start)
+        value, end = _scan(text, start)  # what raw_decode does, less a Python frame
+    except StopIteration as stop:
+        exc = json.JSONDecodeError("Expecting value", text, stop.value)
+        raise ValueError(_describe_json_error(exc)) from None
     except json.JSONDecodeError as exc:
         raise ValueError(_describe_json_error(exc)) from None
+    except _DuplicateKey:
+        raise ValueError(_duplicate_message(text)) from None
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     except ValueError as exc:  # huge integers (int max str digits), NaN, inf
-        message = str(exc).split(";")[0]
-        if "digits" in message or "integer string conversion" in message:
-            message = "a number with too many digits"
-        raise ValueError(message) from None
+        raise ValueError(_describe_value_error(exc)) from None
     size = len(text)
     if end != size and not (end == size - 1 and text[end] == "\n") and _skip_ws(text, end) != size:
         raise ValueError(f"extra data after the JSON value (column {end + 1})")
+    if _has_u_escape(text) and _SURROGATE_ESCAPE.search(text) is not None:
+        _refuse_lone_surrogate(value)
     return value
+
+
+def _has_u_escape(text: str, start: int = 0, end: int | None = None) -> bool:
+    # A one-character search first: many times quicker than a two-character
+    # one, and most documents hold no backslash at all.
+    return text.find("\\", start, end) != -1 and text.find("\\u", start, end) != -1
+
+
+def _describe_value_error(exc: ValueError) -> str:
+    message = str(exc).split(";")[0]
+    if "digits" in message or "integer string conversion" in message:
+        message = "a number with too many digits"
+    return message
 
 
 _WHITESPACE = frozenset(" \t\r\n")
@@ -119,6 +186,86 @@ def _describe_json_error(exc: json.JSONDecodeError) -> str:
     if exc.lineno == 1:
         return f"invalid JSON: {exc.msg} (column {exc.colno})"
     return f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+
+
+def _path(parent: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{_printable(key)}" if parent else _printable(key)
+
+
+def _printable(text: str) -> str:
+    """Text safe to print and to encode: surrogates and controls as escapes."""
+    if text.isprintable() and _SURROGATE.search(text) is None:
+        return text
+    return text.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
+def _duplicate_message(text: str) -> str:
+    """Where the first duplicate key of *text* is (re-read keeping every pair)."""
+    found = None
+    with contextlib.suppress(ValueError, RecursionError):
+        found = _first_duplicate(_pairs_decoder.raw_decode(text, _skip_ws(text, 0))[0])
+    if found is None:  # cannot happen for text that raised _DuplicateKey; worded anyway
+        return "duplicate key in an object; give each key once"
+    path, key = found
+    return (
+        f"duplicate key {_printable(key)!r} at {_path(path, key)}: the object gives it twice, "
+        "so which value is meant is unclear; keep one"
+    )
+
+
+def _first_duplicate(value: Any) -> tuple[str, str] | None:
+    """(path of the object, key) of the first key given twice, in document order."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, _Pairs):
+            seen: set[str] = set()
+            for key, _ in node:
+                if key in seen:
+                    return path, key
+                seen.add(key)
+            stack.extend((_path(path, k), v) for k, v in reversed(node))
+        elif isinstance(node, list):
+            stack.extend((_path(path, i), v) for i, v in reversed(list(enumerate(node))))
+    return None
+
+
+def _refuse_lone_surrogate(value: Any) -> None:
+    """Raise ValueError naming the first string (or key) holding a lone surrogate."""
+    found = _first_lone_surrogate(value)
+    if found is None:
+        return  # only valid pairs (an emoji written as \ud83d\ude00)
+    path, char, in_key = found
+    what = f"the key {path}" if in_key else path or "the top-level value"
+    raise ValueError(
+        f"lone surrogate \\u{ord(char):04x} at {what}: a \\u escape between \\ud800 and \\udfff "
+        "must be half of a UTF-16 pair (\\ud83d\\ude00 is one character); fix or remove it "
+        "where the data was exported"
+    )
+
+
+def _first_lone_surrogate(value: Any) -> tuple[str, str, bool] | None:
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, node = stack.pop()
+        if type(node) is str:
+            match = _SURROGATE.search(node)
+            if match is not None:
+                return path, match.group(), False
+        elif type(node) is dict:
+            for key in node:
+                match = _SURROGATE.search(key)
+                if match is not None:
+                    return _path(path, key), match.group(), True
+            stack.extend((_path(path, k), v) for k, v in reversed(node.items()))
+        elif type(node) is list:
+            stack.extend((_path(path, i), v) for i, v in reversed(list(enumerate(node))))
+    return None
+
+
+# --- inputs ----------------------------------------------------------------------
 
 
 def _open_binary(source: str, stdin: IO[bytes] | None) -> IO[bytes]:
@@ -156,13 +303,33 @@ def read_values(sources: Iterable[str], stdin: IO[bytes] | None = None) -> Itera
                 stream.close()
 
 
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8")
-
-
 def _read_stream(source: str, stream: IO[bytes]) -> Iterator[Document | Problem]:
-    lines = iter(stream)
-    lineno = 0
+    if _starts_with_array(stream):
+        from smspipe._arrays import read_array
+
+        yield from read_array(source, stream)
+    else:
+        yield from read_lines(source, iter(stream), 0)
+
+
+def _starts_with_array(stream: IO[bytes]) -> bool:
+    """Whether the input's first character is ``[``, read without consuming it."""
+    head = b""
+    peek = getattr(stream, "peek", None)
+    try:
+        if peek is not None:
+            head = peek(CHUNK)
+        elif stream.seekable():
+            start = stream.tell()
+            head = stream.read(CHUNK)
+            stream.seek(start)
+    except (OSError, ValueError):
+        return False
+    return head.removeprefix(BOM).lstrip(b" \t\r\n")[:1] == b"["
+
+
+def read_lines(source: str, lines: Iterator[bytes], lineno: int) -> Iterator[Document | Problem]:
+    """NDJSON, or one (pretty-printed) value, from *lines* following line *lineno*."""
     first: bytes | None = None
     for raw in lines:
         lineno += 1
@@ -173,80 +340,107 @@ def _read_stream(source: str, stream: IO[bytes]) -> Iterator[Document | Problem]
             break
     if first is None:
         return  # an empty input is zero documents
-
-    first_line = lineno
     try:
-        first_text = _decode(first)
-    except UnicodeDecodeError as exc:
-        yield Problem(source, lineno, _describe_unicode_error(exc))
-        yield from _read_ndjson(source, lines, lineno)
-        return
-    try:
-        value = parse_json(first_text)
-    except ValueError as first_error:
+        value = parse_json(first.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as first_error:
         # Not a complete value on its first line: a pretty-printed document,
-        # or NDJSON whose first line is broken. Read the rest to tell which.
-        yield from _read_multiline(source, first_line, first_text, lines, str(first_error))
+        # or NDJSON whose first line is broken. Read on to tell which.
+        yield from _read_multiline(source, lineno, first, lines, first_error)
         return
-    yield from _emit(source, first_line, value)
+    yield from _emit(source, lineno, value)
     yield from _read_ndjson(source, lines, lineno)
 
 
 def _read_ndjson(source: str, lines: Iterator[bytes], lineno: int) -> Iterator[Document | Problem]:
+    scan = _scan
     for raw in lines:
         lineno += 1
         if not raw or raw.isspace():  # what not raw.strip() says, without a copy
             continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield Problem(source, lineno, _describe_unicode_error(exc))
-            continue
-        try:
-            value = parse_json(text)
-        except ValueError as exc:
-            yield Problem(source, lineno, str(exc))
-            continue
-        if isinstance(value, dict):  # the common case, without a generator of its own
-            yield Document(source, lineno, None, value)
-        else:
-            yield from _emit(source, lineno, value)
+        # The common line, inline: one object and its newline, no \u escape.
+        # Anything else (or any error) takes the full path, which words it.
+        if raw[0] == 0x7B and raw[-1] == 0x0A:
+            try:
+                text = raw.decode("utf-8")
+                value, end = scan(text, 0)
+            except (ValueError, StopIteration, RecursionError, _DuplicateKey):
+                pass
+            else:
+                if end == len(text) - 1 and type(value) is dict and not _has_u_escape(text):
+                    yield Document(source, lineno, None, value)
+                    continue
+        yield from _read_line(source, lineno, raw)
+
+
+def _read_line(source: str, lineno: int, raw: bytes) -> Iterator[Document | Problem]:
+    try:
+        value = parse_json(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        yield Problem(source, lineno, describe_unicode_error(exc))
+        return
+    except ValueError as exc:
+        yield Problem(source, lineno, str(exc))
+        return
+    yield from _emit(source, lineno, value)
 
 
 def _read_multiline(
-    source: str, first_line: int, first_text: str, lines: Iterator[bytes], first_error: str
+    source: str, first_line: int, first: bytes, lines: Iterator[bytes], first_error: ValueError
 ) -> Iterator[Document | Problem]:
-    chunks = [first_text.encode()]
-    size = len(chunks[0])
+    """A value over several lines; or NDJSON with a broken first line.
+
+    Each line is decoded on its own, so that bytes that are not UTF-8 on one
+    line of NDJSON cost only that line.
+    """
+    raws = [first]
+    size = len(first)
     for raw in lines:
-        chunks.append(raw)
+        raws.append(raw)
         size += len(raw)
         if size > MAX_WHOLE_DOCUMENT:
-            break
-    data = b"".join(chunks)
-    if size > MAX_WHOLE_DOCUMENT:
-        # Too big for one value: treat it as NDJSON after all (constant memory).
-        yield Problem(source, first_line, first_error)
-        rest = io.BytesIO(data[len(chunks[0]) :])
-        yield from _read_ndjson(source, _chain(iter(rest), lines), first_line)
-        return
-    try:
-        text = _decode(data)
-    except UnicodeDecodeError as exc:
-        line = first_line + data[: exc.start].count(b"\n")
-        yield Problem(source, line, _describe_unicode_error(exc))
-        return
-    try:
-        value = parse_json(text)
-    except ValueError as whole_error:
-        if _looks_like_ndjson(text):
-            yield Problem(source, first_line, first_error)
-            yield from _read_ndjson(source, iter(io.BytesIO(data[len(chunks[0]) :])), first_line)
+            # Too big for one value: NDJSON after all (constant memory).
+            yield _first_problem(source, first_line, first_error)
+            yield from _read_ndjson(source, _chain(iter(raws[1:]), lines), first_line)
+            return
+    texts, undecodable = _decode_lines(raws)
+    if undecodable is None:
+        text = "".join(texts)
+        try:
+            value = parse_json(text)
+        except ValueError as whole_error:
+            if not _looks_like_ndjson(texts[1:]):
+                line, message = _locate(whole_error, first_line)
+                yield Problem(source, line, message)
+                return
         else:
-            line, message = _locate(whole_error, first_line)
-            yield Problem(source, line, message)
+            yield from _emit(source, first_line, value, text)
+            return
+    elif not _looks_like_ndjson(texts[1:]):
+        offset, error = undecodable
+        yield Problem(source, first_line + offset, describe_unicode_error(error))
         return
-    yield from _emit(source, first_line, value, text)
+    yield _first_problem(source, first_line, first_error)
+    yield from _read_ndjson(source, iter(raws[1:]), first_line)
+
+
+def _first_problem(source: str, line: int, error: ValueError) -> Problem:
+    if isinstance(error, UnicodeDecodeError):
+        return Problem(source, line, describe_unicode_error(error))
+    return Problem(source, line, str(error))
+
+
+def _decode_lines(raws: list[bytes]) -> tuple[list[str], tuple[int, UnicodeDecodeError] | None]:
+    """Each line decoded ("" for one that is not UTF-8), and the first such line."""
+    texts: list[str] = []
+    undecodable: tuple[int, UnicodeDecodeError] | None = None
+    for offset, raw in enumerate(raws):
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            texts.append("")
+            if undecodable is None:
+                undecodable = (offset, exc)
+    return texts, undecodable
 
 
 def _chain(first: Iterator[bytes], second: Iterator[bytes]) -> Iterator[bytes]:
@@ -254,9 +448,9 @@ def _chain(first: Iterator[bytes], second: Iterator[bytes]) -> Iterator[bytes]:
     yield from second
 
 
-def _looks_like_ndjson(text: str) -> bool:
-    """True when some later line is a complete JSON object of its own."""
-    for line in text.splitlines()[1:]:
+def _looks_like_ndjson(lines: list[str]) -> bool:
+    """True when some line is a complete JSON object of its own."""
+    for line in lines:
         stripped = line.strip()
         if stripped.startswith("{") and stripped.endswith("}"):
             try:
@@ -280,11 +474,12 @@ def _locate(error: ValueError, first_line: int) -> tuple[int, str]:
     return first_line, message
 
 
-def _describe_unicode_error(exc: UnicodeDecodeError) -> str:
-    return (
-        f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}); "
-        "re-encode the input as UTF-8"
-    )
+def describe_unicode_error(exc: UnicodeDecodeError) -> str:
+    """The first byte that is not UTF-8, and its column (in characters) on its line."""
+    data: bytes = exc.object
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    column = len(data[line_start : exc.start].decode("utf-8", "replace")) + 1
+    return f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column}); re-encode the input as UTF-8"
 
 
 def _emit(source: str, line: int, value: Any, text: str | None = None) -> Iterator[Document | Problem]:
@@ -314,7 +509,7 @@ def _item_lines(text: str, first_line: int) -> list[int]:
             return lines
         lines.append(line)
         try:
-            _, end = _decoder.raw_decode(text, start)
+            _, end = _pairs_decoder.raw_decode(text, start)
         except (ValueError, RecursionError):
             return lines
         line += text.count("\n", start, end)

@@ -1,17 +1,15 @@
 """The Twilio gateway: the one module that talks to Twilio, and the only one that imports twilio.
 
-Two gateways over the official ``twilio`` library:
+:class:`AsyncGateway`, on asyncio, over the official ``twilio`` library:
+twilio's async interface (``create_async``, ``stream_async``, ``fetch_async``)
+over aiohttp, through our own ``AsyncHttpClient``
+(:mod:`smspipe._aiohttp_transport`). Its ``timeout`` bounds the whole request.
+:func:`verify_account` (and :func:`verify_account_async`) fetch the account
+the credentials belong to.
 
-- :class:`AsyncGateway`, on asyncio: twilio's async interface (``create_async``,
-  ``stream_async``, ``fetch_async``) over aiohttp, through our own
-  ``AsyncHttpClient`` (:mod:`smspipe._aiohttp_transport`). Its ``timeout``
-  bounds the whole request.
-- :class:`Gateway`, synchronous over requests, for the thread-pool engine and
-  ``config check`` until they move to the async one.
-
-``twilio``, ``requests`` and ``aiohttp`` are imported inside the constructors,
-so importing this module costs nothing: ``send --dry-run``, ``validate`` and
-``translate`` never load them.
+``twilio`` and ``aiohttp`` are imported inside the constructor, so importing
+this module costs nothing: ``send --dry-run``, ``validate`` and ``translate``
+never load them.
 
 Every failure of a call becomes one of five exceptions, by what it means for
 delivery rather than by how it happened:
@@ -34,7 +32,6 @@ from __future__ import annotations
 
 import email.utils
 import re
-import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,7 +49,6 @@ __all__ = [
     "AsyncGateway",
     "AuthRefused",
     "EndpointMisconfigured",
-    "Gateway",
     "GatewayError",
     "MessageState",
     "Rejected",
@@ -61,6 +57,7 @@ __all__ = [
     "same_message",
     "smart_encode",
     "verify_account",
+    "verify_account_async",
 ]
 
 TWILIO_BASE_URL = "https://api.twilio.com"
@@ -211,10 +208,18 @@ def classify_redirect(status: int, location: str | None, method: str, url: str) 
     to = f"to {redact(location)}" if location else "without a Location"
     return EndpointMisconfigured(
         f"{host} answered {method} {urlsplit(url).path} with a redirect ({status}) {to}; "
-        "smspipe does not follow redirects and nothing was sent: set api_url "
-        "(--api-url, SMSPIPE_API_URL) to the final URL",
+        f"smspipe does not follow redirects and nothing was sent: set api_url ({_api_url_ways()}) "
+        "to the final URL",
         status=status,
     )
+
+
+def _api_url_ways() -> str:
+    """Where api_url is set: the caller's way (an argument, a flag), the environment."""
+    from smspipe.spelling import setting
+
+    caller = setting("api_url")
+    return f"{caller}, SMSPIPE_API_URL" if caller != "api_url" else "SMSPIPE_API_URL, the config file"
 
 
 def classify_response(status: int, payload: Any, headers: Any, where: str) -> GatewayError:
@@ -257,112 +262,6 @@ def classify_response(status: int, payload: Any, headers: Any, where: str) -> Ga
             may_have_created=status in MAYBE_PROCESSED_STATUSES,
         )
     return Rejected(message, status=status, code=code, more_info=more_info)
-
-
-class Gateway:
-    """One Twilio client for one set of credentials.
-
-    Thread-safe: the delivery engine calls it from several worker threads.
-    """
-
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        api_url: str | None,
-        timeout: float,
-        http_log: Callable[[str], None] | None = None,
-        pool_size: int = 10,
-    ) -> None:
-        from twilio.rest import Client
-
-        register_secret(credentials.password)
-        self.credentials = credentials
-        self.account_sid = credentials.account_sid
-        self.api_url = api_url.rstrip("/") if api_url else None
-        self.host = urlsplit(self.api_url or TWILIO_BASE_URL).netloc
-        self._http = _http_client(
-            api_url=self.api_url, timeout=timeout, http_log=http_log, pool_size=pool_size
-        )
-        self._client = Client(
-            credentials.username,
-            credentials.password,
-            account_sid=credentials.account_sid,
-            http_client=self._http,
-        )
-        if self.api_url:
-            # TWILIO_EDGE / TWILIO_REGION rewrite the host; a base URL given by the
-            # user wins (the HTTP client rebases every URL anyway).
-            self._client.edge = None
-            self._client.region = None
-
-    def __repr__(self) -> str:
-        return f"<Gateway {self.account_sid} via {self.host}>"
-
-    @property
-    def _account(self) -> Any:
-        return self._client.api.v2010.accounts(self.account_sid)
-
-    def create_message(
-        self, sms: SMS, *, sender: str | None, messaging_service_sid: str | None, status_callback: str | None
-    ) -> SentMessage:
-        """POST a message. Raises one of the :class:`GatewayError` subclasses on failure."""
-        arguments = _create_arguments(sms, sender, messaging_service_sid, status_callback)
-        try:
-            message = self._account.messages.create(**arguments)
-        except GatewayError:
-            raise
-        except ValueError as exc:
-            # The answer was not Twilio's JSON: the request went out, the
-            # message may exist.
-            raise AmbiguousFault(f"unexpected answer from {self.host}: {exc}") from None
-        return _sent_message(message)
-
-    def find_messages(
-        self, to: str, sender: str | None, body: str, since: datetime, exclude: Container[str] = ()
-    ) -> SentMessage | None:
-        """The message to *to* (from *sender*) with this *body*, created since *since*.
-
-        Looks in Twilio's message log: first filtered by the date sent, then
-        among the most recent messages to *to* (a message still queued has no
-        date sent yet). Sids in *exclude* (known to belong to other documents)
-        are passed over.
-        """
-        since = since.astimezone(UTC) - CLOCK_SKEW
-        filters: dict[str, Any] = {"to": to}
-        if sender:
-            filters["from_"] = sender
-        queries = [({**filters, "date_sent_after": since}, LOOKUP_LIMIT), (filters, RECENT_LIMIT)]
-        try:
-            for query, limit in queries:
-                for record in self._account.messages.stream(limit=limit, page_size=50, **query):
-                    found = _sent_message(record)
-                    if found.sid in exclude or not same_message(body, record.body or ""):
-                        continue
-                    if found.date_created is not None and found.date_created < since:
-                        continue
-                    return found
-        except GatewayError:
-            raise
-        except ValueError as exc:
-            raise TemporaryFault(f"unexpected answer from {self.host}: {exc}") from None
-        return None
-
-    def fetch_account(self) -> dict[str, Any]:
-        """The account the credentials belong to (never its auth token)."""
-        try:
-            account = self._account.fetch()
-        except ValueError as exc:
-            raise Rejected(f"unexpected answer from {self.host}: {exc}") from None
-        return {
-            "sid": account.sid,
-            "friendly_name": account.friendly_name,
-            "status": account.status,
-            "type": account.type,
-        }
-
-    def close(self) -> None:
-        self._http.close()
 
 
 class AsyncGateway:
@@ -504,7 +403,7 @@ class AsyncGateway:
     def _not_twilio(self, what: str, exc: Exception) -> EndpointMisconfigured:
         return EndpointMisconfigured(
             f"{self.host} did not answer with Twilio's JSON for {what} ({_brief(exc)}): "
-            "set api_url (--api-url, SMSPIPE_API_URL) to Twilio's API or a Twilio-compatible one"
+            f"set api_url ({_api_url_ways()}) to Twilio's API or a Twilio-compatible one"
         )
 
 
@@ -535,6 +434,21 @@ class _Wanted:
         return same_message(self.body, record.body or "")
 
 
+async def verify_account_async(
+    credentials: Credentials,
+    *,
+    api_url: str | None,
+    timeout: float,
+    http_log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Fetch the account the credentials belong to (never its auth token), in the running loop."""
+    gateway = AsyncGateway(credentials, api_url=api_url, timeout=timeout, http_log=http_log, pool_size=1)
+    try:
+        return await gateway.fetch_account()
+    finally:
+        await gateway.aclose()
+
+
 def verify_account(
     credentials: Credentials,
     *,
@@ -542,17 +456,10 @@ def verify_account(
     timeout: float,
     http_log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Fetch the account the credentials belong to, from synchronous code (``config check``)."""
+    """:func:`verify_account_async` from synchronous code (an event loop of its own)."""
     import asyncio
 
-    async def fetch() -> dict[str, Any]:
-        gateway = AsyncGateway(credentials, api_url=api_url, timeout=timeout, http_log=http_log, pool_size=1)
-        try:
-            return await gateway.fetch_account()
-        finally:
-            await gateway.aclose()
-
-    return asyncio.run(fetch())
+    return asyncio.run(verify_account_async(credentials, api_url=api_url, timeout=timeout, http_log=http_log))
 
 
 def _create_arguments(
@@ -611,159 +518,3 @@ def _sent_message(record: Any) -> SentMessage:
         date_created=_moment(record.date_created),
         body=record.body,
     )
-
-
-def _http_client(
-    *, api_url: str | None, timeout: float, http_log: Callable[[str], None] | None, pool_size: int
-) -> Any:
-    """A twilio HttpClient over requests that rebases URLs and classifies failures."""
-    import logging
-
-    import requests
-    from requests.adapters import HTTPAdapter
-    from twilio.http import HttpClient
-    from twilio.http.response import Response
-
-    class SmspipeHttpClient(HttpClient):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__(logging.getLogger("smspipe.http"), False, timeout)
-            self.session = requests.Session()
-            # One pooled connection per worker; no retries inside urllib3:
-            # retrying is the delivery engine's decision, not the transport's.
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1), max_retries=0)
-            self.session.mount("https://", adapter)
-            self.session.mount("http://", adapter)
-
-        def request(
-            self,
-            method: str,
-            url: str,
-            params: dict[str, object] | None = None,
-            data: dict[str, object] | None = None,
-            headers: dict[str, str] | None = None,
-            auth: tuple[str, str] | None = None,
-            timeout: float | None = None,
-            allow_redirects: bool = False,
-        ) -> Any:
-            url = rebase_url(url, api_url)
-            shown = _describe_url(url, params)
-            where = f"{method.upper()} {urlsplit(url).netloc}"
-            started = time.monotonic()
-            try:
-                # session.request applies HTTPS_PROXY/NO_PROXY as requests does.
-                query: Any = params
-                answer = self.session.request(
-                    method.upper(),
-                    url,
-                    params=query,
-                    data=data,
-                    headers=headers,
-                    auth=auth,
-                    timeout=timeout or self.timeout,
-                    allow_redirects=allow_redirects,
-                )
-            except requests.exceptions.RequestException as exc:
-                fault = _classify_transport(exc, where, timeout or self.timeout)
-                if http_log is not None:
-                    http_log(f"http: {method.upper()} {shown} -> {fault.message}")
-                raise fault from None
-            if http_log is not None:
-                elapsed = (time.monotonic() - started) * 1000
-                http_log(f"http: {method.upper()} {shown} -> {answer.status_code} ({elapsed:.0f} ms)")
-            if 300 <= answer.status_code < 400:
-                raise classify_redirect(
-                    answer.status_code, answer.headers.get("Location"), method.upper(), url
-                )
-            if answer.status_code >= 400:
-                try:
-                    payload = answer.json()
-                except ValueError:
-                    payload = None
-                raise classify_response(answer.status_code, payload, answer.headers, where)
-            return Response(int(answer.status_code), answer.text, answer.headers)
-
-        def close(self) -> None:
-            self.session.close()
-
-    return SmspipeHttpClient()
-
-
-def _describe_url(url: str, params: dict[str, object] | None) -> str:
-    if not params:
-        return redact(url)
-    from urllib.parse import urlencode
-
-    query = urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
-    return redact(f"{url}?{query}" if query else url)
-
-
-def _classify_transport(exc: Exception, where: str, timeout: float | None) -> GatewayError:
-    """A requests exception as a TemporaryFault (nothing sent) or an AmbiguousFault."""
-    import requests
-
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return TemporaryFault(f"cannot connect ({where}): timed out after {timeout} s")
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return AmbiguousFault(f"no answer within {timeout} s ({where})")
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return TemporaryFault(f"the proxy refused the connection ({where}): {_reason(exc)}")
-    if isinstance(exc, requests.exceptions.SSLError):
-        return TemporaryFault(f"TLS handshake failed ({where}): {_reason(exc)}")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if _never_connected(exc):
-            return TemporaryFault(f"cannot connect ({where}): {_reason(exc)}")
-        return AmbiguousFault(f"the connection dropped before Twilio answered ({where}): {_reason(exc)}")
-    if isinstance(
-        exc,
-        requests.exceptions.InvalidURL
-        | requests.exceptions.MissingSchema
-        | requests.exceptions.InvalidSchema,
-    ):
-        return Rejected(f"invalid API URL ({where}): {exc}")
-    return AmbiguousFault(f"request failed ({where}): {_reason(exc)}")
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        pending.extend([current.__cause__, current.__context__])
-        pending.extend(a for a in current.args if isinstance(a, BaseException))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            pending.append(reason)
-    return seen
-
-
-def _never_connected(exc: BaseException) -> bool:
-    """True when the connection was never established, so the request never left."""
-    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-
-    return any(
-        isinstance(e, NewConnectionError | NameResolutionError | ConnectTimeoutError | ConnectionRefusedError)
-        for e in _chain(exc)
-    )
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause, in a few words (no URL: it may be long)."""
-    chain = _chain(exc)
-    for candidate in reversed(chain):
-        if isinstance(candidate, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(candidate, ConnectionResetError):
-            return "connection reset by peer"
-    from urllib3.exceptions import NameResolutionError, ProtocolError
-
-    for candidate in chain:
-        if isinstance(candidate, NameResolutionError):
-            return "host name not found"
-        if isinstance(candidate, ProtocolError) and len(candidate.args) > 1:
-            inner = candidate.args[1]
-            return str(inner) or type(inner).__name__
-    text = str(chain[-1]) if chain else str(exc)
-    return (text[:200] or type(exc).__name__).split("(Caused by")[0].strip()

@@ -103,6 +103,31 @@ def check_number(raw: str, default_region: str, allowed: frozenset[str] = frozen
         return PhoneCheck(
             None, error=f"{raw!r} {_describe_parse_error(exc)}; give it in E.164 form ({EXAMPLE_E164})"
         )
+    refused = _refusal(raw, text, default_region, e164, region, category, allowed)
+    if refused is not None:
+        return refused
+    assert e164 is not None
+    if whatsapp:
+        return PhoneCheck(WHATSAPP_PREFIX + e164, region)
+    result = PhoneCheck(e164, region)
+    if e164 != raw and reusable:
+        # Checking the E.164 form reads the same number: remember the answer.
+        if len(_seen_e164) >= 65536:
+            _seen_e164.clear()
+        _seen_e164[(e164, allowed)] = result
+    return result
+
+
+def _refusal(
+    raw: str,
+    text: str,
+    default_region: str,
+    e164: str | None,
+    region: str | None,
+    category: object,
+    allowed: frozenset[str],
+) -> PhoneCheck | None:
+    """Why a parsed number is refused (invalid, premium-rate, another country), or None."""
     if category == INVALID or e164 is None:
         where = default_region if not text.startswith("+") else "its country code"
         return PhoneCheck(
@@ -121,15 +146,7 @@ def check_number(raw: str, default_region: str, allowed: frozenset[str] = frozen
             f"({', '.join(sorted(allowed))}); add {region} to "
             "allowed_countries in the config to allow it",
         )
-    if whatsapp:
-        return PhoneCheck(WHATSAPP_PREFIX + e164, region)
-    result = PhoneCheck(e164, region)
-    if e164 != raw and reusable:
-        # Checking the E.164 form reads the same number: remember the answer.
-        if len(_seen_e164) >= 65536:
-            _seen_e164.clear()
-        _seen_e164[(e164, allowed)] = result
-    return result
+    return None
 
 
 def check_sender(raw: str, default_region: str) -> PhoneCheck:

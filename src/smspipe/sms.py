@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from smspipe import encoding, phone
+from smspipe._patterns import LazyPattern
 from smspipe.documents import Document, Problem, json_kind, unwrap
 from smspipe.schemacheck import Schema
+from smspipe.spelling import setting
 
 #: The JSON Schemas shipped as package data (a plain directory in every install
 #: hatchling makes; read directly, which spares importlib.resources at start-up).
@@ -102,8 +104,8 @@ class Verdict:
             "index": self.index,
             "request_id": self.request_id,
             "valid": self.valid,
-            "errors": [e.as_dict() for e in self.errors],
-            "warnings": [w.as_dict() for w in self.warnings],
+            "errors": [e.as_dict() for e in self.errors] if self.errors else [],
+            "warnings": [w.as_dict() for w in self.warnings] if self.warnings else [],
             "phone": self.sms.to if self.sms else None,
             "encoding": self.encoding,
             "segments": self.segments,
@@ -140,7 +142,8 @@ def content_hash(sms: SMS, account: str | None) -> str:
     )
     import hashlib  # not at import time: it costs every command ~7 ms to load
 
-    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()[:32]
+    # surrogatepass: never a crash, even for a string no reader would let through
+    return "sha256:" + hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 # --- schemas -----------------------------------------------------------------
@@ -160,9 +163,10 @@ def _validator(name: str) -> Schema:
 
 @cache
 def _envelope_validator() -> Schema:
-    """The request schema without its ``sms``: checks request_id and parameters."""
+    """The request schema with any ``sms``: checks request_id and parameters
+    (a document may be passed whole, its sms checked apart)."""
     schema = load_schema("request")  # a fresh dict: ours to change
-    del schema["properties"]["sms"]
+    schema["properties"]["sms"] = True
     schema["required"] = []
     return Schema(schema)
 
@@ -172,10 +176,37 @@ def schema_issues(validator: Any, value: Any, prefix: str) -> list[Issue]:
     turn its errors into one Issue each."""
     if validator.is_valid(value):
         return []
+    key = _issue_key(validator, value, prefix)
+    if key is not None:
+        cached = _issue_cache.get(key)
+        if cached is not None:
+            return list(cached)
     issues = []
     for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
         issues.append(_describe_schema_error(error, prefix))
+    if key is not None:
+        if len(_issue_cache) >= 4096:
+            _issue_cache.clear()
+        _issue_cache[key] = tuple(issues)
     return issues
+
+
+# Small invalid values come again and again (an export of empty objects, the
+# same typo in every line): jsonschema's explanation of one takes ~20 us, so
+# it is kept, by the value's JSON text.
+_issue_cache: dict[tuple[int, str, str], tuple[Issue, ...]] = {}
+_ISSUE_KEY_MAX = 256
+
+
+def _issue_key(validator: Any, value: Any, prefix: str) -> tuple[int, str, str] | None:
+    # repr tells JSON values apart as the schema does (true from 1, 1 from 1.0).
+    if type(value) is not dict or len(value) > 8:
+        return None
+    try:
+        text = repr(value)
+    except RecursionError:
+        return None
+    return (id(validator), prefix, text) if len(text) <= _ISSUE_KEY_MAX else None
 
 
 def join_path(prefix: str, *parts: str | int) -> str:
@@ -210,20 +241,27 @@ def _describe_schema_error(error: Any, prefix: str) -> Issue:
         )
         return Issue(path, f"must be {expected}, got {json_kind(error.instance)}")
     if validator == "maxLength":
-        return Issue(
-            path, f"is {len(error.instance)} characters; at most {error.validator_value} are allowed"
-        )
+        return Issue(path, too_long(len(error.instance), error.validator_value))
     if validator == "minLength":
         return Issue(path, "must not be empty")
     if validator == "maxItems":
         return Issue(path, f"has {len(error.instance)} items; at most {error.validator_value} are allowed")
     if validator == "pattern":
-        if path.endswith("status_callback") or "media_url" in path:
-            return Issue(path, f"{error.instance!r} is not an http(s) URL")
-        return Issue(path, f"{error.instance!r} is not of the expected form")
+        return Issue(path, _pattern_message(path, error.instance))
     if validator == "oneOf":
         return Issue(path, "must be an SMS object or a list of SMS objects")
     return Issue(path, error.message)
+
+
+def _pattern_message(path: str, instance: Any) -> str:
+    if path.endswith("status_callback") or "media_url" in path:
+        from smspipe import urls
+
+        return urls.url_problem(instance) or f"{instance!r} is not an http(s) URL"
+    control = describe_control(instance) if isinstance(instance, str) else None
+    if control is not None:
+        return f"{control}; remove it"
+    return f"{instance!r} is not of the expected form"
 
 
 def _article(type_name: str) -> str:
@@ -273,10 +311,16 @@ def split(doc: Document) -> Iterator[tuple[str, Any, dict[str, Any]]]:
     return unwrap(doc, "sms", "sms")
 
 
-def check(doc: Document, policy: Policy) -> Iterator[Verdict]:
+def check(doc: Document, policy: Policy) -> list[Verdict]:
     """Validate every SMS in *doc* (one, or several for ``{"sms": [...]}``)."""
-    for path, item, envelope in split(doc):
-        yield check_item(doc, path, item, envelope, policy)
+    value = doc.value
+    if type(value) is dict:
+        inner = value.get("sms")
+        if type(inner) is dict:
+            # The common {"request_id", "sms": {...}}: the document is its own
+            # envelope (the envelope schema takes any "sms"), without a copy.
+            return [check_item(doc, "sms", inner, value, policy)]
+    return [check_item(doc, path, item, envelope, policy) for path, item, envelope in split(doc)]
 
 
 def check_item(doc: Document, path: str, item: Any, envelope: dict[str, Any], policy: Policy) -> Verdict:
@@ -310,33 +354,138 @@ def check_item(doc: Document, path: str, item: Any, envelope: dict[str, Any], po
         sender = _check_from(sender, path, policy, verdict)
     body = item.get("message")
     if type(body) is str or isinstance(body, str):
-        if not body or body.isspace():  # what not body.strip() says, without a copy
-            verdict.errors.append(Issue(join_path(path, "message"), "must not be blank"))
-        analysis = encoding.analyse(body)
-        verdict.encoding = analysis.name
-        verdict.segments = analysis.segments
-        if analysis.non_gsm:
-            verdict.warnings.append(
-                Issue(
-                    join_path(path, "message"),
-                    f"UCS-2 encoding (70 characters a segment, not 160) because of "
-                    f"{encoding.describe_chars(analysis.non_gsm)}; "
-                    f"{analysis.segments} segment{'s' if analysis.segments != 1 else ''}",
-                )
-            )
-        if policy.max_segments is not None and analysis.segments > policy.max_segments:
-            verdict.errors.append(
-                Issue(
-                    join_path(path, "message"),
-                    f"needs {analysis.segments} segments, more than --max-segments "
-                    f"{policy.max_segments}; shorten the text",
-                )
-            )
+        _check_message(body, join_path(path, "message"), policy, verdict)
+    if "media_url" in item or "status_callback" in item:
+        _check_urls(item, path, verdict)
     if verdict.errors or to is None or not isinstance(body, str):
         return verdict
     media = item.get("media_url") or ()
     verdict.sms = SMS(to, body, sender, tuple(media), item.get("status_callback"), item.get("id"))
     return verdict
+
+
+# C0 controls but tab, line feed and carriage return; DEL; C1. No handset shows
+# them, any of them makes a message UCS-2, and C1 in text is nearly always
+# mis-decoded Windows-1252 (mojibake): refused, so the export gets fixed.
+_CONTROL = LazyPattern("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_NAMES = {0x00: "NUL", 0x07: "BEL", 0x08: "BS", 0x0B: "VT", 0x0C: "FF", 0x1B: "ESC", 0x7F: "DEL"}
+_SURROGATE = LazyPattern("[\ud800-\udfff]")
+
+
+_ANY_CONTROL = LazyPattern("[\\x00-\\x1f\\x7f-\\x9f]")
+
+
+def describe_control(text: str, *, message: bool = False) -> str | None:
+    """The first control character in *text* (a *message* may hold tab and
+    line breaks), described; None if none."""
+    match = (_CONTROL if message else _ANY_CONTROL).search(text)
+    if match is None:
+        return None
+    code = ord(match.group())
+    name = _CONTROL_NAMES.get(code)
+    shown = f"U+{code:04X} ({name})" if name else f"U+{code:04X}"
+    return f"holds control character {shown} at position {match.start() + 1}"
+
+
+class MessageCheck:
+    """What the rules of a message text found (see :func:`check_message`).
+
+    A plain class: one is made for every message translate writes, and a
+    dataclass with list defaults takes twice as long to build."""
+
+    __slots__ = ("encoding", "errors", "segments", "warnings")
+
+    def __init__(self) -> None:
+        self.errors: list[Issue] = []
+        self.warnings: list[Issue] = []
+        self.encoding: str | None = None
+        self.segments: int | None = None
+
+
+def check_message(body: str, path: str, policy: Policy) -> MessageCheck:
+    """Every rule a message text must meet, its length included (which
+    ``check`` leaves to the schema): for a text made here, as translate makes one."""
+    found = MessageCheck()
+    if len(body) > MAX_MESSAGE_CHARS:
+        found.errors.append(Issue(path, too_long(len(body), MAX_MESSAGE_CHARS)))
+    _check_message(body, path, policy, found)
+    return found
+
+
+def too_long(size: int, limit: int) -> str:
+    return f"is {size} characters; at most {limit} are allowed"
+
+
+def _check_message(body: str, path: str, policy: Policy, verdict: Verdict | MessageCheck) -> None:
+    if not body or body.isspace():  # what not body.strip() says, without a copy
+        verdict.errors.append(Issue(path, "must not be blank"))
+    analysis = encoding.analyse(body)
+    verdict.encoding = analysis.name
+    verdict.segments = analysis.segments
+    # Plain GSM-7 (one unit a character, no extension character) holds no control.
+    if (analysis.name != encoding.GSM7 or analysis.units != len(body)) and _unprintable(body, path, verdict):
+        return
+    if analysis.non_gsm:
+        verdict.warnings.append(
+            Issue(
+                path,
+                f"UCS-2 encoding (70 characters a segment, not 160) because of "
+                f"{encoding.describe_chars(analysis.non_gsm)}; "
+                f"{analysis.segments} segment{'s' if analysis.segments != 1 else ''}",
+            )
+        )
+    if policy.max_segments is not None and analysis.segments > policy.max_segments:
+        verdict.errors.append(
+            Issue(
+                path,
+                f"needs {analysis.segments} segments, more than {setting('max_segments')} "
+                f"{policy.max_segments}; shorten the text",
+            )
+        )
+
+
+_CONTROL_OR_SURROGATE = LazyPattern("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff]")
+
+
+def _unprintable(body: str, path: str, verdict: Verdict | MessageCheck) -> bool:
+    """Refuse a control character, or a lone surrogate (no reader lets one
+    through, but a message may be built in Python)."""
+    if _CONTROL_OR_SURROGATE.search(body) is None:
+        return False
+    control = describe_control(body, message=True)
+    if control is not None:
+        verdict.errors.append(
+            Issue(path, f"{control}; remove it (tab, line feed and carriage return are allowed)")
+        )
+        return True
+    surrogate = _SURROGATE.search(body)
+    if surrogate is not None:
+        verdict.errors.append(
+            Issue(
+                path,
+                f"holds a lone surrogate (U+{ord(surrogate.group()):04X}) at position "
+                f"{surrogate.start() + 1}, which no encoding can carry; remove it",
+            )
+        )
+        return True
+    return False
+
+
+def _check_urls(item: dict[str, Any], path: str, verdict: Verdict) -> None:
+    """Beyond the schema's shape: a host Twilio can reach (urls.url_problem)."""
+    from smspipe import urls
+
+    refused = {issue.path for issue in verdict.errors}
+    media = item.get("media_url")
+    candidates: list[tuple[str, Any]] = []
+    if isinstance(media, list):
+        candidates.extend((join_path(path, "media_url", i), url) for i, url in enumerate(media))
+    candidates.append((join_path(path, "status_callback"), item.get("status_callback")))
+    for where, url in candidates:
+        if isinstance(url, str) and where not in refused:
+            problem = urls.url_problem(url)
+            if problem is not None:
+                verdict.errors.append(Issue(where, problem))
 
 
 def _check_phone(raw: Any, prefix: str, policy: Policy, verdict: Verdict) -> str | None:

@@ -88,12 +88,16 @@ def error_line(message: str) -> None:
 
 @contextmanager
 def guarded() -> Iterator[None]:
-    """Run a command body: errors become one line on stderr and an exit code."""
+    """Run a command body: errors become one line on stderr and an exit code; the
+    core's messages name settings as flags (smspipe.spelling)."""
+    from smspipe.cli.options import SPELLING
     from smspipe.cli.output import guard_streams
+    from smspipe.spelling import using
 
     guard_streams()
     try:
-        yield
+        with using(SPELLING):
+            yield
     except typer.Exit:
         raise
     except SmspipeError as exc:

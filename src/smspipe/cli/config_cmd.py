@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -23,9 +23,6 @@ from smspipe.cli.options import (
     ConfigPath,
 )
 
-if TYPE_CHECKING:
-    from smspipe.config import Settings
-
 app = typer.Typer(
     help="Write, inspect and locate the config file (YAML; see `smspipe config example`).",
     no_args_is_help=True,
@@ -33,8 +30,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-SET_LABEL = "(set)"
 
 # The options `init` writes and `show` lays over the environment and the file.
 Sender = Annotated[
@@ -67,19 +62,8 @@ ShopName = Annotated[
     typer.Option("--shop-name", help="Shop name the built-in templates sign with.", show_default=False),
 ]
 
-#: config key -> the flag that sets it
-FLAG_NAMES = {
-    "account_sid": "--account-sid",
-    "auth_token": "--auth-token",
-    "api_key": "--api-key",
-    "api_secret": "--api-secret",
-    "from": "--from",
-    "messaging_service_sid": "--messaging-service-sid",
-    "default_region": "--default-region",
-    "api_url": "--api-url",
-    "allow_insecure_http": "--allow-insecure-http",
-    "shop_name": "--shop-name",
-}
+#: where these commands spell a setting otherwise than options.FLAGS
+FLAG_NAMES = {"default_region": "--default-region"}
 
 
 def _flag_values(**given: str | None) -> dict[str, str]:
@@ -308,7 +292,7 @@ def show(
         settings = config.load(config_path, flags=flags)
         for warning in settings.warnings:
             output.err(f"smspipe: warning: {warning}")
-        report = effective(settings)
+        report = config.effective(settings)
         if json_output or not output.is_terminal(sys.stdout):
             from smspipe.errors import redact
 
@@ -316,43 +300,6 @@ def show(
             sys.stdout.write(redact(output.dumps(report)) + "\n")
         else:
             _render(report)
-
-
-def effective(settings: Settings) -> dict[str, Any]:
-    """What `config show` reports: paths, credentials in use, every key with its source."""
-    from smspipe import config
-    from smspipe.errors import CredentialsError
-
-    entries: dict[str, Any] = {}
-    for key in config.KEYS.values():
-        value, source = settings.lookup(key.name)
-        entry: dict[str, Any] = {"value": value, "source": source}
-        if key.secret:
-            entry = {"value": SET_LABEL if value else None, "source": source, "secret": True}
-        entries[key.name] = entry
-    try:
-        found = config.resolve_credentials(settings)
-        settings.resolved.api_url_for_sending()
-        credentials: dict[str, Any] = {
-            "method": found.method,
-            "account_sid": found.account_sid,
-            "source": found.source,
-        }
-        if found.method == "api key":
-            credentials["api_key"] = found.username
-    except CredentialsError as exc:
-        credentials = {"error": exc.message}
-    ledger_source = settings.source("ledger")
-    return {
-        "config_file": str(settings.path),
-        "config_file_source": settings.path_source,
-        "config_file_exists": settings.file_loaded,
-        "state_dir": str(config.state_dir(settings.env)),
-        "ledger": str(settings.resolved.ledger),
-        "ledger_source": "default (state dir)" if ledger_source == "default" else ledger_source,
-        "credentials": credentials,
-        "settings": entries,
-    }
 
 
 def _shown(value: Any) -> str:

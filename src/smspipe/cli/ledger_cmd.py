@@ -44,13 +44,12 @@ def migrate(ledger: LedgerTarget = None, config_path: options.ConfigPath = None)
     """
     with guarded():
         from smspipe import config
-        from smspipe.delivery.run import ledger_target
         from smspipe.ledger import admin
 
         flags = {"ledger": ledger}
         options.check_flags(flags)
         settings = config.load(config_path, flags=flags)
-        done = admin.migrate(ledger_target(settings))
+        done = admin.migrate(settings.resolved.ledger)
         output.err(f"smspipe: {done.summary()}")
 
 

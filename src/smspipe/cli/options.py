@@ -9,6 +9,40 @@ from typing import Annotated, Any
 
 import typer
 
+from smspipe.spelling import Spelling
+
+#: setting -> the flag that sets it: the one mapping from the core's words to the
+#: command line's (the core's messages name settings; see smspipe.spelling)
+FLAGS = {
+    "account_sid": "--account-sid",
+    "auth_token": "--auth-token",
+    "api_key": "--api-key",
+    "api_secret": "--api-secret",
+    "from": "--from",
+    "messaging_service_sid": "--messaging-service-sid",
+    "status_callback": "--status-callback",
+    "api_url": "--api-url",
+    "allow_insecure_http": "--allow-insecure-http",
+    "default_region": "--region",
+    "max_segments": "--max-segments",
+    "shop_name": "--shop-name",
+    "address": "--address",
+    "ledger": "--ledger",
+    "no_ledger": "--no-ledger",
+    "concurrency": "--concurrency",
+    "rate": "--rate",
+    "shared_rate": "--shared-rate",
+    "retries": "--retries",
+    "max_wait": "--max-wait",
+    "timeout": "--timeout",
+    "force": "--force",
+    "config": "--config",
+    "template": "--template",
+    "template_file": "--template-file",
+    "dry_run": "--dry-run",
+}
+SPELLING = Spelling("flag", "flags", FLAGS)
+
 Inputs = Annotated[
     list[str] | None,
     typer.Argument(
@@ -189,12 +223,31 @@ def _warn(line: str) -> None:
 # --- flag values -----------------------------------------------------------------------
 
 
+def given(**values: Any) -> dict[str, Any]:
+    """The settings the flags give, as the API's keyword arguments (flags not given left out)."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def as_settings(arguments: dict[str, Any]) -> dict[str, Any]:
+    """API keyword arguments as setting names (``sender`` is the ``from`` setting)."""
+    return {("from" if name == "sender" else name): value for name, value in arguments.items()}
+
+
+def sources(inputs: list[str] | None, example: str) -> list[str]:
+    """The inputs to read: the paths given, else stdin when it is piped; refused (exit 2)
+    when there is none or a file cannot be opened, before any work is done."""
+    from smspipe import documents
+    from smspipe.cli.output import is_terminal
+
+    return documents.input_sources(inputs, is_terminal(sys.stdin), example)
+
+
 def check_flags(flags: dict[str, Any], spelling: dict[str, str] | None = None) -> None:
     """Refuse ill-formed flag values (exit 2) before anything is read or sent.
 
-    The message names the flag (*spelling* maps a key to its flag where it is not
-    ``--key-name``) and never repeats the value: it may be a secret given to the
-    wrong flag.
+    The message names the flag (:data:`FLAGS`, or *spelling* where a command
+    spells one otherwise) and never repeats the value: it may be a secret given
+    to the wrong flag.
     """
     from smspipe import config
     from smspipe.errors import UsageError
@@ -204,5 +257,5 @@ def check_flags(flags: dict[str, Any], spelling: dict[str, str] | None = None) -
             continue
         problem = config.check_value(name, value)
         if problem is not None:
-            option = (spelling or {}).get(name) or "--" + name.replace("_", "-")
+            option = (spelling or {}).get(name) or FLAGS.get(name) or "--" + name.replace("_", "-")
             raise UsageError(f"{option}: {problem.removeprefix(name + ': ')}")

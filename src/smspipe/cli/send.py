@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, ClassVar
 
@@ -173,173 +175,142 @@ def send(
             {"auth_token": auth_token_file, "api_secret": api_secret_file},
             stdin_holds_documents=options.stdin_holds_documents(inputs),
         )
-        flags = {
-            "account_sid": account_sid,
+        given = options.given(
+            account_sid=account_sid,
             **secrets,
-            "api_key": api_key,
-            "from": sender,
-            "messaging_service_sid": messaging_service_sid,
-            "status_callback": status_callback,
-            "api_url": api_url,
-            "allow_insecure_http": allow_insecure_http or None,
-            "timeout": timeout,
-            "default_region": region,
-            "max_segments": max_segments,
-            "ledger": ledger_path or None,
-            "concurrency": concurrency,
-            "rate": rate,
-            "shared_rate": shared_rate or None,
-            "retries": retries,
-            "max_wait": max_wait,
-        }
-        run = _Run(
-            inputs=inputs,
-            flags=flags,
-            config_path=config_path,
-            dry_run=dry_run,
-            json_output=json_output,
-            failed_path=failed_path,
-            verbose=verbose,
-            quiet=quiet,
-            use_ledger=not no_ledger,
-            force=force,
-            progress=progress,
+            api_key=api_key,
+            sender=sender,
+            messaging_service_sid=messaging_service_sid,
+            status_callback=status_callback,
+            api_url=api_url,
+            allow_insecure_http=allow_insecure_http or None,
+            timeout=timeout,
+            default_region=region,
+            max_segments=max_segments,
+            concurrency=concurrency,
+            rate=rate,
+            shared_rate=shared_rate or None,
+            retries=retries,
+            max_wait=max_wait,
         )
-        code = run.execute()
+        options.check_flags({**options.as_settings(given), "ledger": ledger_path or None})
+        sources = options.sources(inputs, "smspipe send - < batch.ndjson")
+        view = _View(
+            dry_run=dry_run,
+            as_json=json_output or not output.is_terminal(sys.stdout),
+            show_progress=(progress if progress is not None else output.is_terminal(sys.stderr))
+            and not quiet,
+            quiet=quiet,
+        )
+        from smspipe import api
+
+        settle_heap()
+        with view.showing(failed_path):
+            totals = api.send(
+                sources,
+                dry_run=dry_run,
+                ledger=False if no_ledger else (ledger_path or None),
+                force=force,
+                on_result=view.emit,
+                on_line=view.log,
+                on_warning=view.warn,
+                progress=view.progress,
+                http_log=view.log if verbose else None,
+                config=config_path,
+                **given,
+            )
+        view.finish(totals)
+        code = api.exit_code(totals)
         if code:
             raise typer.Exit(code)
 
 
-class _Run:
-    """One invocation of `send`: parse, one core call (delivery.send), render, exit code."""
+class _View:
+    """What `send` shows: a result per document (NDJSON or a table), a progress bar, the
+    documents to re-run (--failed), the count line."""
 
-    def __init__(
-        self,
-        *,
-        inputs: list[str] | None,
-        flags: dict[str, Any],
-        config_path: Path | None,
-        dry_run: bool,
-        json_output: bool,
-        failed_path: Path | None,
-        verbose: bool,
-        quiet: bool,
-        use_ledger: bool = True,
-        force: bool = False,
-        progress: bool | None = None,
-    ) -> None:
-        self.inputs = inputs
-        self.use_ledger = use_ledger
-        self.force = force
-        self.show_progress = (
-            progress if progress is not None else output.is_terminal(sys.stderr)
-        ) and not quiet
-        self.flags = flags
-        self.config_path = config_path
+    def __init__(self, *, dry_run: bool, as_json: bool, show_progress: bool, quiet: bool) -> None:
+        from smspipe.delivery import Progress
+
         self.dry_run = dry_run
-        self.failed_path = failed_path
-        self.verbose = verbose
+        self.as_json = as_json
+        self.show_progress = show_progress and not dry_run
         self.quiet = quiet
-        self.as_json = json_output or not output.is_terminal(sys.stdout)
+        self.progress = Progress()
         self._print_lock = threading.Lock()
         self._table: _Table | None = None
         self._display: _Display | None = None
         self._failed: IO[str] | None = None
+
+    @contextmanager
+    def showing(self, failed_path: Path | None) -> Iterator[None]:
+        """The --failed file open and the progress bar up while the run lasts."""
+        self._failed = _open_failed(failed_path) if failed_path is not None else None
+        if self.show_progress:
+            self._display = _Display(self.progress, shared=_same_terminal())
+            self._display.start()
+        try:
+            yield
+        finally:
+            if self._display is not None:
+                self._display.stop()
+            if self._failed is not None:
+                self._failed.close()
+                self._failed = None
+            sys.stdout.flush()
 
     def log(self, line: str) -> None:
         with self._print_lock:
             output.err(line)
             sys.stderr.flush()
 
-    def execute(self) -> int:
-        from smspipe import config, delivery, documents, sms
-
-        options.check_flags(self.flags, {"from": "--from", "ledger": "--ledger"})
-        settings = config.load(self.config_path, flags=self.flags)
-        for warning in settings.warnings:
-            output.err(f"smspipe: warning: {warning}")
-        policy = sms.make_policy(
-            settings.get("default_region"), settings.get("allowed_countries"), settings.get("max_segments")
-        )
-        sources = documents.input_sources(
-            self.inputs, output.is_terminal(sys.stdin), "smspipe send - < batch.ndjson"
-        )
-        request = delivery.SendRequest(
-            settings=settings,
-            policy=policy,
-            sources=sources,
-            options=delivery.options_from(settings, force=self.force),
-            dry_run=self.dry_run,
-            use_ledger=self.use_ledger,
-            http_log=self.log if self.verbose else None,
-        )
-        progress = delivery.Progress()
-        self._open_failed()
-        settle_heap()
-        display = None
-        if self.show_progress and not self.dry_run:
-            display = self._display = _Display(progress, shared=_same_terminal())
-            display.start()
-        try:
-            totals = delivery.send(request, on_result=self.emit, on_line=self.log, progress=progress)
-        finally:
-            if display is not None:
-                display.stop()
-            self._close_failed()
-        sys.stdout.flush()
-        return self.finish(totals)
-
-    # --- results -------------------------------------------------------------
+    def warn(self, line: str) -> None:
+        self.log(f"smspipe: warning: {line}")
 
     def emit(self, result: Result) -> None:
         with self._print_lock:
             if self.as_json:
                 output.write_json_line(result.record(), flush=True)
             else:
-                if self._table is None:
-                    shared = self._display is not None and self._display.shared
-                    # On one terminal, rows go through the bar's console (above the bar).
-                    self._table = _Table(
-                        self._display.console if shared and self._display else output.console()
-                    )
-                self._table.add(result)
-            if self._failed is not None and not result.delivered and result.status.value != "dry-run":
+                self._row(result)
+            if self._failed is not None and result.needs_rerun:
                 document = result.failed_document()
                 if document is not None:
                     output.write_json_line(document, self._failed, flush=True)
 
-    def _open_failed(self) -> None:
-        if self.failed_path is None:
-            return
-        from smspipe.errors import UsageError
+    def _row(self, result: Result) -> None:
+        if self._table is None:
+            display = self._display
+            # On one terminal, rows go through the bar's console (above the bar).
+            self._table = _Table(
+                display.console if display is not None and display.shared else output.console()
+            )
+        self._table.add(result)
 
-        try:
-            # Documents may carry credentials in their parameters: owner-only.
-            fd = os.open(self.failed_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError as exc:
-            raise UsageError(
-                f"--failed {self.failed_path}: cannot write it ({exc.strerror})",
-                hint="give a path in a writable directory",
-            ) from None
-        self._failed = os.fdopen(fd, "w", encoding="utf-8")
-
-    def _close_failed(self) -> None:
-        if self._failed is not None:
-            self._failed.close()
-            self._failed = None
-
-    def finish(self, totals: Totals) -> int:
-        from smspipe.delivery import NO_SENDER_HINT, exit_code
+    def finish(self, totals: Totals) -> None:
+        from smspipe.delivery import no_sender_hint
 
         if not self.quiet:
             output.err(totals.line())
         if totals.no_sender:
-            output.err(f"smspipe: some documents have no sender: {NO_SENDER_HINT}")
+            output.err(f"smspipe: some documents have no sender: {no_sender_hint()}")
         if totals.fatal_message:
             output.err(f"smspipe: error: {totals.fatal_message}")
         elif totals.run_fault and not self.quiet:
             output.err(f"smspipe: {totals.run_fault}")
-        return int(exit_code(totals))
+
+
+def _open_failed(path: Path) -> IO[str]:
+    from smspipe.errors import UsageError
+
+    try:
+        # Documents may carry credentials in their parameters: owner-only.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise UsageError(
+            f"--failed {path}: cannot write it ({exc.strerror})", hint="give a path in a writable directory"
+        ) from None
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 class _Table:

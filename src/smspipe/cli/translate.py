@@ -100,6 +100,9 @@ def translate(
     with guarded():
         from smspipe import config, documents
         from smspipe import translate as core
+        from smspipe.cli._streams import never_fail_on_surrogates
+
+        never_fail_on_surrogates()
         from smspipe.errors import ExitCode, UsageError
 
         if template is not None and template_file is not None:
@@ -122,18 +125,19 @@ def translate(
             if template is not None
             else (core.read_template_file(template_file) if template_file is not None else None)
         )
-        configured = (settings.get("templates") or {}).get(kind.value)
+        resolved = settings.resolved
+        configured = resolved.templates.get(kind.value)
         translator = core.Translator(
             core.Options(
                 kind=kind.value,
                 template=flag_template,
                 config_templates=configured,
-                address=settings.get("address") or "shipping",
-                default_region=str(settings.get("default_region") or "US"),
-                allowed_countries=frozenset(settings.get("allowed_countries") or ()),
-                sender=settings.get("from"),
-                max_segments=settings.get("max_segments"),
-                shop_name=settings.get("shop_name") or "",
+                address=resolved.address,
+                default_region=resolved.default_region,
+                allowed_countries=resolved.allowed_countries,
+                sender=resolved.sender,
+                max_segments=resolved.max_segments,
+                shop_name=resolved.shop_name,
             )
         )
         sources = documents.input_sources(

@@ -45,14 +45,16 @@ def validate(
     """
     with guarded():
         from smspipe import config, documents, sms
+        from smspipe.cli._streams import never_fail_on_surrogates
         from smspipe.errors import ExitCode
+
+        never_fail_on_surrogates()
 
         settings = config.load(config_path, flags={"default_region": region, "max_segments": max_segments})
         for warning in settings.warnings:
             output.err(f"smspipe: warning: {warning}")
-        policy = sms.make_policy(
-            settings.get("default_region"), settings.get("allowed_countries"), settings.get("max_segments")
-        )
+        resolved = settings.resolved
+        policy = sms.make_policy(resolved.default_region, resolved.allowed_countries, resolved.max_segments)
         sources = documents.input_sources(
             inputs, output.is_terminal(sys.stdin), "smspipe validate - < batch.ndjson"
         )
@@ -66,20 +68,19 @@ def validate(
 
         valid = invalid = 0
         settle_heap()
+        add, check = report.add, sms.check
         for item in documents.read_values(sources):
             verdicts = (
-                [sms.problem_verdict(item)]
-                if isinstance(item, documents.Problem)
-                else sms.check(item, policy)
+                [sms.problem_verdict(item)] if isinstance(item, documents.Problem) else check(item, policy)
             )
             for verdict in verdicts:
-                report.add(verdict)
-                if verdict.valid:
+                add(verdict)
+                if verdict.errors or verdict.sms is None:  # not verdict.valid, without a property call
+                    invalid += 1
+                else:
                     valid += 1
                     if pass_valid:
                         output.write_json_line(verdict.normalised())
-                else:
-                    invalid += 1
         sys.stdout.flush()
         if not quiet:
             summary = f"{output.plural(valid + invalid, 'document')}: {valid} valid, {invalid} invalid"

@@ -22,8 +22,9 @@ The package, by concern:
   never over plain HTTP to another machine unless allowed; who a message is from
 - :mod:`.secret_input` — secrets from a file or stdin, not the command line
 - :mod:`.example`, :mod:`.writing` — the commented file, written 0600 atomically
+- :mod:`.report` — what ``config show`` reports
 
-Names marked "retire" below are kept so that callers need no edit today.
+Errors are :mod:`smspipe.errors`' (``ConfigError``, ``CredentialsError``).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -42,17 +43,15 @@ from smspipe.config.paths import (
 from smspipe.config.precedence import Layer
 from smspipe.config.settings import Resolved, Settings, load
 
-# Re-exported for callers that import them from here (retire: import from smspipe.errors).
-from smspipe.errors import ConfigError, CredentialsError
-
 if TYPE_CHECKING:
     from smspipe.config.credentials import (
         CREDENTIAL_KEYS,
-        NO_CREDENTIALS_HINT,
         Credentials,
+        no_credentials_hint,
         resolve_credentials,
     )
     from smspipe.config.example import EXAMPLE_ORIGIN, EXAMPLES, SECTIONS, render
+    from smspipe.config.report import SET_LABEL, effective
     from smspipe.config.secret_input import read_secret_file, read_secret_line
     from smspipe.config.senders import SenderChoice, resolve_sender, sender_choices
     from smspipe.config.transport import InsecureTransport, check_api_url
@@ -62,8 +61,9 @@ if TYPE_CHECKING:
 # Loaded when first asked for: `validate` and `translate` never need them, and
 # every module imported costs each run its start-up.
 _LAZY = {
-    "credentials": ("CREDENTIAL_KEYS", "NO_CREDENTIALS_HINT", "Credentials", "resolve_credentials"),
+    "credentials": ("CREDENTIAL_KEYS", "Credentials", "no_credentials_hint", "resolve_credentials"),
     "example": ("EXAMPLE_ORIGIN", "EXAMPLES", "SECTIONS", "render"),
+    "report": ("SET_LABEL", "effective"),
     "secret_input": ("read_secret_file", "read_secret_line"),
     "senders": ("SenderChoice", "resolve_sender", "sender_choices"),
     "transport": ("InsecureTransport", "check_api_url"),
@@ -92,13 +92,11 @@ __all__ = [
     "EXAMPLE_ORIGIN",
     "KEYS",
     "LEDGER_FILENAME",
-    "NO_CREDENTIALS_HINT",
     "SECRET_KEYS",
     "SECTIONS",
-    "ConfigError",
+    "SET_LABEL",
     "ConfigProblems",
     "Credentials",
-    "CredentialsError",
     "InsecureTransport",
     "Key",
     "Layer",
@@ -109,10 +107,12 @@ __all__ = [
     "check_value",
     "config_schema",
     "default_config_path",
+    "effective",
     "home_dir",
     "key_validator",
     "load",
     "locate",
+    "no_credentials_hint",
     "parse",
     "problems_in",
     "read_file",

@@ -4,8 +4,8 @@ The strongest source (flag > document ``parameters`` > environment > config
 file) that holds any part of a pair decides, and the pair must be complete
 there: an account SID and its auth token, or an API key and its secret. Half
 a pair is an error naming what came from where, never completed silently from
-another source (``--auth-token X`` with the config file's account SID would
-have used the config file's token).
+another source (an auth token given alone, with the config file's account
+SID, would have used the config file's token).
 
 An API key does not say which account it belongs to: its account SID comes
 from the same source when that source gives one, else from the next weaker
@@ -26,6 +26,7 @@ from smspipe.config import precedence
 from smspipe.config.keys import SECRET_KEYS
 from smspipe.config.precedence import Layer
 from smspipe.errors import CredentialsError, register_secret
+from smspipe.spelling import setting
 
 if TYPE_CHECKING:
     from smspipe.config.settings import Settings
@@ -47,12 +48,15 @@ class Credentials:
         return "api key" if self.username.startswith("SK") else "auth token"
 
 
-NO_CREDENTIALS_HINT = (
-    "pass --account-sid/--auth-token (or --api-key/--api-secret with --account-sid), "
-    "set TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN (or TWILIO_API_KEY/TWILIO_API_SECRET), "
-    "put twilio_account_sid/twilio_auth_token in the document's parameters, "
-    "or run `smspipe config init`"
-)
+def no_credentials_hint() -> str:
+    """Every way to give credentials, the caller's own first."""
+    sid, token, key, secret = (setting(name) for name in CREDENTIAL_KEYS)
+    return (
+        f"pass {sid}/{token} (or {key}/{secret} with {sid}), "
+        "set TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN (or TWILIO_API_KEY/TWILIO_API_SECRET), "
+        "put twilio_account_sid/twilio_auth_token in the document's parameters, "
+        "or run `smspipe config init`"
+    )
 
 
 def resolve_credentials(settings: Settings, parameters: Mapping[str, Any] | None = None) -> Credentials:
@@ -71,7 +75,7 @@ def resolve_credentials(settings: Settings, parameters: Mapping[str, Any] | None
 def _pair(layers: list[Layer]) -> Credentials:
     deciding = precedence.first_holding(layers, CREDENTIAL_KEYS)
     if deciding is None:
-        raise CredentialsError("no Twilio credentials", hint=NO_CREDENTIALS_HINT)
+        raise CredentialsError("no Twilio credentials", hint=no_credentials_hint())
     weaker = layers[layers.index(deciding) + 1 :]
     if deciding.holds("api_key") or deciding.holds("api_secret"):
         if not (deciding.holds("api_key") and deciding.holds("api_secret")):

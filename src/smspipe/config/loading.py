@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smspipe.errors import ConfigError
+from smspipe.spelling import setting
 
 if TYPE_CHECKING:
     from smspipe.config.wording import ConfigProblem
@@ -45,11 +46,12 @@ def read_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} does not exist",
-            hint="create it with `smspipe config init`, or fix --config / SMSPIPE_CONFIG",
+            hint=f"create it with `smspipe config init`, or fix {setting('config')} / SMSPIPE_CONFIG",
         ) from None
     except IsADirectoryError:
         raise ConfigError(
-            f"config file {path} is a directory", hint="point --config / SMSPIPE_CONFIG at a YAML file"
+            f"config file {path} is a directory",
+            hint=f"point {setting('config')} / SMSPIPE_CONFIG at a YAML file",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         # The path is in the message already: the reason alone (not str(exc)).

@@ -6,6 +6,7 @@ config dir; ``SMSPIPE_HOME`` moves the state dir too.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -41,10 +42,12 @@ def default_ledger_path(env: Mapping[str, str]) -> Path:
     return state_dir(env) / LEDGER_FILENAME
 
 
-def locate(config_path: str | Path | None, env: Mapping[str, str]) -> tuple[Path, str]:
-    """The config file's path and why: --config, else SMSPIPE_CONFIG, else the default."""
+def locate(config_path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> tuple[Path, str]:
+    """The config file's path and why: the caller's, else SMSPIPE_CONFIG, else the default."""
     if config_path is not None:
-        return Path(config_path).expanduser(), "flag (--config)"
+        from smspipe.spelling import given, setting
+
+        return Path(config_path).expanduser(), f"{given()} ({setting('config')})"
     if env.get("SMSPIPE_CONFIG"):
         return Path(env["SMSPIPE_CONFIG"]).expanduser(), "environment (SMSPIPE_CONFIG)"
     if home_dir(env) is not None:
@@ -52,6 +55,6 @@ def locate(config_path: str | Path | None, env: Mapping[str, str]) -> tuple[Path
     return default_config_path(env), "default (user config dir)"
 
 
-def is_named(config_path: str | Path | None, env: Mapping[str, str]) -> bool:
-    """True when the file was named (--config, SMSPIPE_CONFIG): then it must exist."""
+def is_named(config_path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> bool:
+    """True when the file was named (by the caller, SMSPIPE_CONFIG): then it must exist."""
     return config_path is not None or bool(env.get("SMSPIPE_CONFIG"))

@@ -1,4 +1,4 @@
-"""Precedence, written once: flag > document ``parameters`` > environment > config file > default.
+"""Precedence, written once: argument (flag) > document ``parameters`` > environment > config file > default.
 
 Settings, credentials and senders all ask the same stack of :class:`Layer`
 objects. A single setting is the strongest layer's value
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from smspipe.config.keys import KEYS
+from smspipe.spelling import given, setting
 
 FLAG = "flag"
 DOCUMENT = "document"
@@ -32,7 +33,8 @@ class Layer:
     def __init__(self, kind: str, values: Mapping[str, Any], label: str) -> None:
         self.kind = kind
         self.values = values
-        #: the layer as a whole: "flags", "document parameters", "environment", "config file (PATH)"
+        #: the layer as a whole: "arguments" (on the command line: "flags"), "document parameters",
+        #: "environment", "config file (PATH)"
         self.label = label
 
     def __repr__(self) -> str:
@@ -45,9 +47,10 @@ class Layer:
         return self.values.get(name)
 
     def origin(self, name: str) -> str:
-        """Where this layer's value of *name* comes from: "flag", "environment (TWILIO_AUTH_TOKEN)"…"""
+        """Where this layer's value of *name* comes from: "argument" (the CLI: "flag"),
+        "environment (TWILIO_AUTH_TOKEN)"…"""
         if self.kind == FLAG:
-            return "flag"
+            return given()
         if self.kind == ENVIRONMENT:
             return f"environment ({KEYS[name].env})"
         if self.kind == DOCUMENT:
@@ -55,9 +58,9 @@ class Layer:
         return self.label
 
     def spelling(self, name: str) -> str:
-        """How a user writes *name* in this layer: --auth-token, TWILIO_AUTH_TOKEN, auth_token…"""
+        """How a user writes *name* in this layer: auth_token (--auth-token), TWILIO_AUTH_TOKEN…"""
         if self.kind == FLAG:
-            return "--" + name.replace("_", "-")
+            return setting(name)
         if self.kind == ENVIRONMENT:
             return KEYS[name].env or name
         if self.kind == DOCUMENT:
@@ -66,7 +69,8 @@ class Layer:
 
 
 def flag_layer(flags: Mapping[str, Any]) -> Layer:
-    return Layer(FLAG, {k: v for k, v in flags.items() if v is not None and k in KEYS}, "flags")
+    values = {k: v for k, v in flags.items() if v is not None and k in KEYS}
+    return Layer(FLAG, values, given(plural=True))
 
 
 def document_layer(parameters: Mapping[str, Any] | None, sender: str | None = None) -> Layer:

@@ -12,7 +12,7 @@ from typing import Any
 from smspipe.config import precedence
 from smspipe.config.keys import KEYS, SECRET_KEYS, key_validator
 from smspipe.config.loading import ConfigProblems, read_file
-from smspipe.config.paths import default_ledger_path, is_named, locate
+from smspipe.config.paths import default_ledger_path, is_named, locate, state_dir
 from smspipe.config.precedence import Layer
 from smspipe.errors import ConfigError, register_secret
 
@@ -24,7 +24,7 @@ _CHECKED_ENV = ("from", "messaging_service_sid", "api_url", "default_region", "l
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """Every setting but the credentials, typed and resolved by precedence
-    (flag > environment > config file > default).
+    (argument or flag > environment > config file > default).
 
     Credentials are not here: they are a pair taken whole, per document
     (:func:`smspipe.config.resolve_credentials`). ``sender`` and
@@ -43,12 +43,21 @@ class Resolved:
     shop_name: str
     address: str
     templates: Mapping[str, Any]
-    ledger: Path
+    #: the ledger: a file's path, or a URL as given (a Path would fold its //)
+    ledger: Path | str
     concurrency: int
     rate: float | None
+    #: the rate holds for every run using the ledger together (per sender), not for this one
+    shared_rate: bool
     retries: int
     max_wait: float
     timeout: float
+    #: seconds after an unanswered attempt before absence from Twilio's log counts
+    reconcile_grace: float
+    #: seconds a run's claims on the ledger stay valid without a heartbeat
+    run_lease: float
+    #: where the state (the default ledger) lives
+    state_dir: Path
 
     def api_url_for_sending(self) -> str | None:
         """The api_url to send credentials to (None: Twilio's own); InsecureTransport
@@ -60,15 +69,17 @@ class Resolved:
 
 
 class Settings:
-    """The settings of one run: the flags, environment and config file, as loaded.
+    """The settings of one run: the caller's values (arguments, flags), the
+    environment and the config file, as loaded.
 
-    ``settings.resolved`` is the typed view every caller should use. ``get``,
-    ``source``, ``ledger_path`` and direct reads of ``flags``/``env``/
-    ``file_values`` are kept for callers not yet moved to it (retire them then).
-    (A plain class: a dataclass costs every run its start-up to build.)
+    Read them through :attr:`resolved` (typed), :meth:`lookup` (a value and
+    where it came from), :meth:`layers` and :meth:`for_document` (precedence
+    with a document's own values). (A plain class: a dataclass costs every run
+    its start-up to build.)
     """
 
     __slots__ = (
+        "_layers",
         "_resolved",
         "env",
         "explicit",
@@ -91,9 +102,10 @@ class Settings:
     ) -> None:
         self.env = env
         self.path = path
-        #: True when the path was named (--config or SMSPIPE_CONFIG), not defaulted
+        #: True when the path was named (by the caller, or SMSPIPE_CONFIG), not defaulted
         self.explicit = explicit
         self.file_values: dict[str, Any] = {}
+        #: the caller's own values: keyword arguments, or the command line's flags
         self.flags: dict[str, Any] = flags if flags is not None else {}
         self.warnings: list[str] = []
         #: how the path was chosen, e.g. "environment (SMSPIPE_CONFIG)"
@@ -101,6 +113,7 @@ class Settings:
         #: True when a config file was found and read
         self.file_loaded = False
         self._resolved: Resolved | None = None
+        self._layers: list[Layer] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -109,13 +122,17 @@ class Settings:
 
     def layers(self, parameters: Mapping[str, Any] | None = None, sender: str | None = None) -> list[Layer]:
         """The sources of settings, strongest first; a document's only when it is given."""
-        stack = [precedence.flag_layer(self.flags)]
-        if parameters is not None or sender is not None:
-            stack.append(precedence.document_layer(parameters, sender))
-        stack.append(precedence.environment_layer(self.env))
-        stack.append(precedence.file_layer(self.file_values, self.path))
-        stack.append(precedence.default_layer())
-        return stack
+        if self._layers is None:
+            self._layers = [
+                precedence.flag_layer(self.flags),
+                precedence.environment_layer(self.env),
+                precedence.file_layer(self.file_values, self.path),
+                precedence.default_layer(),
+            ]
+        if parameters is None and sender is None:
+            return list(self._layers)
+        caller, *weaker = self._layers
+        return [caller, precedence.document_layer(parameters, sender), *weaker]
 
     def lookup(self, name: str) -> tuple[Any, str]:
         """The value of *name* and where it came from."""
@@ -124,24 +141,24 @@ class Settings:
         value, layer = found
         return value, layer.origin(name)
 
+    def for_document(self, name: str, document_value: Any) -> Any:
+        """The value of *name* for a document that gives *document_value* (None: gives none).
+
+        Same precedence as everything: the caller's > the document's > environment >
+        config file > default.
+        """
+        layers = self.layers()
+        if document_value is not None:
+            layers.insert(1, Layer(precedence.DOCUMENT, {name: document_value}, "document"))
+        found = precedence.first(layers, name)
+        return found[0] if found is not None else None
+
     @property
     def resolved(self) -> Resolved:
         """The typed settings, resolved once."""
         if self._resolved is None:
             self._resolved = resolve(self)
         return self._resolved
-
-    # --- kept for callers not yet on .resolved --------------------------------
-
-    def get(self, name: str) -> Any:
-        return self.lookup(name)[0]
-
-    def source(self, name: str) -> str:
-        return self.lookup(name)[1]
-
-    @property
-    def ledger_path(self) -> Path:
-        return self.resolved.ledger
 
 
 def resolve(settings: Settings) -> Resolved:
@@ -153,7 +170,6 @@ def resolve(settings: Settings) -> Resolved:
         assert found is not None
         return found[0]
 
-    ledger = value("ledger")
     rate, max_segments = value("rate"), value("max_segments")
     return Resolved(
         sender=value("from"),
@@ -167,24 +183,49 @@ def resolve(settings: Settings) -> Resolved:
         shop_name=str(value("shop_name") or ""),
         address=str(value("address")),
         templates=dict(value("templates") or {}),
-        ledger=Path(ledger).expanduser() if ledger else default_ledger_path(settings.env),
+        ledger=_ledger(value("ledger"), settings.env),
         concurrency=int(value("concurrency")),
         rate=float(rate) if rate is not None else None,
+        shared_rate=bool(value("shared_rate")),
         retries=int(value("retries")),
         max_wait=float(value("max_wait")),
         timeout=float(value("timeout")),
+        reconcile_grace=_seconds(settings, "reconcile_grace", positive=False),
+        run_lease=_seconds(settings, "run_lease", positive=True),
+        state_dir=state_dir(settings.env),
     )
 
 
+def _ledger(value: Any, env: Mapping[str, str]) -> Path | str:
+    if not value:
+        return default_ledger_path(env)
+    text = str(value)
+    return text if "://" in text else Path(text).expanduser()
+
+
+def _seconds(settings: Settings, name: str, *, positive: bool) -> float:
+    """A number of seconds (the environment gives text); ConfigError naming its source if not."""
+    value, source = settings.lookup(name)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds >= 0 or (positive and seconds == 0):
+        raise ConfigError(
+            f"{name} from the {source}: {value!r} is not a number of seconds", hint=KEYS[name].doc
+        )
+    return seconds
+
+
 def load(
-    config_path: str | Path | None = None,
+    config_path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Read the config file (if any) and the environment, lay the flags on top, check
     everything and resolve it; raise ConfigError (every problem at once) if broken.
 
-    A named file (--config, SMSPIPE_CONFIG) must exist; the default one may not.
+    A named file (*config_path*, SMSPIPE_CONFIG) must exist; the default one may not.
     """
     env = os.environ if env is None else env
     path, path_source = locate(config_path, env)
@@ -199,6 +240,7 @@ def load(
     if path.exists() or settings.explicit:
         settings.file_values = read_file(path)
         settings.file_loaded = True
+        settings._layers = None  # laid again, with the file
         _register_secrets(settings)
         _check_permissions(path, settings)
     _check_flags_and_environment(settings)
@@ -216,7 +258,12 @@ def _register_secrets(settings: Settings) -> None:
 
 def _check_flags_and_environment(settings: Settings) -> None:
     """Flag and environment values are checked as the file's are, every problem at once."""
-    given = [(name, value, "given as a flag") for name, value in settings.flags.items() if name in KEYS]
+    from smspipe.spelling import given as caller_word
+
+    word = caller_word()
+    article = "an" if word[:1] in "aeiou" else "a"
+    origin = f"given as {article} {word}"
+    given = [(name, value, origin) for name, value in settings.flags.items() if name in KEYS]
     for name in _CHECKED_ENV:
         variable = KEYS[name].env or ""
         if settings.env.get(variable):

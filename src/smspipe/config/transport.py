@@ -3,13 +3,14 @@
 Twilio authenticates every request with HTTP Basic auth, so an ``http://``
 ``api_url`` sends the account SID and the token readable by anyone on the
 path. Plain HTTP is fine to this machine (a local mock: 127.0.0.0/8, ::1,
-localhost); anywhere else it takes ``allow_insecure_http: true`` or
-``--allow-insecure-http``.
+localhost); anywhere else it takes ``allow_insecure_http: true`` (the
+argument ``allow_insecure_http=True``, the flag ``--allow-insecure-http``).
 """
 
 from __future__ import annotations
 
 from smspipe.errors import CredentialsError
+from smspipe.spelling import setting
 
 
 class InsecureTransport(CredentialsError):
@@ -56,5 +57,5 @@ def check_api_url(api_url: str | None, *, allow_insecure_http: bool) -> None:
         f"api_url {shown_url(api_url)} is plain HTTP to another machine: the credentials "
         "would cross the network in clear",
         hint="use https://, or 127.0.0.1/localhost for a local mock; if you mean it "
-        "(a trusted network), pass --allow-insecure-http or set allow_insecure_http: true",
+        f"(a trusted network), pass {setting('allow_insecure_http')} or set allow_insecure_http: true",
     )

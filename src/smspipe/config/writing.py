@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from smspipe.errors import ConfigError
+from smspipe.spelling import setting
 
 
 def write_file(path: Path, text: str, *, force: bool = False) -> None:
@@ -23,7 +24,7 @@ def write_file(path: Path, text: str, *, force: bool = False) -> None:
     except FileExistsError:
         raise ConfigError(
             f"{path} already exists",
-            hint="use --force to overwrite it, or --config PATH to write another file",
+            hint=f"use {setting('force')} to overwrite it, or {setting('config')} PATH to write another file",
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None

@@ -9,7 +9,8 @@
 - :mod:`~smspipe.delivery.walk`: one message's walk through the states;
 - :mod:`~smspipe.delivery.engine`: the scheduler (asyncio);
 - :mod:`~smspipe.delivery.results`: results, totals and the exit code;
-- :mod:`~smspipe.delivery.run`: the life cycle of a ``send`` (:func:`send`).
+- :mod:`~smspipe.delivery.run`: the life cycle of a ``send`` (:func:`send`,
+  :func:`send_async`).
 
 Nothing here knows Typer or rich; twilio is imported only when something is sent.
 """
@@ -20,19 +21,18 @@ from smspipe.delivery.options import Options, Progress
 from smspipe.delivery.planner import Job, Planner, Sender
 from smspipe.delivery.results import (
     NO_SENDER,
-    NO_SENDER_HINT,
     Earlier,
     ErrorInfo,
     Result,
     Status,
     Totals,
     exit_code,
+    no_sender_hint,
 )
-from smspipe.delivery.run import SendRequest, options_from, send
+from smspipe.delivery.run import SendRequest, options_from, send, send_async
 
 __all__ = [
     "NO_SENDER",
-    "NO_SENDER_HINT",
     "Earlier",
     "ErrorInfo",
     "Job",
@@ -45,6 +45,8 @@ __all__ = [
     "Status",
     "Totals",
     "exit_code",
+    "no_sender_hint",
     "options_from",
     "send",
+    "send_async",
 ]

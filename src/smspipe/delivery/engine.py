@@ -245,7 +245,7 @@ class Engine:
         """Reconcile what dead runs left, send every job, re-check held keys; then return."""
         loop = asyncio.get_running_loop()
         self._feed = feed
-        handled = _handle_signals(loop, self._on_signal)
+        handled = _handle_signals(loop, self._on_signal) if self.ctx.options.handle_signals else []
         heartbeat = loop.create_task(self._heartbeats()) if self.ctx.ledger is not None else None
         try:
             await self._reconcile(credentials)

@@ -34,6 +34,8 @@ class Options:
     hold_wait: float = 30.0
     #: documents admitted at once (default: 4 x concurrency): memory stays constant
     window: int | None = None
+    #: SIGINT and SIGTERM stop the run gracefully (its own process; not in a caller's event loop)
+    handle_signals: bool = True
 
     @property
     def policy(self) -> RetryPolicy:

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smspipe import config, documents, phone, sms
-from smspipe.delivery.results import NO_SENDER, NO_SENDER_HINT, ErrorInfo, Result, Status
+from smspipe.config.precedence import DOCUMENT, FLAG
+from smspipe.delivery.results import NO_SENDER, ErrorInfo, Result, Status, no_sender_hint
 from smspipe.errors import ConfigError, CredentialsError, UsageError
+from smspipe.spelling import setting
 
 MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 
@@ -98,14 +100,14 @@ class Planner:
     #: why there are no default credentials (a string: a stored exception re-raised
     #: for every document would grow its traceback each time)
     _no_credentials: tuple[str, str | None] | None = None
-    _defaults: list[tuple[str, Sender]] = field(default_factory=list)
-    _status_callback: tuple[str | None, str | None] = (None, None)
+    #: the run's own senders, checked once, by the kind of source they came from
+    _senders: dict[str, Sender] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._defaults = self._default_senders()
-        flag_callback = self.settings.flags.get("status_callback")
-        file_callback = self.settings.file_values.get("status_callback")
-        self._status_callback = (flag_callback, file_callback)
+        self._senders = {
+            choice.kind: _checked_sender(choice, self.policy)
+            for choice in config.sender_choices(self.settings)
+        }
         if not self.need_credentials:
             return
         try:
@@ -117,49 +119,16 @@ class Planner:
     def default_credentials(self) -> config.Credentials | None:
         return self._default_credentials
 
-    def _default_senders(self) -> list[tuple[str, Sender]]:
-        """The sender layers other than the document: flags, environment, config file."""
-        env = self.settings.env
-        layers = [
-            ("flag", self.settings.flags.get("from"), self.settings.flags.get("messaging_service_sid")),
-            (
-                "environment",
-                env.get(config.KEYS["from"].env or ""),
-                env.get(config.KEYS["messaging_service_sid"].env or ""),
-            ),
-            (
-                f"config file ({self.settings.path})",
-                self.settings.file_values.get("from"),
-                self.settings.file_values.get("messaging_service_sid"),
-            ),
-        ]
-        out: list[tuple[str, Sender]] = []
-        for label, raw_sender, raw_service in layers:
-            sender = self._check_default_sender(raw_sender, label) if raw_sender else None
-            service = str(raw_service) if raw_service else None
-            if service and not MESSAGING_SERVICE_SID.fullmatch(service):
-                raise _sender_error(
-                    label, f"messaging service SID {service!r} is not MG followed by 32 hex digits"
-                )
-            out.append((label, Sender(sender, service)))
-        return out
-
-    def _check_default_sender(self, raw: Any, label: str) -> str:
-        result = phone.check_sender(str(raw), self.policy.default_region)
-        if result.e164 is None:
-            raise _sender_error(label, result.error or f"{raw!r} is not a valid sender")
-        return result.e164
-
     def sender_for(self, verdict: sms.Verdict) -> Sender:
-        """Precedence: flags > the document (from, parameters) > environment > config."""
+        """The sender, by the one precedence (config.resolve_sender): the caller's >
+        the document's (from, parameters) > environment > config file."""
         assert verdict.sms is not None
-        document_service = verdict.parameters.get("twilio_messaging_service_sid")
-        document = Sender(verdict.sms.sender, document_service if isinstance(document_service, str) else None)
-        flags, *rest = self._defaults
-        for _, candidate in (flags, ("document", document), *rest):
-            if candidate:
-                return candidate
-        return Sender()
+        choice = config.resolve_sender(self.settings, verdict.sms.sender, verdict.parameters)
+        if choice is None:
+            return Sender()
+        if choice.kind == DOCUMENT:  # its from was checked with the document
+            return Sender(choice.sender, choice.messaging_service_sid)
+        return self._senders[choice.kind]
 
     def credentials_for(self, verdict: sms.Verdict) -> config.Credentials | ErrorInfo:
         """The document's credentials, or why there are none (a fatal error: exit 2)."""
@@ -203,7 +172,7 @@ class Planner:
                 Status.INVALID,
                 key,
                 note=NO_SENDER,
-                error=ErrorInfo(f"{verdict.where}: {NO_SENDER}: {NO_SENDER_HINT}"),
+                error=ErrorInfo(f"{verdict.where}: {NO_SENDER}: {no_sender_hint()}"),
             )
         credentials: config.Credentials | None = None
         if self.need_credentials:
@@ -216,7 +185,7 @@ class Planner:
             legacy = tuple(legacy_key(message, sender, account) for account in self.legacy_accounts)
         if message.sender != sender.sender:
             message = message._replace(sender=sender.sender)
-        callback = self._status_callback[0] or message.status_callback or self._status_callback[1]
+        callback = self.settings.for_document("status_callback", message.status_callback)
         return Job(
             verdict=verdict,
             sms=message,
@@ -237,13 +206,28 @@ def _has_credentials(parameters: Mapping[str, Any]) -> bool:
     )
 
 
-def _sender_error(label: str, message: str) -> UsageError | ConfigError:
-    if label == "flag":
+def _checked_sender(choice: config.SenderChoice, policy: sms.Policy) -> Sender:
+    """A sender the run was given (not a document's), checked: an error names its source."""
+    sender = None
+    if choice.sender:
+        result = phone.check_sender(choice.sender, policy.default_region)
+        if result.e164 is None:
+            raise _sender_error(choice, result.error or f"{choice.sender!r} is not a valid sender")
+        sender = result.e164
+    service = choice.messaging_service_sid
+    if service and not MESSAGING_SERVICE_SID.fullmatch(service):
+        raise _sender_error(choice, f"messaging service SID {service!r} is not MG followed by 32 hex digits")
+    return Sender(sender, service)
+
+
+def _sender_error(choice: config.SenderChoice, message: str) -> UsageError | ConfigError:
+    if choice.kind == FLAG:
         return UsageError(
             message,
-            hint="pass --from +15017122661 (E.164), a short code or an "
-            "alphanumeric sender ID, or --messaging-service-sid MG…",
+            hint=f"pass {setting('from')} +15017122661 (E.164), a short code or an "
+            f"alphanumeric sender ID, or {setting('messaging_service_sid')} MG…",
         )
     return ConfigError(
-        f"default sender from the {label}: {message}", hint="fix it, or override it with --from"
+        f"default sender from the {choice.source}: {message}",
+        hint=f"fix it, or override it with {setting('from')}",
     )

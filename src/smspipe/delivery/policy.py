@@ -27,6 +27,7 @@ from smspipe.gateway import (
     Rejected,
     TemporaryFault,
 )
+from smspipe.spelling import setting
 
 __all__ = ["Next", "RetryPolicy", "Step", "lookup_waits"]
 
@@ -90,7 +91,7 @@ class RetryPolicy:
         if delay is None:
             return Step(
                 Next.GIVE_UP,
-                note=f"not sent: Twilio asked to wait longer than --max-wait ({fault.message}); "
+                note=f"not sent: Twilio asked to wait longer than {setting('max_wait')} ({fault.message}); "
                 "run again later",
             )
         if attempt > self.retries:

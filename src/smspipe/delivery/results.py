@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from smspipe import sms
 from smspipe.errors import ExitCode, redact
+from smspipe.spelling import setting
 
 if TYPE_CHECKING:
     from smspipe.delivery.planner import Job
@@ -20,11 +21,15 @@ if TYPE_CHECKING:
 
 SUMMARY_BODY_CHARS = 80
 NO_SENDER = "no sender"
-NO_SENDER_HINT = (
-    'give --from or --messaging-service-sid, put "from" in the document, '
-    "set SMSPIPE_FROM or SMSPIPE_MESSAGING_SERVICE_SID, or set `from` or "
-    "`messaging_service_sid` in the config file"
-)
+
+
+def no_sender_hint() -> str:
+    """Every way to give a sender, the caller's own first."""
+    return (
+        f'give {setting("from")} or {setting("messaging_service_sid")}, put "from" in the document, '
+        "set SMSPIPE_FROM or SMSPIPE_MESSAGING_SERVICE_SID, or set `from` or "
+        "`messaging_service_sid` in the config file"
+    )
 
 
 class Status(StrEnum):
@@ -115,6 +120,11 @@ class Result:
     @property
     def delivered(self) -> bool:
         return self.status in DELIVERED
+
+    @property
+    def needs_rerun(self) -> bool:
+        """Not delivered, and not a dry run's: its document belongs in a re-run (``failed_document``)."""
+        return self.status not in DELIVERED and self.status != Status.DRY_RUN
 
     @property
     def summary(self) -> str:

@@ -1,7 +1,8 @@
 """The life cycle of ``send``: open the ledger, reconcile, submit, interrupt, close.
 
-:func:`send` is the one core call behind ``smspipe send``: it reads the
-inputs, decides and delivers every document, and hands each result to
+:func:`send` (and :func:`send_async`, inside a running event loop) is the one
+core call behind ``smspipe send`` and :func:`smspipe.send`: it reads the
+documents, decides and delivers every one, and hands each result to
 *on_result* as it completes; the totals it returns decide the exit code
 (:func:`smspipe.delivery.results.exit_code`). A dry run consults the ledger
 read-only and applies the very decision function a real run applies.
@@ -15,7 +16,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,9 +26,10 @@ from smspipe.delivery import states
 from smspipe.delivery.options import Options, Progress
 from smspipe.delivery.planner import Job, Planner
 from smspipe.delivery.results import Earlier, ErrorInfo, Result, Status, Totals
-from smspipe.errors import ConfigError, SmspipeError, Terminated, UsageError
+from smspipe.errors import SmspipeError, Terminated, UsageError
 from smspipe.ledger import KeyRow, KeyState, Ledger, Message, open_ledger
 from smspipe.ledger import Settings as LedgerSettings
+from smspipe.spelling import setting
 
 if TYPE_CHECKING:
     from smspipe.delivery.engine import Writer
@@ -40,48 +42,32 @@ class SendRequest:
 
     settings: config.Settings
     policy: sms.Policy
-    #: inputs: paths, or "-" for stdin
-    sources: list[str]
+    #: the documents, read once, lazily (smspipe.inputs, smspipe.documents)
+    documents: Iterable[documents.Document | documents.Problem]
     options: Options
     dry_run: bool = False
     use_ledger: bool = True
-    #: ``-v``: one line per HTTP request
+    #: one line per HTTP request (``-v``)
     http_log: Callable[[str], None] | None = None
 
 
-def options_from(settings: config.Settings, *, force: bool = False) -> Options:
-    timeout = float(settings.get("timeout"))
-    grace = _seconds(settings, "reconcile_grace", positive=False)
-    lease = _seconds(settings, "run_lease", positive=True)
-    concurrency = int(settings.get("concurrency"))
-    rate = settings.get("rate")
+def options_from(settings: config.Settings, *, force: bool = False, handle_signals: bool = True) -> Options:
+    """How a run with these settings sends."""
+    resolved = settings.resolved
+    grace = resolved.reconcile_grace
     return Options(
-        concurrency=concurrency,
-        rate=float(rate) if rate is not None else None,
-        shared_rate=bool(settings.get("shared_rate")),
-        retries=int(settings.get("retries")),
-        max_wait=float(settings.get("max_wait")),
+        concurrency=resolved.concurrency,
+        rate=resolved.rate,
+        shared_rate=resolved.shared_rate,
+        retries=resolved.retries,
+        max_wait=resolved.max_wait,
         force=force,
         grace=grace,
-        lease=lease,
+        lease=resolved.run_lease,
         # Another run's request settles within its timeout, its lookups soon after.
-        hold_wait=timeout + sum(Options(grace=grace).lookup_waits) + 1.0,
+        hold_wait=resolved.timeout + sum(Options(grace=grace).lookup_waits) + 1.0,
+        handle_signals=handle_signals,
     )
-
-
-def _seconds(settings: config.Settings, name: str, *, positive: bool) -> float:
-    """A number of seconds from the settings (the environment gives strings)."""
-    value, source = settings.lookup(name)
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = float("nan")
-    if not seconds >= 0 or (positive and seconds == 0):
-        raise ConfigError(
-            f"{name} from the {source}: {value!r} is not a number of seconds",
-            hint=config.KEYS[name].doc,
-        )
-    return seconds
 
 
 def send(
@@ -91,16 +77,48 @@ def send(
     on_line: Callable[[str], None],
     progress: Progress | None = None,
 ) -> Totals:
-    """Deliver (or, for a dry run, judge) every document of *request*'s inputs."""
+    """Deliver (or, for a dry run, judge) every document of *request*. Runs its own event loop."""
     totals = Totals()
     with _terminated_before_the_loop():
         if request.dry_run:
-            for result in dry_run(request):
-                totals.add(result)
-                on_result(result)
+            _judge_all(request, totals, on_result)
             return totals
-        _deliver_all(request, totals, on_result, on_line, progress)
+        planner, ledger = _open_run(request)
+        try:
+            import asyncio
+
+            asyncio.run(_deliver(request, ledger, planner, totals, on_result, on_line, progress))
+        finally:
+            _close_run(ledger)
     return totals
+
+
+async def send_async(
+    request: SendRequest,
+    *,
+    on_result: Callable[[Result], None],
+    on_line: Callable[[str], None],
+    progress: Progress | None = None,
+) -> Totals:
+    """:func:`send` in the running event loop: the ledger's and the reader's work in threads."""
+    from asyncio import to_thread
+
+    totals = Totals()
+    if request.dry_run:
+        await to_thread(_judge_all, request, totals, on_result)
+        return totals
+    planner, ledger = await to_thread(_open_run, request)
+    try:
+        await _deliver(request, ledger, planner, totals, on_result, on_line, progress)
+    finally:
+        await to_thread(_close_run, ledger)
+    return totals
+
+
+def _judge_all(request: SendRequest, totals: Totals, on_result: Callable[[Result], None]) -> None:
+    for result in dry_run(request):
+        totals.add(result)
+        on_result(result)
 
 
 @contextlib.contextmanager
@@ -124,48 +142,44 @@ def _terminated_before_the_loop() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _deliver_all(
-    request: SendRequest,
-    totals: Totals,
-    on_result: Callable[[Result], None],
-    on_line: Callable[[str], None],
-    progress: Progress | None,
-) -> None:
+def _open_run(request: SendRequest) -> tuple[Planner, Ledger | None]:
+    """The planner and the ledger of a real run, its run registered; refused before anything starts."""
     # Credentials never cross the network in clear: refused (exit 2) before anything starts.
     request.settings.resolved.api_url_for_sending()
     planner = Planner(request.settings, request.policy, need_credentials=True)
-    ledger: Ledger | None = None
-    if request.options.shared_rate and request.options.rate and not request.use_ledger:
-        raise UsageError("a shared rate is kept in the ledger", hint="drop --no-ledger, or --shared-rate")
-    if request.use_ledger:
-        settings = LedgerSettings(lease=request.options.lease)
-        ledger = open_ledger(ledger_target(request.settings), settings=settings)
+    if not request.use_ledger:
+        if request.options.shared_rate and request.options.rate:
+            raise UsageError(
+                "a shared rate is kept in the ledger",
+                hint=f"drop {setting('no_ledger')}, or {setting('shared_rate')}",
+            )
+        return planner, None
+    settings = LedgerSettings(lease=request.options.lease)
+    ledger = open_ledger(request.settings.resolved.ledger, settings=settings)
+    assert ledger is not None  # None only when opened read-only
     try:
-        if ledger is not None:
-            ledger.start_run()
-            planner.legacy_accounts = ledger.legacy_accounts()
-        import asyncio
+        ledger.start_run()
+        planner.legacy_accounts = ledger.legacy_accounts()
+    except BaseException:
+        ledger.close()
+        raise
+    return planner, ledger
 
-        started = time.monotonic()
-        items = _planned(planner, request.sources)
-        asyncio.run(_deliver(request, ledger, planner, items, totals, on_result, on_line, progress, started))
+
+def _close_run(ledger: Ledger | None) -> None:
+    if ledger is None:
+        return
+    try:
+        with contextlib.suppress(SmspipeError):
+            ledger.end_run()
     finally:
-        if ledger is not None:
-            with contextlib.suppress(SmspipeError):
-                ledger.end_run()
-            ledger.close()
+        ledger.close()
 
 
-def ledger_target(settings: config.Settings) -> str | Path:
-    """Where the ledger is: a URL as given (a path would fold its //), else the file's path."""
-    value = settings.get("ledger")
-    if isinstance(value, str) and "://" in value:
-        return value
-    return settings.ledger_path
-
-
-def _planned(planner: Planner, sources: list[str]) -> Iterator[Job | Result]:
-    for item in documents.read_values(sources):
+def _planned(
+    planner: Planner, items: Iterable[documents.Document | documents.Problem]
+) -> Iterator[Job | Result]:
+    for item in items:
         yield from planner.plan(item)
 
 
@@ -173,12 +187,10 @@ async def _deliver(
     request: SendRequest,
     ledger: Ledger | None,
     planner: Planner,
-    items: Iterator[Job | Result],
     totals: Totals,
     on_result: Callable[[Result], None],
     on_line: Callable[[str], None],
     progress: Progress | None,
-    started: float,
 ) -> None:
     # asyncio, aiohttp and twilio: loaded only when something is sent
     from asyncio import to_thread
@@ -186,6 +198,8 @@ async def _deliver(
     from smspipe.delivery.engine import Engine, Feed, Writer
     from smspipe.delivery.runtime import Context, Gateways, LedgerThread
 
+    started = time.monotonic()
+    items = _planned(planner, request.documents)
     options = request.options
     book = LedgerThread(ledger) if ledger is not None else None
     gateways = Gateways(_gateway_factory(request))
@@ -224,8 +238,8 @@ async def _deliver(
 def _gateway_factory(request: SendRequest) -> Callable[[config.Credentials], AsyncGateway]:
     from smspipe.gateway import AsyncGateway
 
-    api_url = request.settings.get("api_url")
-    timeout = float(request.settings.get("timeout"))
+    api_url = request.settings.resolved.api_url
+    timeout = request.settings.resolved.timeout
 
     def factory(credentials: config.Credentials) -> AsyncGateway:
         return AsyncGateway(
@@ -246,14 +260,14 @@ def dry_run(request: SendRequest) -> Iterator[Result]:
     """Everything but the HTTP call: each document judged as a real run would judge it."""
     ledger = None
     if request.use_ledger:
-        ledger = open_ledger(ledger_target(request.settings), read_only=True)
+        ledger = open_ledger(request.settings.resolved.ledger, read_only=True)
     planner = Planner(request.settings, request.policy, need_credentials=False)
     if ledger is not None:
         planner.legacy_accounts = ledger.legacy_accounts()
     run_id = uuid.uuid4().hex
     memory = _Seen() if request.use_ledger else None
     try:
-        for item in _planned(planner, request.sources):
+        for item in _planned(planner, request.documents):
             if isinstance(item, Result):
                 yield item
             else:

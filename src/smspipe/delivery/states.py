@@ -44,6 +44,7 @@ from enum import StrEnum
 
 from smspipe.delivery.results import Earlier
 from smspipe.ledger.base import KeyRow, KeyState, Message
+from smspipe.spelling import setting
 
 TEXT_DIFFERED = "the earlier text differed"
 
@@ -133,8 +134,8 @@ def _conflict(row: KeyRow, recipient: str, sid: str | None) -> Decision:
     return Decision(
         Action.CONFLICT,
         row,
-        note=f"its key {row.key} {earlier}; give this message another request_id, or pass --force "
-        "to send it anyway",
+        note=f"its key {row.key} {earlier}; give this message another request_id, or pass "
+        f"{setting('force')} to send it anyway",
         earlier=Earlier(recipient, sid),
     )
 

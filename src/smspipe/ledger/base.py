@@ -52,7 +52,12 @@ OPEN_STATES = frozenset({KeyState.SENDING, KeyState.UNKNOWN})
 
 # --- errors -------------------------------------------------------------------------
 
-LEDGER_FIX = "move it aside (or restore a backup), or pass --ledger with another path"
+
+def ledger_fix() -> str:
+    """How to get past a ledger that cannot be used."""
+    from smspipe.spelling import setting
+
+    return f"move it aside (or restore a backup), or pass {setting('ledger')} with another path"
 
 
 class LedgerError(ConfigError):

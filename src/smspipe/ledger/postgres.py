@@ -64,6 +64,7 @@ from smspipe.ledger.base import (
     new_version,
     process_alive,
 )
+from smspipe.spelling import setting
 
 if TYPE_CHECKING:
     import psycopg
@@ -262,7 +263,7 @@ class PostgresLedger(Ledger):
         except (ValueError, TypeError) as exc:  # a value that is not what smspipe wrote
             error = LedgerDamaged(
                 f"the ledger {self.location} is damaged (a stored value is unreadable: {exc})",
-                hint=_RESTORE,
+                hint=_restore(),
             )
             if self._batch is not None and self._batch.lost is None:
                 self._batch.lost = error
@@ -922,15 +923,15 @@ def translate_fault(exc: Exception, location: str, action: str) -> Exception:
         return LedgerReadOnly(
             f"the ledger {location} cannot be written: {text}",
             hint=f"grant the role SELECT, INSERT, UPDATE and DELETE on the tables of schema {SCHEMA}, "
-            "or pass --ledger with a role that has them",
+            f"or pass {setting('ledger')} with a role that has them",
         )
     if state == "25006":
         return LedgerReadOnly(
             f"the ledger {location} is read-only ({text})",
-            hint="point --ledger at the primary server, not a standby",
+            hint=f"point {setting('ledger')} at the primary server, not a standby",
         )
     if state in ("42P01", "3F000"):
-        return LedgerDamaged(f"the ledger {location} is damaged: {text}", hint=_RESTORE)
+        return LedgerDamaged(f"the ledger {location} is damaged: {text}", hint=_restore())
     if state in ("55P03", "57014"):
         return LedgerBusy(
             f"the ledger {location} stayed locked by another run for {LOCK_TIMEOUT_MS // 1000} s ({text})",
@@ -942,11 +943,14 @@ def translate_fault(exc: Exception, location: str, action: str) -> Exception:
             hint="run again when the server is back: what was in flight is settled then",
         )
     if state.startswith(("22", "23", "42")):
-        return LedgerDamaged(f"the ledger {location} is not as smspipe wrote it ({text})", hint=_RESTORE)
-    return LedgerError(f"the ledger {location} failed to {action}: {text}", hint=_RESTORE)
+        return LedgerDamaged(f"the ledger {location} is not as smspipe wrote it ({text})", hint=_restore())
+    return LedgerError(f"the ledger {location} failed to {action}: {text}", hint=_restore())
 
 
-_RESTORE = f"restore its tables (schema {SCHEMA}) from a backup, or pass --ledger with another database"
+def _restore() -> str:
+    """How to get past a ledger whose tables are not as smspipe made them."""
+    another = f"pass {setting('ledger')} with another database"
+    return f"restore its tables (schema {SCHEMA}) from a backup, or {another}"
 
 
 def _first_line(exc: Exception) -> str:
@@ -1083,6 +1087,25 @@ def migrate(url: str) -> tuple[int | None, int]:
 def _check_schema(db: psycopg.Connection[Any], location: str) -> int | None:
     """The schema version of the ledger in *db* (None: there is none yet); refuses what is
     not a smspipe ledger, one written by a newer smspipe, and one missing a table or column."""
+    columns, meta = _read_catalog(db, location)
+    if not columns:
+        return None
+    version = _version(meta, location)
+    for table, wanted in COLUMNS.items():
+        if table not in columns:
+            raise LedgerDamaged(
+                f"the ledger {location} is damaged: table {table} is missing", hint=_restore()
+            )
+        missing = sorted(set(wanted) - columns[table])
+        if missing:
+            raise LedgerDamaged(
+                f"the ledger {location} is damaged: table {table} has no column {missing[0]}", hint=_restore()
+            )
+    return version
+
+
+def _read_catalog(db: psycopg.Connection[Any], location: str) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """The columns of each table in our schema, and its meta table's rows (if it has one)."""
     import psycopg
 
     try:
@@ -1106,32 +1129,27 @@ def _check_schema(db: psycopg.Connection[Any], location: str) -> int | None:
         ) from None
     except psycopg.Error as exc:
         raise translate_fault(exc, location, "be read") from None
-    if not columns:
-        return None
+    return columns, meta
+
+
+def _version(meta: dict[str, str], location: str) -> int:
+    """The schema version *meta* records, refused when not ours or newer than this smspipe's."""
     if meta.get("application") != APPLICATION:
         raise LedgerDamaged(
             f"the ledger {location}: schema {SCHEMA} holds tables that are not a smspipe ledger's",
-            hint=_RESTORE,
+            hint=_restore(),
         )
     try:
         version = int(meta.get("schema", ""))
     except ValueError:
         raise LedgerDamaged(
-            f"the ledger {location} is damaged: its schema version is unreadable", hint=_RESTORE
+            f"the ledger {location} is damaged: its schema version is unreadable", hint=_restore()
         ) from None
     if version > SCHEMA_VERSION:
         raise LedgerError(
             f"the ledger {location} was written by a newer smspipe (schema {version})",
-            hint="upgrade smspipe, or pass --ledger with another database",
+            hint=f"upgrade smspipe, or pass {setting('ledger')} with another database",
         )
-    for table, wanted in COLUMNS.items():
-        if table not in columns:
-            raise LedgerDamaged(f"the ledger {location} is damaged: table {table} is missing", hint=_RESTORE)
-        missing = sorted(set(wanted) - columns[table])
-        if missing:
-            raise LedgerDamaged(
-                f"the ledger {location} is damaged: table {table} has no column {missing[0]}", hint=_RESTORE
-            )
     return version
 
 
@@ -1153,7 +1171,7 @@ def _migrate(db: psycopg.Connection[Any], location: str) -> None:
     except psycopg.errors.InsufficientPrivilege as exc:
         raise LedgerReadOnly(
             f"cannot create the ledger's tables in {location}: {_first_line(exc)}",
-            hint=f"run `smspipe ledger migrate --ledger URL` as a role that may create schema {SCHEMA} "
+            hint=f"run `smspipe ledger migrate` on it as a role that may create schema {SCHEMA} "
             "(the database's owner), or grant this one CREATE on the database",
         ) from None
     except psycopg.Error as exc:

@@ -30,7 +30,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from smspipe.ledger.base import (
-    LEDGER_FIX,
     OPEN_STATES,
     Attempt,
     Counts,
@@ -52,10 +51,12 @@ from smspipe.ledger.base import (
     StoredKey,
     chunks,
     difference,
+    ledger_fix,
     new_row,
     new_version,
     process_alive,
 )
+from smspipe.spelling import setting
 
 #: "SMSP": PRAGMA application_id of a smspipe ledger
 APPLICATION_ID = 0x534D5350
@@ -287,7 +288,7 @@ class SqliteLedger(Ledger):
         except ValueError as exc:  # a value that is not text, not a state: scribbled
             error = LedgerDamaged(
                 f"the ledger {self.location} is damaged (a stored value is unreadable: {exc})",
-                hint=LEDGER_FIX,
+                hint=ledger_fix(),
             )
             self._after_fault(error)
             raise error from None
@@ -562,7 +563,7 @@ class SqliteLedger(Ledger):
         if self._schema < SCHEMA_VERSION:
             raise LedgerError(
                 f"the ledger {self.location} has schema {self._schema}",
-                hint=f"run `smspipe ledger migrate --ledger {self.location}` first",
+                hint="run `smspipe ledger migrate` on it first",
             )
         after = ""
         while True:
@@ -908,7 +909,7 @@ def translate_fault(exc: sqlite3.Error, location: str, path: Path, action: str) 
         return LedgerFull(
             f"the ledger {location} cannot be written: {cause}",
             hint="free some space (nothing more is sent until it can be recorded), or pass "
-            "--ledger with a path on another disk",
+            f"{setting('ledger')} with a path on another disk",
         )
     if name.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH", "SQLITE_CANTOPEN")):
         return read_only_error(location, path, text)
@@ -918,11 +919,11 @@ def translate_fault(exc: sqlite3.Error, location: str, path: Path, action: str) 
             hint="run again when the other run is done",
         )
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-        return LedgerDamaged(f"the ledger {location} is damaged ({text})", hint=LEDGER_FIX)
+        return LedgerDamaged(f"the ledger {location} is damaged ({text})", hint=ledger_fix())
     if "no such table" in text:
         table = text.rsplit(":", 1)[-1].strip()
-        return LedgerDamaged(f"the ledger {location} is damaged: table {table} is missing", hint=LEDGER_FIX)
-    return LedgerDamaged(f"the ledger {location} failed to {action}: {text}", hint=LEDGER_FIX)
+        return LedgerDamaged(f"the ledger {location} is damaged: table {table} is missing", hint=ledger_fix())
+    return LedgerDamaged(f"the ledger {location} failed to {action}: {text}", hint=ledger_fix())
 
 
 def read_only_error(location: str, path: Path, detail: str) -> LedgerReadOnly:
@@ -931,11 +932,11 @@ def read_only_error(location: str, path: Path, detail: str) -> LedgerReadOnly:
         return LedgerReadOnly(
             f"the ledger {location} cannot be written: its directory {directory} is not writable "
             "(SQLite keeps its journal beside it)",
-            hint="make the directory writable, or pass --ledger with another path",
+            hint=f"make the directory writable, or pass {setting('ledger')} with another path",
         )
     return LedgerReadOnly(
         f"the ledger {location} is read-only ({detail})",
-        hint="make it writable (chmod u+w), or pass --ledger with another path",
+        hint=f"make it writable (chmod u+w), or pass {setting('ledger')} with another path",
     )
 
 
@@ -963,7 +964,9 @@ def open_sqlite(
     location = str(given)
     real = Path(os.path.realpath(given))
     if real.is_dir():
-        raise LedgerError(f"the ledger {location} is a directory", hint="pass --ledger with a file's path")
+        raise LedgerError(
+            f"the ledger {location} is a directory", hint=f"pass {setting('ledger')} with a file's path"
+        )
     if not real.exists():
         if read_only:
             return None
@@ -1004,7 +1007,7 @@ def _create(real: Path, location: str) -> None:
     except OSError as exc:
         raise LedgerError(
             f"cannot create the directory {parent} for the ledger {location}: {exc.strerror}",
-            hint="pass --ledger PATH, set `ledger` in the config, or use --no-ledger",
+            hint=f"pass {setting('ledger')} PATH, set `ledger` in the config, or use {setting('no_ledger')}",
         ) from None
     try:
         # Owner only: it holds phone numbers and, while a key is open, message texts.
@@ -1043,15 +1046,15 @@ def _check_file(real: Path, location: str) -> None:
         with real.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))
     except OSError as exc:
-        raise LedgerError(f"cannot read the ledger {location}: {exc.strerror}", hint=LEDGER_FIX) from None
+        raise LedgerError(f"cannot read the ledger {location}: {exc.strerror}", hint=ledger_fix()) from None
     if size == 0:
         raise LedgerDamaged(
             f"the ledger {location} is empty (0 bytes): it was damaged, and is never started afresh "
             "(that would send everything again)",
-            hint=LEDGER_FIX,
+            hint=ledger_fix(),
         )
     if header != SQLITE_HEADER:
-        raise LedgerDamaged(f"the ledger {location} is not an SQLite database", hint=LEDGER_FIX)
+        raise LedgerDamaged(f"the ledger {location} is not an SQLite database", hint=ledger_fix())
 
 
 def _canonical(real: Path) -> Path:
@@ -1099,24 +1102,24 @@ def _check_schema(db: sqlite3.Connection, real: Path, location: str) -> int:
     except sqlite3.Error as exc:
         raise translate_fault(exc, location, real, "be read") from None
     except ValueError as exc:  # its schema is not text: scribbled
-        raise LedgerDamaged(f"the ledger {location} is damaged ({exc})", hint=LEDGER_FIX) from None
+        raise LedgerDamaged(f"the ledger {location} is damaged ({exc})", hint=ledger_fix()) from None
     if application_id == APPLICATION_ID:
         if version > SCHEMA_VERSION:
             raise LedgerError(
                 f"the ledger {location} was written by a newer smspipe (schema {version})",
-                hint="upgrade smspipe, or pass --ledger with another path",
+                hint=f"upgrade smspipe, or pass {setting('ledger')} with another path",
             )
         required: tuple[str, ...] = TABLES
     elif application_id == 0 and version == 1 and "deliveries" in tables:
         required = ("deliveries",)
     else:
         raise LedgerDamaged(
-            f"the ledger {location} is an SQLite database but not a smspipe ledger", hint=LEDGER_FIX
+            f"the ledger {location} is an SQLite database but not a smspipe ledger", hint=ledger_fix()
         )
     for table in required:
         if table not in tables:
             raise LedgerDamaged(
-                f"the ledger {location} is damaged: table {table} is missing", hint=LEDGER_FIX
+                f"the ledger {location} is damaged: table {table} is missing", hint=ledger_fix()
             )
     return int(version) if application_id == APPLICATION_ID else 1
 
@@ -1127,10 +1130,12 @@ def _check_integrity(db: sqlite3.Connection, real: Path, location: str) -> None:
         check = "integrity_check" if full else "quick_check"
         verdict = db.execute(f"PRAGMA {check}(1)").fetchone()[0]
     except (OSError, sqlite3.Error, ValueError) as exc:
-        raise LedgerDamaged(f"the ledger {location} is damaged ({exc})", hint=LEDGER_FIX) from None
+        raise LedgerDamaged(f"the ledger {location} is damaged ({exc})", hint=ledger_fix()) from None
     if verdict != "ok":
         detail = " ".join(str(verdict).replace("*** in database main ***", "").split())
-        raise LedgerDamaged(f"the ledger {location} is damaged (SQLite's {check}: {detail})", hint=LEDGER_FIX)
+        raise LedgerDamaged(
+            f"the ledger {location} is damaged (SQLite's {check}: {detail})", hint=ledger_fix()
+        )
 
 
 def _prepare(db: sqlite3.Connection, real: Path, location: str, schema: int) -> None:
