@@ -4,7 +4,7 @@
     python bench/bench_send.py --quick            # 500 messages, one run
     python bench/bench_send.py --write            # also write the section in bench/RESULTS.md
     python bench/bench_send.py --ledger postgresql://user@host/db   # on a PostgreSQL ledger
-    python bench/bench_send.py --profile DIR      # py-spy a run of each case into DIR
+    python bench/bench_send.py --profile DIR      # py-spy a run of each case into DIR (collapsed stacks)
 
 Each case runs the installed ``smspipe send`` as a process, ledger on (a fresh
 one per run), reading NDJSON from a file and writing its results to a file,
@@ -53,6 +53,8 @@ class Case:
     seconds: float
     cpu_seconds: float
     peak_rss_mb: float
+    #: of cpu_seconds, the kernel's (system calls: sockets, the ledger's writes and fsyncs)
+    system_seconds: float = 0.0
     all_rates: list[float] = field(default_factory=list)
 
     @property
@@ -104,8 +106,9 @@ def environment(url: str, home: str, ledger: str | None) -> dict[str, str]:
 
 def run_send(
     command: list[str], env: dict[str, str], stdin: Path, stdout: Path
-) -> tuple[int, float, float, float, str]:
-    """Run *command*; its exit status, wall seconds, CPU seconds, peak RSS (MB) and stderr."""
+) -> tuple[int, float, tuple[float, float], float, str]:
+    """Run *command*; its exit status, wall seconds, CPU seconds (user, system), peak RSS (MB)
+    and stderr."""
     with stdin.open("rb") as source, stdout.open("wb") as sink, tempfile.TemporaryFile() as errors:
         began = time.perf_counter()
         process = subprocess.Popen(command, stdin=source, stdout=sink, stderr=errors, env=env)
@@ -114,8 +117,7 @@ def run_send(
         process.returncode = os.waitstatus_to_exitcode(status)
         errors.seek(0)
         stderr = errors.read().decode(errors="replace")
-    cpu = usage.ru_utime + usage.ru_stime
-    return process.returncode, wall, cpu, usage.ru_maxrss / 1024, stderr
+    return process.returncode, wall, (usage.ru_utime, usage.ru_stime), usage.ru_maxrss / 1024, stderr
 
 
 def measure(
@@ -130,8 +132,10 @@ def measure(
         env = environment(server.url, home, ledger)
         command = [SMSPIPE, "send", "--concurrency", str(concurrency), "--no-progress"]
         if profile is not None:
-            out = profile / f"send-c{concurrency}.svg"
-            command = ["py-spy", "record", "--subprocesses", "-r", "200", "-o", str(out), "--", *command]
+            # Collapsed stacks of the thread holding the GIL (what waits in a lock, a select or a
+            # commit is not CPU of ours): bench/profile_summary.py reads them.
+            out = profile / f"send-c{concurrency}.txt"
+            command = ["py-spy", "record", "--gil", "-f", "raw", "-r", "200", "-o", str(out), "--", *command]
         before = server.created()
         code, wall, cpu, rss, stderr = run_send(command, env, inputs, results)
         created = server.created() - before
@@ -142,20 +146,21 @@ def measure(
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
-    return Case(concurrency, messages, latency, wall, cpu, rss)
+    return Case(concurrency, messages, latency, wall, sum(cpu), rss, system_seconds=cpu[1])
 
 
 def table(cases: list[Case]) -> str:
     lines = [
         "| concurrency | messages | seconds | msg/s (median run) | every run | bound | share of bound "
-        "| CPU per message | peak RSS | met |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU per message | of which system | peak RSS | met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in cases:
         every = ", ".join(f"{rate:.0f}" for rate in case.all_rates or [case.rate])
         lines.append(
             f"| {case.concurrency} | {case.messages:,} | {case.seconds:.2f} | {case.rate:,.1f} | {every} | "
-            f"{case.bound:,.0f} | {case.share:.1%} | {case.cpu_ms:.2f} ms | {case.peak_rss_mb:.0f} MB | "
+            f"{case.bound:,.0f} | {case.share:.1%} | {case.cpu_ms:.2f} ms | "
+            f"{case.system_seconds / case.messages * 1000:.2f} ms | {case.peak_rss_mb:.0f} MB | "
             f"{'yes' if case.met else 'no'} |"
         )
     return "\n".join(lines)
