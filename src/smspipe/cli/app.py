@@ -25,6 +25,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("send", "send"),
     "schema": ("schema", "schema"),
     "config": ("config_cmd", "app"),
+    "ledger": ("ledger_cmd", "app"),
 }
 
 
