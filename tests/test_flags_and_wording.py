@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,21 +58,30 @@ def test_version_has_a_short_flag(flag: str) -> None:
 
 
 def test_quiet_and_verbose_are_the_same_flags_everywhere() -> None:
+    """Every command that takes -q or -v takes the shared option (cli/options.py), not one of its own."""
     import typer.main
 
+    from smspipe.cli import options
     from smspipe.cli.app import app
 
-    root = typer.main.get_command(app)
-    helps: dict[str, set[str | None]] = {"-q": set(), "-v": set()}
-    for path in (["validate"], ["translate"], ["send"], ["config", "check"]):
-        command = root
-        for name in path:
-            command = command.get_command(None, name)  # type: ignore[attr-defined]
+    def shared_help(option: Any) -> str:
+        return str(typing.get_args(option)[1].help)
+
+    expected = {"-q": shared_help(options.Quiet), "-v": shared_help(options.Verbose)}
+    found: dict[str, list[str]] = {"-q": [], "-v": []}
+
+    def walk(command: Any, path: str) -> None:
         for param in command.params:
-            for flag, texts in helps.items():
+            for flag, names in found.items():
                 if flag in param.opts:
-                    texts.add(param.help)  # type: ignore[attr-defined]
-    assert all(len(texts) == 1 for texts in helps.values()), helps
+                    assert param.help == expected[flag], path
+                    names.append(path)
+        for name in getattr(command, "list_commands", lambda ctx: [])(None):
+            walk(command.get_command(None, name), f"{path} {name}")
+
+    walk(typer.main.get_command(app), "smspipe")
+    for names in found.values():
+        assert {"smspipe validate", "smspipe translate", "smspipe send", "smspipe config check"} <= set(names)
 
 
 def test_no_color_removes_every_style_bold_and_dim_too() -> None:
