@@ -99,18 +99,19 @@ def _report_for(pass_valid: bool, chosen: options.OutputFormat | None, json_flag
 
 def _problem_lines(verdict: Verdict, lines: output.ErrLines, *, quiet: bool, verbose: bool) -> None:
     """One line on stderr per error (always) and per warning (unless -q); with -v, a line
-    for a valid document too."""
-    for error in verdict.errors:
-        lines.add(f"{verdict.where}: {error}")
-    if quiet:
-        return
-    for warning in verdict.warnings:
-        lines.add(f"{verdict.where}: warning: {warning}")
-    if verbose and not verdict.errors and verdict.sms is not None:
-        lines.add(
-            f"{verdict.where}: ok: {verdict.sms.to}, {verdict.encoding}, "
-            f"{output.plural(verdict.segments or 0, 'segment')}"
-        )
+    for a valid document too. Added as one text: a stream of invalid documents is
+    the case this runs for, once per document."""
+    where = verdict.where
+    text = [f"{where}: {error}" for error in verdict.errors]
+    if not quiet:
+        text += [f"{where}: warning: {warning}" for warning in verdict.warnings]
+        if verbose and not verdict.errors and verdict.sms is not None:
+            text.append(
+                f"{where}: ok: {verdict.sms.to}, {verdict.encoding}, "
+                f"{output.plural(verdict.segments or 0, 'segment')}"
+            )
+    if text:
+        lines.add("\n".join(text))
 
 
 class _Report:
