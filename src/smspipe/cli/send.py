@@ -13,12 +13,12 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, ClassVar
 import typer
 
 from smspipe.cli import one_message, options, output
-from smspipe.cli._progress import InputBytes, input_bytes
 from smspipe.cli.app import guarded, settle_heap
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from smspipe.cli._progress import InputBytes
     from smspipe.delivery import Progress, Result, Totals
 
 
@@ -205,6 +205,8 @@ def send(
         from smspipe import api
 
         if view.show_progress:
+            from smspipe.cli._progress import input_bytes
+
             view.reading = input_bytes(sources)
         settle_heap()
         with view.showing(failed_path):
