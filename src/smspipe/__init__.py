@@ -25,8 +25,12 @@ if TYPE_CHECKING:
         ValidationTotals,
         exit_code,
         load_settings,
+        optout_add,
+        optout_remove,
+        optouts,
         send,
         send_async,
+        update_message_status,
         validate,
         verify_account,
         verify_account_async,
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from smspipe.inputs import Input, Inputs
+    from smspipe.ledger import OptOut
     from smspipe.sms import SMS, Issue, Verdict
 
 __all__ = [
@@ -60,6 +65,7 @@ __all__ = [
     "InputError",
     "Inputs",
     "Issue",
+    "OptOut",
     "Progress",
     "Result",
     "SendTotals",
@@ -74,8 +80,12 @@ __all__ = [
     "__version__",
     "exit_code",
     "load_settings",
+    "optout_add",
+    "optout_remove",
+    "optouts",
     "send",
     "send_async",
+    "update_message_status",
     "validate",
     "verify_account",
     "verify_account_async",
@@ -89,8 +99,12 @@ _HOMES = {
         "ValidationTotals",
         "exit_code",
         "load_settings",
+        "optout_add",
+        "optout_remove",
+        "optouts",
         "send",
         "send_async",
+        "update_message_status",
         "validate",
         "verify_account",
         "verify_account_async",
@@ -108,6 +122,7 @@ _HOMES = {
     ),
     "smspipe.arguments": ("SettingValues",),
     "smspipe.inputs": ("Input", "Inputs"),
+    "smspipe.ledger": ("OptOut",),
     "smspipe.sms": ("SMS", "Issue", "Verdict"),
 }
 #: name -> (module, attribute)

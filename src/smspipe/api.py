@@ -34,7 +34,7 @@ something is sent.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Unpack
 
 from smspipe.errors import ExitCode, SmspipeError, UsageError
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from smspipe.delivery import Progress, Result, Totals
     from smspipe.gateway import GatewayError
     from smspipe.inputs import Inputs
+    from smspipe.ledger import Ledger, OptOut
     from smspipe.sms import Policy, Verdict
 
 __all__ = [
@@ -53,8 +54,12 @@ __all__ = [
     "Validation",
     "ValidationTotals",
     "exit_code",
+    "optout_add",
+    "optout_remove",
+    "optouts",
     "send",
     "send_async",
+    "update_message_status",
     "validate",
     "verify_account",
     "verify_account_async",
@@ -509,6 +514,165 @@ async def verify_account_async(
     except GatewayError as exc:
         raise target.error(exc) from None
     return target.account(found)
+
+
+# --- the ledger: delivery status and the suppression list (issue 14) ---------------------
+
+
+LedgerPath = str | os.PathLike[str] | None
+
+
+def _ledger_settings(
+    ledger: LedgerPath,
+    config: ConfigPath,
+    env: Mapping[str, str] | None,
+    on_warning: Lines | None,
+    settings: Mapping[str, Any],
+) -> Settings:
+    values = dict(settings)
+    if ledger is not None:
+        values["ledger"] = os.fspath(ledger)
+    return load_settings(config, env, values, on_warning=on_warning)
+
+
+def _open_ledger(loaded: Settings, *, read_only: bool) -> Ledger | None:
+    """The configured ledger; None when *read_only* and there is none yet."""
+    from smspipe.ledger import open_ledger
+
+    return open_ledger(loaded.resolved.ledger, read_only=read_only)
+
+
+def update_message_status(
+    sid: str,
+    status: str,
+    *,
+    error_code: int | None = None,
+    error_message: str | None = None,
+    ledger: LedgerPath = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> bool:
+    """Store a delivery status Twilio reported for message *sid* (a status callback, say).
+
+    Only a step forward is stored (:mod:`smspipe.lifecycle`: ``sent`` never
+    replaces ``delivered``, a final status is never replaced); returns whether
+    the ledger changed. An error code that means the recipient opted out
+    (21610, 63014) puts the recipient on the suppression list. A SID the
+    ledger does not know changes nothing (False). ::
+
+        >>> smspipe.update_message_status("SM…", "delivered", ledger="ledger.sqlite3")  # doctest: +SKIP
+        True
+    """
+    from smspipe.delivery import suppression
+    from smspipe.ledger import Delivery, SentQuery
+
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    book = _open_ledger(loaded, read_only=False)
+    assert book is not None
+    with book:
+        changed = book.update_delivery(
+            sid, Delivery(status, error_code=error_code, error_message=error_message)
+        )
+        if error_code in suppression.OPT_OUT_CODES:
+            for record in book.sent(SentQuery(sid=sid)):
+                book.add_optouts([suppression.bare(record.recipient)], suppression.source_for(error_code))
+    return changed
+
+
+def _numbers(phones: Iterable[str], loaded: Settings) -> list[str]:
+    """*phones* in E.164 (the configured region for national forms); a UsageError naming the bad ones."""
+    from smspipe.delivery import suppression
+
+    if isinstance(phones, str):  # one number, not its characters
+        phones = [phones]
+    good, bad = suppression.normalise_all(phones, loaded.resolved.default_region)
+    if bad:
+        raise UsageError(
+            "not a phone number: "
+            + "; ".join(bad[:5])
+            + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""),
+            hint="give numbers in E.164 form (+14155552671) or national form for `default_region`",
+        )
+    return good
+
+
+def optout_add(
+    phones: Iterable[str],
+    *,
+    source: str,
+    ledger: LedgerPath = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> int:
+    """Put *phones* on the suppression list: ``send`` never texts them (status ``suppressed``).
+
+    Numbers are normalised to E.164 (national forms read for ``default_region``;
+    a ``whatsapp:`` prefix is dropped: the person opted out, not the channel).
+    *source* says why (``inbound`` for a STOP, ``manual``…). All or nothing: a
+    number that is not one raises UsageError (exit 2) and nothing is added.
+    Returns how many were not on the list yet. ::
+
+        >>> smspipe.optout_add(["+14155552671"], source="inbound")  # doctest: +SKIP
+        1
+    """
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    numbers = _numbers(phones, loaded)
+    book = _open_ledger(loaded, read_only=False)
+    assert book is not None
+    with book:
+        return book.add_optouts(numbers, source)
+
+
+def optout_remove(
+    phones: Iterable[str],
+    *,
+    ledger: LedgerPath = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> int:
+    """Take *phones* off the suppression list (a START); how many were on it. ::
+
+    >>> smspipe.optout_remove(["+14155552671"])  # doctest: +SKIP
+    1
+    """
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    numbers = _numbers(phones, loaded)
+    book = _open_ledger(loaded, read_only=True)
+    if book is None:
+        return 0
+    book.close()
+    book = _open_ledger(loaded, read_only=False)
+    assert book is not None
+    with book:
+        return book.remove_optouts(numbers)
+
+
+def optouts(
+    *,
+    ledger: LedgerPath = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> list[OptOut]:
+    """The suppression list, oldest first: :class:`~smspipe.ledger.OptOut` (``phone``, ``source``,
+    ``added_at`` in Unix seconds). Empty when there is no ledger yet. ::
+
+    >>> [o.phone for o in smspipe.optouts()]  # doctest: +SKIP
+    ['+14155552671']
+    """
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    book = _open_ledger(loaded, read_only=True)
+    if book is None:
+        return []
+    with book:
+        return book.optouts()
 
 
 # --- the exit code ------------------------------------------------------------------------

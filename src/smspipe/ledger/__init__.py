@@ -13,6 +13,7 @@ from smspipe.ledger.base import (
     OPEN_STATES,
     Attempt,
     Counts,
+    Delivery,
     FoundOutcome,
     Holder,
     KeyRow,
@@ -25,7 +26,10 @@ from smspipe.ledger.base import (
     LedgerFull,
     LedgerReadOnly,
     Message,
+    OptOut,
     RunInfo,
+    SentQuery,
+    SentRecord,
     Settings,
 )
 from smspipe.spelling import setting
@@ -34,6 +38,7 @@ __all__ = [
     "OPEN_STATES",
     "Attempt",
     "Counts",
+    "Delivery",
     "FoundOutcome",
     "Holder",
     "KeyRow",
@@ -46,7 +51,10 @@ __all__ = [
     "LedgerFull",
     "LedgerReadOnly",
     "Message",
+    "OptOut",
     "RunInfo",
+    "SentQuery",
+    "SentRecord",
     "Settings",
     "open_ledger",
 ]
