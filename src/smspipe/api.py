@@ -41,6 +41,8 @@ from smspipe.errors import ExitCode, SmspipeError, UsageError
 from smspipe.spelling import setting
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from smspipe.arguments import SettingValues
     from smspipe.config import Credentials, Settings
     from smspipe.delivery import Progress, Result, Totals
@@ -51,10 +53,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Account",
+    "OptOutImport",
     "Validation",
     "ValidationTotals",
     "exit_code",
     "optout_add",
+    "optout_import",
     "optout_remove",
     "optouts",
     "send",
@@ -218,8 +222,12 @@ def _send_request(
     on_warning: Lines | None,
     settings: Mapping[str, Any],
     handle_signals: bool,
+    schedule: bool = False,
+    wait: float | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Any:
     from smspipe import delivery
+    from smspipe.delivery.gates import Rules
 
     values = dict(settings)
     if ledger is not None and ledger is not False:
@@ -234,7 +242,17 @@ def _send_request(
         dry_run=dry_run,
         use_ledger=ledger is not False,
         http_log=http_log,
+        rules=Rules.from_settings(loaded.resolved, schedule=schedule, clock=clock),
+        wait=_wait_seconds(wait),
     )
+
+
+def _wait_seconds(wait: float | None) -> float | None:
+    if wait is None:
+        return None
+    if not wait >= 0:
+        raise UsageError(f"wait: {wait!r} is not a number of seconds", hint="give 0 or more seconds")
+    return float(wait)
 
 
 def send(
@@ -243,6 +261,9 @@ def send(
     dry_run: bool = False,
     ledger: str | os.PathLike[str] | Literal[False] | None = None,
     force: bool = False,
+    schedule: bool = False,
+    wait: float | None = None,
+    clock: Callable[[], datetime] | None = None,
     on_result: Callable[[Result], None] | None = None,
     on_line: Lines | None = None,
     progress: Progress | None = None,
@@ -262,6 +283,19 @@ def send(
     ``concurrency`` requests in flight and ``rate`` started per second; a message
     whose fate is unknown is looked up in Twilio's log, never sent again blindly.
     *dry_run* does everything but the HTTP call and needs no credentials.
+
+    Before any request (and in a dry run): a recipient on the suppression list
+    is ``suppressed`` (not a failure); in ``quiet_hours`` (the recipient's local
+    time) a document not ``"category": "transactional"`` is ``deferred`` with
+    ``not_before`` (exit 75: the next run sends it), or with *schedule* and a
+    Messaging Service created ``scheduled`` for Twilio to send then; beyond
+    ``max_per_recipient`` it is ``deferred``. *clock* (a function returning an
+    aware datetime) replaces the system clock for these rules. *wait*: after
+    sending, poll the messages this run created for up to that many seconds
+    until each is final; each result then carries ``delivery`` (Twilio's
+    status, error code and what it means) and is handed to *on_result* when
+    its wait ends; exit 1 if any failed or was undelivered, 75 if any is still
+    pending.
 
     Each document's :class:`~smspipe.delivery.Result` goes to *on_result* as it
     completes (``.status``, ``.sid``, ``.to``, ``.error``, ``.record()``: the
@@ -299,6 +333,9 @@ def send(
         on_warning=on_warning,
         settings=settings,
         handle_signals=True,
+        schedule=schedule,
+        wait=wait,
+        clock=clock,
     )
     return delivery.send(
         request,
@@ -314,6 +351,9 @@ async def send_async(
     dry_run: bool = False,
     ledger: str | os.PathLike[str] | Literal[False] | None = None,
     force: bool = False,
+    schedule: bool = False,
+    wait: float | None = None,
+    clock: Callable[[], datetime] | None = None,
     on_result: Callable[[Result], None] | None = None,
     on_line: Lines | None = None,
     progress: Progress | None = None,
@@ -352,6 +392,9 @@ async def send_async(
         on_warning=on_warning,
         settings=settings,
         handle_signals=False,
+        schedule=schedule,
+        wait=wait,
+        clock=clock,
     )
     return await delivery.send_async(
         request,
@@ -651,6 +694,65 @@ def optout_remove(
     assert book is not None
     with book:
         return book.remove_optouts(numbers)
+
+
+class OptOutImport(NamedTuple):
+    """What :func:`optout_import` did: numbers read, newly added, and the lines it could not read."""
+
+    read: int
+    added: int
+    #: ``opt-outs.csv:7: '12' is not a valid phone number…; fix or remove the line``
+    problems: list[str]
+
+
+def optout_import(
+    path: str | os.PathLike[str],
+    *,
+    source: str = "import",
+    ledger: LedgerPath = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> OptOutImport:
+    """Add the numbers of a file to the suppression list (``-``: stdin).
+
+    The file holds one number per line (``#`` comments and blank lines
+    skipped), or is a CSV with a header row: the number is the column named
+    ``contact_id`` (Twilio's consent exports), ``phone_number``, ``phone``,
+    ``number``… (else the first), and where a ``status`` column exists only
+    the rows that say opted out count. Numbers are normalised to E.164
+    (``default_region`` for national forms). A line that is not a number is
+    reported (``problems``) and the others are added all the same. ::
+
+        >>> smspipe.optout_import("stop-list.csv").added  # doctest: +SKIP
+        41
+    """
+    import sys
+
+    from smspipe.delivery import suppression
+    from smspipe.errors import InputError
+
+    name = os.fspath(path)
+    try:
+        if name == "-":
+            text, where = sys.stdin.read(), "<stdin>"
+        else:
+            with open(name, encoding="utf-8-sig", errors="replace") as handle:
+                text, where = handle.read(), name
+    except OSError as exc:
+        raise InputError(
+            f"{name}: cannot read it ({exc.strerror})", hint="give the path of a readable file"
+        ) from None
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    numbers, problems = suppression.read_optout_file(text, where, loaded.resolved.default_region)
+    added = 0
+    if numbers:
+        book = _open_ledger(loaded, read_only=False)
+        assert book is not None
+        with book:
+            added = book.add_optouts(numbers, source)
+    return OptOutImport(len(numbers), added, [str(problem) for problem in problems])
 
 
 def optouts(

@@ -39,6 +39,9 @@ FLAGS = {
     "template": "--template",
     "template_file": "--template-file",
     "dry_run": "--dry-run",
+    "quiet_hours": "--quiet-hours",
+    "schedule": "--schedule",
+    "wait": "--wait",
 }
 SPELLING = Spelling("flag", "flags", FLAGS)
 
@@ -258,3 +261,16 @@ def check_flags(flags: dict[str, Any], spelling: dict[str, str] | None = None) -
         if problem is not None:
             option = (spelling or {}).get(name) or FLAGS.get(name) or "--" + name.replace("_", "-")
             raise UsageError(f"{option}: {problem.removeprefix(name + ': ')}")
+
+
+def seconds(name: str, text: str | None) -> float | None:
+    """A flag's number of seconds (``--wait 60``), or None when not given; BadParameter if not one."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise typer.BadParameter(f"{text!r} is not a number of seconds", param_hint=FLAGS[name])
+    return value

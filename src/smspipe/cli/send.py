@@ -114,6 +114,35 @@ def send(
             show_default=False,
         ),
     ] = None,
+    quiet_hours: Annotated[
+        str | None,
+        typer.Option(
+            "--quiet-hours",
+            help='HH:MM-HH:MM in the recipient\'s local time: documents not "category": '
+            '"transactional" are deferred (exit 75) until it ends (config `quiet_hours`).',
+            show_default=False,
+        ),
+    ] = None,
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule",
+            help="In quiet hours, with a Messaging Service: have Twilio send it when they end (scheduled).",
+        ),
+    ] = False,
+    wait: Annotated[
+        str | None,
+        typer.Option(
+            "--wait",
+            metavar="[SECONDS]",
+            is_flag=False,
+            flag_value="300",
+            help="After sending, wait up to SECONDS (default 300) for each message's final status: "
+            "exit 1 if any failed or was undelivered, 75 if any is still pending. Put it after the inputs "
+            "or write --wait=SECONDS.",
+            show_default=False,
+        ),
+    ] = None,
     failed_path: Annotated[
         Path | None,
         typer.Option(
@@ -182,6 +211,7 @@ def send(
             rate=rate,
             retries=retries,
             max_wait=max_wait,
+            quiet_hours=quiet_hours,
         )
         options.check_flags({**options.as_settings(given), "ledger": ledger_path or None})
         sources = options.sources(inputs, "smspipe send - < batch.ndjson")
@@ -201,6 +231,8 @@ def send(
                 dry_run=dry_run,
                 ledger=False if no_ledger else (ledger_path or None),
                 force=force,
+                schedule=schedule,
+                wait=options.seconds("wait", wait),
                 on_result=view.emit,
                 on_line=view.log,
                 on_warning=view.warn,
@@ -314,6 +346,9 @@ class _Table:
         "failed": "red",
         "invalid": "red",
         "dry-run": "yellow",
+        "suppressed": "magenta",
+        "deferred": "yellow",
+        "scheduled": "cyan",
     }
 
     def __init__(self, console: Console) -> None:

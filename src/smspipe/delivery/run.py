@@ -17,17 +17,18 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smspipe import config, documents, sms
-from smspipe.delivery import states
+from smspipe.delivery import gates, states, suppression
+from smspipe.delivery.gates import Rules
 from smspipe.delivery.options import Options, Progress
 from smspipe.delivery.planner import Job, Planner
 from smspipe.delivery.results import Earlier, ErrorInfo, Result, Status, Totals
 from smspipe.errors import SmspipeError, Terminated
-from smspipe.ledger import KeyRow, KeyState, Ledger, Message, open_ledger
+from smspipe.ledger import KeyRow, KeyState, Ledger, Message, OptOut, SentQuery, open_ledger
 from smspipe.ledger import Settings as LedgerSettings
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class SendRequest:
     use_ledger: bool = True
     #: one line per HTTP request (``-v``)
     http_log: Callable[[str], None] | None = None
+    #: quiet hours, the per-recipient cap, scheduling and the clock (smspipe.delivery.gates)
+    rules: Rules = field(default_factory=Rules)
+    #: ``send --wait``: seconds to wait for the final status of what this run created
+    wait: float | None = None
 
 
 def options_from(settings: config.Settings, *, force: bool = False, handle_signals: bool = True) -> Options:
@@ -210,6 +215,8 @@ async def _deliver(
         run_id=ledger.run.run_id if ledger is not None else uuid.uuid4().hex,
         log=lambda line: writers[0].line(line),  # noqa: PLW0108 - the writer is made below
         progress=progress or Progress(),
+        rules=request.rules,
+        optouts=_optouts_snapshot(request) if ledger is None else frozenset(),
     )
     if ledger is not None:  # without a ledger there is no lease to lose
         ctx.lease_renewed(started)
@@ -226,6 +233,15 @@ async def _deliver(
     totals.signal = ctx.signal
     if engine.writer.error is not None:
         raise engine.writer.error
+
+
+def _optouts_snapshot(request: SendRequest) -> frozenset[str]:
+    """A run without a ledger still never texts a number on the configured ledger's list."""
+    ledger = open_ledger(request.settings.resolved.ledger, read_only=True)
+    if ledger is None:
+        return frozenset()
+    with ledger:
+        return frozenset(entry.phone for entry in ledger.optouts())
 
 
 def _gateway_factory(request: SendRequest) -> Callable[[config.Credentials], AsyncGateway]:
@@ -259,17 +275,41 @@ def dry_run(request: SendRequest) -> Iterator[Result]:
         planner.legacy_accounts = ledger.legacy_accounts()
     run_id = uuid.uuid4().hex
     memory = _Seen() if request.use_ledger else None
+    optouts = frozenset() if request.use_ledger else _optouts_snapshot(request)
     try:
         for item in _planned(planner, request.documents):
             if isinstance(item, Result):
                 yield item
             else:
-                yield _judge(item, ledger, memory, run_id, request.options.force)
+                judged = _judge(item, ledger, memory, run_id, request.options.force)
+                held = None
+                if judged.status == Status.DRY_RUN:
+                    held = _held(item, ledger, optouts, request.rules)
+                yield held or judged
     finally:
         if memory is not None:
             memory.close()
         if ledger is not None:
             ledger.close()
+
+
+def _held(job: Job, ledger: Ledger | None, optouts: frozenset[str], rules: Rules) -> Result | None:
+    """What a real run would hold back (suppressed, deferred, scheduled), judged the same way."""
+    now = rules.now()
+    phone = suppression.bare(job.sms.to)
+    opted_out = ledger.opted_out(phone) if ledger is not None else None
+    if opted_out is None and phone in optouts:
+        opted_out = OptOut(phone, "suppression list", now.timestamp())
+    since = gates.cap_window(rules, now)
+    recent = None
+    if ledger is not None and since is not None and rules.cap is not None:
+        recent = ledger.sent(SentQuery(since=since, to=job.sms.to, limit=rules.cap.count))
+    decision = gates.hold(job, rules, opted_out=opted_out, recent=recent, now=now)
+    if decision is None:
+        return None
+    return Result(
+        job.verdict, decision.status, job.key, job=job, note=decision.note, not_before=decision.not_before
+    )
 
 
 def _judge(job: Job, ledger: Ledger | None, memory: _Seen | None, run_id: str, force: bool) -> Result:

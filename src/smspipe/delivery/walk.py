@@ -13,13 +13,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from smspipe.delivery import reconcile, states
+from smspipe.delivery import gates, reconcile, states, suppression
 from smspipe.delivery.policy import Next
 from smspipe.delivery.results import ErrorInfo, Result, Status
 from smspipe.delivery.states import Action, Settlement
 from smspipe.errors import SmspipeError
 from smspipe.gateway import GatewayError, SentMessage, TemporaryFault
-from smspipe.ledger import Attempt, FoundOutcome, KeyRow, LedgerError, Message
+from smspipe.ledger import (
+    Attempt,
+    FoundOutcome,
+    KeyRow,
+    LedgerError,
+    Message,
+    OptOut,
+    SentQuery,
+    SentRecord,
+)
 
 if TYPE_CHECKING:
     from smspipe.delivery.planner import Job
@@ -51,7 +60,10 @@ async def deliver(ctx: Context, job: Job) -> Result | Waiting:
     """Take *job* to its result."""
     try:
         if ctx.ledger is None:
-            outcome = await _send(ctx, job, claim=None)
+            held = await _held(ctx, job)
+            if isinstance(held, Result):
+                return held
+            outcome = await _send(ctx, job, claim=None, send_at=held)
             assert not isinstance(outcome, _Lost)
             return outcome
         return await _decide_and_send(ctx, job)
@@ -69,31 +81,12 @@ async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
         row = await book.run(book.ledger.get, job.key, job.legacy_keys)
         decision = states.decide(row, facts, force=ctx.options.force, run_id=ctx.run_id)
         action = decision.action
-        if action == Action.SKIP:
-            return Result(
-                job.verdict,
-                Status.SKIPPED,
-                job.key,
-                job=job,
-                sid=decision.sid,
-                segments=decision.segments,
-                note=decision.note,
-            )
-        if action == Action.CONFLICT:
-            return Result(
-                job.verdict,
-                Status.CONFLICT,
-                job.key,
-                job=job,
-                note=decision.note,
-                earlier=decision.earlier,
-                error=ErrorInfo(decision.note or "conflict"),
-            )
-        if action == Action.WAIT:
-            return Waiting(job, decision.note or "being sent by another run")
-        if action == Action.UNSETTLED:
-            note = decision.note or "an earlier document of this run with this key is unsettled"
-            return unknown(job, note)
+        settled = _without_sending(job, decision)
+        if settled is not None:
+            return settled
+        held = await _held(ctx, job)
+        if isinstance(held, Result):
+            return held
         version: int | None = row.version if row is not None else None
         if action == Action.RECONCILE:
             assert row is not None
@@ -101,10 +94,66 @@ async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
             if adopted is None:
                 continue  # found, unsettled, or changed meanwhile: decide again
             version = adopted.version
-        outcome = await _send(ctx, job, claim=version)
+        outcome = await _send(ctx, job, claim=version, send_at=held)
         if not isinstance(outcome, _Lost):
             return outcome
     return unknown(job, "its ledger row kept changing under other runs: the next run settles it")
+
+
+def _without_sending(job: Job, decision: states.Decision) -> Result | Waiting | None:
+    """The outcome of a decision that sends nothing (skip, conflict, wait, unsettled), else None."""
+    action = decision.action
+    if action == Action.SKIP:
+        return Result(
+            job.verdict,
+            Status.SKIPPED,
+            job.key,
+            job=job,
+            sid=decision.sid,
+            segments=decision.segments,
+            note=decision.note,
+        )
+    if action == Action.CONFLICT:
+        return Result(
+            job.verdict,
+            Status.CONFLICT,
+            job.key,
+            job=job,
+            note=decision.note,
+            earlier=decision.earlier,
+            error=ErrorInfo(decision.note or "conflict"),
+        )
+    if action == Action.WAIT:
+        return Waiting(job, decision.note or "being sent by another run")
+    if action == Action.UNSETTLED:
+        return unknown(job, decision.note or "an earlier document of this run with this key is unsettled")
+    return None
+
+
+async def _held(ctx: Context, job: Job) -> Result | datetime | None:
+    """Held back before any claim (smspipe.delivery.gates): suppressed or deferred (a Result),
+    to be scheduled with Twilio (the moment), or None: send it now."""
+    rules = ctx.rules
+    now = rules.now()
+    opted_out: OptOut | None = None
+    recent: list[SentRecord] | None = None
+    book = ctx.ledger
+    if book is not None:
+        opted_out = await book.run(book.ledger.opted_out, suppression.bare(job.sms.to))
+        since = gates.cap_window(rules, now)
+        if since is not None and rules.cap is not None:
+            query = SentQuery(since=since, to=job.sms.to, limit=rules.cap.count)
+            recent = await book.run(book.ledger.sent, query)
+    elif suppression.bare(job.sms.to) in ctx.optouts:
+        opted_out = OptOut(suppression.bare(job.sms.to), "suppression list", now.timestamp())
+    decision = gates.hold(job, rules, opted_out=opted_out, recent=recent, now=now)
+    if decision is None:
+        return None
+    if decision.status == Status.SCHEDULED:
+        return decision.not_before
+    return Result(
+        job.verdict, decision.status, job.key, job=job, note=decision.note, not_before=decision.not_before
+    )
 
 
 async def _reconcile(ctx: Context, job: Job, row: KeyRow) -> KeyRow | None:
@@ -119,7 +168,9 @@ async def _reconcile(ctx: Context, job: Job, row: KeyRow) -> KeyRow | None:
     return adopted if outcome.settlement == Settlement.ABSENT else None
 
 
-async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
+async def _send(
+    ctx: Context, job: Job, *, claim: int | None, send_at: datetime | None = None
+) -> Result | _Lost:
     """Claim (*claim*: the version read, None for no row), then create the message:
     retrying what certainly created nothing, never resending what may exist unseen."""
     assert job.credentials is not None
@@ -133,9 +184,9 @@ async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
             if not isinstance(started, float):
                 return started
             claimed = True
-            outcome = await _create(ctx, gateway, job)
+            outcome = await _create(ctx, gateway, job, send_at)
             if not isinstance(outcome, GatewayError):
-                return await _sent(ctx, job, outcome, attempt)
+                return await _sent(ctx, job, outcome, attempt, send_at)
             step = ctx.options.policy.after(outcome, attempt, ctx.rng)
             if step.next != Next.RETRY:
                 return await _after_failure(
@@ -168,7 +219,9 @@ async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) ->
         return time.time()
 
 
-async def _create(ctx: Context, gateway: AsyncGateway, job: Job) -> SentMessage | GatewayError:
+async def _create(
+    ctx: Context, gateway: AsyncGateway, job: Job, send_at: datetime | None
+) -> SentMessage | GatewayError:
     ctx.progress.in_flight += 1
     try:
         return await gateway.create_message(
@@ -176,6 +229,7 @@ async def _create(ctx: Context, gateway: AsyncGateway, job: Job) -> SentMessage 
             sender=job.sender.sender,
             messaging_service_sid=job.sender.messaging_service_sid,
             status_callback=job.status_callback,
+            send_at=send_at,
         )
     except GatewayError as fault:
         return fault
@@ -208,6 +262,8 @@ async def _after_failure(
     if step == Next.FAIL:
         if book is not None:
             await book.run(book.ledger.record_failed, job.key, fault.code, fault.message)
+        if fault.code in suppression.OPT_OUT_CODES:
+            return await _opted_out(ctx, job, fault, attempt)
         return Result(
             job.verdict,
             Status.FAILED,
@@ -286,15 +342,38 @@ async def _look_up(
     return unknown(job, note, attempts=attempt, code=fault.code, more_info=fault.more_info)
 
 
-async def _sent(ctx: Context, job: Job, message: SentMessage, attempt: int) -> Result:
+async def _opted_out(ctx: Context, job: Job, fault: GatewayError, attempt: int) -> Result:
+    """Twilio refused it because the recipient opted out: on the list from now on, and not a failure."""
+    assert fault.code is not None
+    source = suppression.source_for(fault.code)
+    if ctx.ledger is not None:
+        book = ctx.ledger
+        await book.run(book.ledger.add_optouts, [suppression.bare(job.sms.to)], source)
+    return Result(
+        job.verdict,
+        Status.SUPPRESSED,
+        job.key,
+        job=job,
+        attempts=attempt,
+        note=f"opted out: Twilio refused it ({fault.code}: {suppression.OPT_OUT_CODES[fault.code]}); "
+        "added to the suppression list",
+        error=ErrorInfo.from_gateway(fault),
+    )
+
+
+async def _sent(
+    ctx: Context, job: Job, message: SentMessage, attempt: int, send_at: datetime | None = None
+) -> Result:
     result = Result(
         job.verdict,
-        Status.SENT,
+        Status.SCHEDULED if send_at is not None else Status.SENT,
         job.key,
         job=job,
         sid=message.sid,
         segments=message.segments,
         attempts=attempt,
+        not_before=send_at,
+        note=f"quiet hours: Twilio sends it at {send_at:%Y-%m-%d %H:%M} UTC" if send_at else None,
     )
     if ctx.ledger is None:
         return result
@@ -309,6 +388,7 @@ async def _sent(ctx: Context, job: Job, message: SentMessage, attempt: int) -> R
         segments=message.segments,
         body_sha256=job.body_sha256,
         media_sha256=job.media_sha256,
+        status=message.status,
     )
     try:
         await book.run(book.ledger.record_sent, job.key, record)
