@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from smspipe.inputs import Inputs
     from smspipe.ledger import Ledger, OptOut
     from smspipe.sms import Policy, Verdict
+    from smspipe.tracking import Line as StatusLine
+    from smspipe.tracking import Report as StatusReport
 
 __all__ = [
     "Account",
@@ -63,6 +65,7 @@ __all__ = [
     "optouts",
     "send",
     "send_async",
+    "status",
     "update_message_status",
     "validate",
     "verify_account",
@@ -694,6 +697,92 @@ def optout_remove(
     assert book is not None
     with book:
         return book.remove_optouts(numbers)
+
+
+class StatusView(NamedTuple):
+    """What :func:`status` found: one line per message, the report over them, what a refresh did."""
+
+    #: ``line.as_dict()`` is the NDJSON ``smspipe status --json`` prints
+    lines: list[StatusLine]
+    report: StatusReport
+    #: messages fetched from Twilio (a refresh), rows it moved forward, fetches that failed
+    fetched: int = 0
+    changed: int = 0
+    #: ``SM…: why`` for each message a refresh could not fetch
+    faults: list[str] = []  # noqa: RUF012 - a NamedTuple default, never mutated
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """75 when some message is pending, else 1 when some failed or was undelivered, else 0."""
+        return self.report.exit_code()
+
+
+def status(
+    *,
+    since: str | float | datetime | None = None,
+    statuses: list[str] | None = None,
+    to: str | None = None,
+    request_id: str | None = None,
+    refresh: bool = False,
+    limit: int | None = None,
+    ledger: LedgerPath = None,
+    on_line: Lines | None = None,
+    http_log: Lines | None = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> StatusView:
+    """What the ledger knows of the messages Twilio created: status, error, price.
+
+    Filters (all optional, all apply): *since* (``"24h"``, ``"7d"``,
+    ``"2026-12-01"``, an ISO 8601 moment, Unix seconds or a datetime),
+    *statuses* (Twilio's, or ``"pending"`` for every one not final), *to* (a
+    number, normalised), *request_id*; *limit*: the newest N. *refresh* first
+    fetches every selected message that is not final from Twilio (``GET`` by
+    SID, with send's concurrency, pacing and retries) and stores its state,
+    never moving a final status back. No ledger yet: nothing to show. ::
+
+        >>> view = smspipe.status(since="24h", refresh=True)  # doctest: +SKIP
+        >>> view.report.delivery_rate, view.exit_code         # doctest: +SKIP
+        (0.98, <ExitCode.OK: 0>)
+    """
+    from datetime import UTC
+    from datetime import datetime as moment_type
+
+    from smspipe import tracking as status_core
+    from smspipe.ledger import SentQuery
+
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    now = moment_type.now(UTC)
+    if isinstance(since, moment_type):
+        since = since.timestamp()
+    query = SentQuery(
+        since=status_core.parse_since(since, now) if isinstance(since, str) else since,
+        statuses=status_core.statuses_filter(statuses),
+        to=_numbers([to], loaded)[0] if to else None,
+        key=request_id,
+        limit=limit,
+    )
+    book = _open_ledger(loaded, read_only=not refresh)
+    if book is None:
+        return StatusView([], status_core.Report())
+    fetched = changed = 0
+    faults: list[str] = []
+    with book:
+        records = book.sent(query)
+        if refresh:
+            from smspipe.delivery import follow
+            from smspipe.lifecycle import is_final
+
+            pending = [record.sid for record in records if not is_final(record.status)]
+            if pending:
+                found = follow.refresh(loaded, book, pending, on_line=on_line or _log_line, http_log=http_log)
+                fetched, changed = len(found.states), found.changed
+                faults = [f"{sid}: {fault.message}" for sid, fault in found.faults.items()]
+                records = book.sent(query)
+    lines = [status_core.Line(record) for record in records]
+    return StatusView(lines, status_core.Report.of(records), fetched, changed, faults)
 
 
 class OptOutImport(NamedTuple):

@@ -24,6 +24,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("send", "send"),
     "schema": ("schema", "schema"),
     "config": ("config_cmd", "app"),
+    "status": ("status", "status"),
     "optout": ("optout", "app"),
 }
 

@@ -264,7 +264,7 @@ def check_flags(flags: dict[str, Any], spelling: dict[str, str] | None = None) -
 
 
 def seconds(name: str, text: str | None) -> float | None:
-    """A flag's number of seconds (``--wait 60``), or None when not given; BadParameter if not one."""
+    """A flag's number of seconds (``--wait 60``), or None when not given; UsageError (exit 2) if not one."""
     if text is None:
         return None
     try:
@@ -272,5 +272,7 @@ def seconds(name: str, text: str | None) -> float | None:
     except ValueError:
         value = float("nan")
     if not value >= 0:
-        raise typer.BadParameter(f"{text!r} is not a number of seconds", param_hint=FLAGS[name])
+        from smspipe.errors import UsageError
+
+        raise UsageError(f"{FLAGS[name]} {text!r} is not a number of seconds", hint="give 0 or more seconds")
     return value

@@ -301,6 +301,9 @@ class Totals:
     #: a fault of the run itself (a full ledger, a lost lease): exit 75 even if every
     #: document was delivered
     run_fault: str | None = None
+    #: send --wait: messages that failed or were undelivered (exit 1), still pending at the deadline (75)
+    undelivered: int = 0
+    still_pending: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, result: Result) -> None:
@@ -321,6 +324,14 @@ class Totals:
                     self.rejected += 1
             elif result.status == Status.FAILED:
                 self.rejected += 1
+
+    def followed(self, report: DeliveryReport) -> None:
+        """``send --wait`` found a message in this state when the wait ended."""
+        with self._lock:
+            if report.status in lifecycle.NOT_DELIVERED:
+                self.undelivered += 1
+            elif not lifecycle.is_final(report.status):
+                self.still_pending += 1
 
     def fault(self, message: str) -> None:
         """The run itself met a temporary fault (exit 75)."""
@@ -347,6 +358,10 @@ class Totals:
             text += f" ({faults} not delivered yet because of temporary faults: run again later)"
         if deferred:
             text += f" ({deferred} deferred by quiet hours or the per-recipient cap: run again later)"
+        if self.undelivered:
+            text += f" ({self.undelivered} failed or undelivered after sending)"
+        if self.still_pending:
+            text += f" ({self.still_pending} not final when the wait ended)"
         return text
 
 
@@ -360,8 +375,13 @@ def exit_code(totals: Totals) -> ExitCode:
         return ExitCode.TERMINATED
     if totals.signal is not None:
         return ExitCode.INTERRUPTED
-    if totals.temporary or totals.run_fault is not None:
+    if totals.temporary or totals.run_fault is not None or totals.still_pending:
         return ExitCode.TEMPFAIL
-    if totals.rejected or totals.counts[Status.INVALID] or totals.counts[Status.CONFLICT]:
+    if (
+        totals.rejected
+        or totals.counts[Status.INVALID]
+        or totals.counts[Status.CONFLICT]
+        or totals.undelivered
+    ):
         return ExitCode.INVALID
     return ExitCode.OK

@@ -26,14 +26,15 @@ from smspipe.delivery import gates, states, suppression
 from smspipe.delivery.gates import Rules
 from smspipe.delivery.options import Options, Progress
 from smspipe.delivery.planner import Job, Planner
-from smspipe.delivery.results import Earlier, ErrorInfo, Result, Status, Totals
+from smspipe.delivery.results import DeliveryReport, Earlier, ErrorInfo, Result, Status, Totals
 from smspipe.errors import SmspipeError, Terminated
 from smspipe.ledger import KeyRow, KeyState, Ledger, Message, OptOut, SentQuery, open_ledger
 from smspipe.ledger import Settings as LedgerSettings
 
 if TYPE_CHECKING:
     from smspipe.delivery.engine import Writer
-    from smspipe.gateway import AsyncGateway
+    from smspipe.delivery.runtime import Context
+    from smspipe.gateway import AsyncGateway, MessageState
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +203,12 @@ async def _deliver(
     book = LedgerThread(ledger) if ledger is not None else None
     gateways = Gateways(_gateway_factory(request))
     writers: list[Writer] = []
+    # send --wait: the results of messages this run created wait for their final status
+    held: list[Result] = []
+    write = _holding(on_result, held) if request.wait is not None else on_result
 
     def writer(freed: Callable[[], None], broken: Callable[[], None]) -> Writer:
-        writers.append(Writer(totals, on_result, on_line, freed, broken))
+        writers.append(Writer(totals, write, on_line, freed, broken))
         return writers[0]
 
     ctx = Context(
@@ -223,16 +227,70 @@ async def _deliver(
     engine = Engine(ctx, writer)
     try:
         await engine.run(Feed(items, options.admitted), planner.default_credentials)
+        await engine.writer.close()  # every result written: the held ones are all there
+        if held and request.wait is not None and not ctx.stopping:
+            await _wait_for_final(ctx, held, request.wait, on_line, totals)
     finally:
         try:
             await gateways.aclose()
         finally:
             await engine.writer.close()
+            for result in held:  # in their order, each with its final status when it has one
+                on_result(result)
             if book is not None:
                 await to_thread(book.close)
     totals.signal = ctx.signal
     if engine.writer.error is not None:
         raise engine.writer.error
+
+
+def _holding(on_result: Callable[[Result], None], held: list[Result]) -> Callable[[Result], None]:
+    """*on_result*, but a message this run created is kept back (``send --wait``)."""
+
+    def write(result: Result) -> None:
+        if result.status == Status.SENT and result.sid and result.job is not None:
+            held.append(result)
+        else:
+            on_result(result)
+
+    return write
+
+
+async def _wait_for_final(
+    ctx: Context, held: list[Result], seconds: float, on_line: Callable[[str], None], totals: Totals
+) -> None:
+    """Poll the held messages until final or *seconds* pass; each result gets its delivery."""
+    from smspipe.delivery import follow
+
+    by_credentials: dict[config.Credentials, list[str]] = {}
+    for result in held:
+        assert result.job is not None and result.job.credentials is not None and result.sid is not None
+        by_credentials.setdefault(result.job.credentials, []).append(result.sid)
+    states: dict[str, MessageState] = {}
+    for credentials, sids in by_credentials.items():
+        waited = await follow.wait_for(ctx, ctx.gateways.get(credentials), sids, seconds, on_line)
+        states.update(waited.states)
+    for result in held:
+        assert result.sid is not None
+        result.delivery = _report(states.get(result.sid))
+        totals.followed(result.delivery)
+
+
+def _report(state: MessageState | None) -> DeliveryReport:
+    from smspipe import twilio_errors
+
+    if state is None:
+        return DeliveryReport(None)
+    explained = twilio_errors.explain(state.error_code)
+    return DeliveryReport(
+        state.status,
+        state.error_code,
+        state.error_message,
+        explained.meaning if explained else None,
+        explained.action if explained else None,
+        state.price,
+        state.price_unit,
+    )
 
 
 def _optouts_snapshot(request: SendRequest) -> frozenset[str]:
