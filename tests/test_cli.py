@@ -25,7 +25,7 @@ def test_version() -> None:
     assert result.stdout == f"smspipe {__version__}\n"
 
 
-COMMANDS = ("validate", "translate", "send", "schema", "config", "status", "optout")
+COMMANDS = ("validate", "translate", "send", "schema", "status", "config", "optout")
 
 
 def command_names(help_text: str) -> list[str]:

@@ -499,7 +499,7 @@ def test_a_broken_item_longer_than_a_read_costs_only_itself_in_a_file(tmp_path: 
     chunks): an item bigger than one read, broken by a number with too many
     digits, must not take the column items start at with it when a read drops
     what came before (found by bench/bench_fuzz.py as a real process)."""
-    docs = [dict(d) for d in DOCS]
+    docs: list[dict[str, Any]] = [dict(d) for d in DOCS]
     docs[index]["sms"] = {**docs[index]["sms"], "phone": "DIGITS"}
     path = tmp_path / "pretty.json"
     path.write_text(json.dumps(docs, indent=2).replace('"DIGITS"', "9" * 50_000))

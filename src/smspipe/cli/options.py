@@ -274,5 +274,8 @@ def seconds(name: str, text: str | None) -> float | None:
     if not value >= 0:
         from smspipe.errors import UsageError
 
-        raise UsageError(f"{FLAGS[name]} {text!r} is not a number of seconds", hint="give 0 or more seconds")
+        raise UsageError(
+            f"{FLAGS[name]} {text!r} is not a number of seconds",
+            hint=f"give 0 or more seconds ({FLAGS[name]}=SECONDS, or put {FLAGS[name]} after the inputs)",
+        )
     return value
