@@ -347,6 +347,7 @@ def test_sent_filters_by_status_recipient_key_time_and_count(make_ledger: MakeLe
     assert sids(statuses=frozenset({"delivered"})) == ["SM1"]
     assert sids(to=B) == ["SM2", "SM3"]
     assert sids(key="k2") == ["SM2"]
+    assert sids(sid="SM3") == ["SM3"]
     assert sids(limit=2) == ["SM2", "SM3"]  # the newest, in order
     assert sids(since=time.time() + 3600) == []
     assert ledger.sent_since(B, time.time() - 3600) == 2

@@ -180,3 +180,15 @@ def test_the_per_recipient_cap_defers_beyond_it(
     assert "max_per_recipient 2/24h" in (results[2].note or "") and results[2].not_before is not None
     assert smspipe.exit_code(totals) == smspipe.ExitCode.TEMPFAIL
     assert len(twilio_server.creates()) == 2
+
+
+def test_a_bad_quiet_period_or_zone_is_exit_2_before_anything_is_sent(
+    send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Any
+) -> None:
+    bad = invoke("send", "--quiet-hours", "9pm-8am", input=ndjson(sms_documents(1)))
+    assert bad.exit_code == 2 and "--quiet-hours" in bad.stderr and "Traceback" not in bad.stderr
+    config = tmp_path / "config.yaml"
+    config.write_text('quiet_hours: "21:00-08:00"\nquiet_hours_timezone: "Mars/Olympus"\n')
+    run = invoke("send", "--config", str(config), input=ndjson(sms_documents(1)))
+    assert run.exit_code == 2 and "Mars/Olympus" in run.stderr and "America/New_York" in run.stderr
+    assert twilio_server.creates() == []
