@@ -4,6 +4,7 @@ loopback Twilio server received)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,22 @@ def test_optout_import_reads_lines_and_csv_and_reports_bad_lines(
     assert "2 numbers read, 1 added" in run.stderr
     phones = [o.phone for o in smspipe.optouts()]
     assert sorted(phones) == ["+14155552671", "+14155552672", "+14155552673"]
+
+
+def test_a_damaged_ledger_is_refused_by_the_per_request_calls_too(
+    bare_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A server calls these per request, so they skip checking the whole file (a hundred
+    times the cost of the write); a ledger that is not one is still refused, never replaced."""
+    path = tmp_path / "ledger.sqlite3"
+    path.write_bytes(b"not a ledger at all" * 100)
+    calls: list[Callable[[], object]] = [
+        lambda: smspipe.update_message_status("SM" + "0" * 32, "delivered", ledger=path),
+        lambda: smspipe.optout_add(["+14155552671"], source="inbound", ledger=path),
+        lambda: smspipe.optout_remove(["+14155552671"], ledger=path),
+    ]
+    for call in calls:
+        with pytest.raises(smspipe.ConfigError, match="not an SQLite database") as caught:
+            call()
+        assert caught.value.exit_code == smspipe.ExitCode.USAGE
+    assert path.read_bytes() == b"not a ledger at all" * 100

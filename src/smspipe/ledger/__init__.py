@@ -66,8 +66,12 @@ def open_ledger(
     read_only: bool = False,
     settings: Settings | None = None,
     run: RunInfo | None = None,
+    verify: bool = True,
 ) -> Ledger | None:
     """The ledger at *target*, checked and ready; None when *read_only* and there is none yet.
+
+    *verify* False skips checking the whole file (a server's one-row writes per request:
+    the check costs a hundred times the write); damage met is refused all the same.
 
     Raises :class:`LedgerError` (exit 2) for a ledger that cannot be used as it
     is, :class:`LedgerFull` (exit 75) when the disk is full.
@@ -80,4 +84,4 @@ def open_ledger(
         )
     from smspipe.ledger.sqlite import open_sqlite
 
-    return open_sqlite(target, read_only=read_only, settings=settings, run=run)
+    return open_sqlite(target, read_only=read_only, settings=settings, run=run, verify=verify)
