@@ -27,6 +27,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     # Groups last: Typer lists plain commands before groups (SMSPIPE_REFERENCE=typer lists the same)
     "config": ("config_cmd", "app"),
     "optout": ("optout", "app"),
+    "ledger": ("ledger_cmd", "app"),
 }
 
 

@@ -56,37 +56,49 @@ class _Lost:
 LOST = _Lost()
 
 
-async def deliver(ctx: Context, job: Job) -> Result | Waiting:
-    """Take *job* to its result."""
+async def deliver(ctx: Context, job: Job, *, fresh: bool = True) -> Result | Waiting:
+    """Take *job* to its result (*fresh*: not seen before in this run, so its key is
+    likely new)."""
     try:
+        held = await _held(ctx, job)
         if ctx.ledger is None:
-            held = await _held(ctx, job)
             if isinstance(held, Result):
                 return held
             outcome = await _send(ctx, job, claim=None, send_at=held)
             assert not isinstance(outcome, _Lost)
             return outcome
-        return await _decide_and_send(ctx, job)
+        return await _decide_and_send(ctx, job, held, guess=fresh)
     except SmspipeError as exc:  # the ledger failed: stop the batch, report this one not sent
         return _ledger_fault(ctx, job, exc)
 
 
-async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
+async def _decide_and_send(
+    ctx: Context, job: Job, held: Result | datetime | None, *, guess: bool = True
+) -> Result | Waiting:
+    """*held*: what the gates made of it (smspipe.delivery.gates), applied once the key's row
+    says it is to be sent (a key sent earlier is skipped, whatever the hour)."""
     assert ctx.ledger is not None
     book = ctx.ledger
     facts = states.Facts(job.sms.to, job.body_sha256, job.media_sha256)
-    for _ in range(MAX_ROUNDS):
+    guess = guess and held is None and not job.legacy_keys and ctx.new_keys.likely()
+    if guess:
+        # No row is decided SEND: claiming the key as new reads it too (one call to the ledger, not two).
+        outcome = await _send(ctx, job, claim=None)
+        ctx.new_keys.seen(not isinstance(outcome, _Lost))
+        if not isinstance(outcome, _Lost):
+            return outcome
+    for round_ in range(MAX_ROUNDS):
         if ctx.stopping:
             return not_sent(ctx, job)
         row = await book.run(book.ledger.get, job.key, job.legacy_keys)
+        if round_ == 0 and not guess:
+            ctx.new_keys.seen(row is None)
         decision = states.decide(row, facts, force=ctx.options.force, run_id=ctx.run_id)
-        action = decision.action
-        settled = _without_sending(job, decision)
+        # A key sent earlier is skipped whatever the gates say; else a held message stops here.
+        settled = settled_by(job, decision) or (held if isinstance(held, Result) else None)
         if settled is not None:
             return settled
-        held = await _held(ctx, job)
-        if isinstance(held, Result):
-            return held
+        action = decision.action
         version: int | None = row.version if row is not None else None
         if action == Action.RECONCILE:
             assert row is not None
@@ -94,14 +106,16 @@ async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
             if adopted is None:
                 continue  # found, unsettled, or changed meanwhile: decide again
             version = adopted.version
-        outcome = await _send(ctx, job, claim=version, send_at=held)
+        send_at = held if isinstance(held, datetime) else None
+        outcome = await _send(ctx, job, claim=version, send_at=send_at)
         if not isinstance(outcome, _Lost):
             return outcome
     return unknown(job, "its ledger row kept changing under other runs: the next run settles it")
 
 
-def _without_sending(job: Job, decision: states.Decision) -> Result | Waiting | None:
-    """The outcome of a decision that sends nothing (skip, conflict, wait, unsettled), else None."""
+def settled_by(job: Job, decision: states.Decision) -> Result | Waiting | None:
+    """What *decision* makes of *job* without sending anything: skipped, conflict, still
+    held by another run, unsettled by this one; None when it is to be sent (or reconciled)."""
     action = decision.action
     if action == Action.SKIP:
         return Result(
@@ -131,21 +145,22 @@ def _without_sending(job: Job, decision: states.Decision) -> Result | Waiting | 
 
 
 async def _held(ctx: Context, job: Job) -> Result | datetime | None:
-    """Held back before any claim (smspipe.delivery.gates): suppressed or deferred (a Result),
-    to be scheduled with Twilio (the moment), or None: send it now."""
+    """What the gates make of *job* before any claim: suppressed or deferred (a Result), to
+    be scheduled with Twilio (the moment), or None: send it now."""
     rules = ctx.rules
     now = rules.now()
+    phone = suppression.bare(job.sms.to)
     opted_out: OptOut | None = None
     recent: list[SentRecord] | None = None
     book = ctx.ledger
     if book is not None:
-        opted_out = await book.run(book.ledger.opted_out, suppression.bare(job.sms.to))
+        opted_out = await book.run(book.ledger.opted_out, phone)
         since = gates.cap_window(rules, now)
         if since is not None and rules.cap is not None:
             query = SentQuery(since=since, to=job.sms.to, limit=rules.cap.count)
             recent = await book.run(book.ledger.sent, query)
-    elif suppression.bare(job.sms.to) in ctx.optouts:
-        opted_out = OptOut(suppression.bare(job.sms.to), "suppression list", now.timestamp())
+    elif phone in ctx.optouts:
+        opted_out = OptOut(phone, "suppression list", now.timestamp())
     decision = gates.hold(job, rules, opted_out=opted_out, recent=recent, now=now)
     if decision is None:
         return None
@@ -154,6 +169,31 @@ async def _held(ctx: Context, job: Job) -> Result | datetime | None:
     return Result(
         job.verdict, decision.status, job.key, job=job, note=decision.note, not_before=decision.not_before
     )
+
+
+async def recheck(ctx: Context, waiting: list[Waiting]) -> list[Result | Waiting | None]:
+    """Keys other runs held, looked at again in one read: each settled, still held, or
+    None (to walk again: the holder is gone, or the key is free now). A ledger fault stops
+    the batch and leaves them all waiting (reported unknown at its end)."""
+    assert ctx.ledger is not None
+    book = ctx.ledger
+    try:
+        rows = await book.run(book.ledger.get_many, [item.job.key for item in waiting])
+    except SmspipeError as exc:
+        ctx.stop(_fault_info(exc))
+        return list(waiting)
+    outcomes: list[Result | Waiting | None] = []
+    for item in waiting:
+        job = item.job
+        row = rows.get(job.key)
+        if row is None and job.legacy_keys:
+            outcomes.append(None)  # a schema 1 row may stand for it: the full walk looks
+            continue
+        facts = states.Facts(job.sms.to, job.body_sha256, job.media_sha256)
+        outcomes.append(
+            settled_by(job, states.decide(row, facts, force=ctx.options.force, run_id=ctx.run_id))
+        )
+    return outcomes
 
 
 async def _reconcile(ctx: Context, job: Job, row: KeyRow) -> KeyRow | None:
@@ -186,7 +226,7 @@ async def _send(
             claimed = True
             outcome = await _create(ctx, gateway, job, send_at)
             if not isinstance(outcome, GatewayError):
-                return await _sent(ctx, job, outcome, attempt, send_at)
+                break
             step = ctx.options.policy.after(outcome, attempt, ctx.rng)
             if step.next != Next.RETRY:
                 return await _after_failure(
@@ -194,13 +234,15 @@ async def _send(
                 )
             if not await _wait_to_retry(ctx, outcome, step.delay):
                 return await _give_back(ctx, job, True, not_sent(ctx, job))
+    # Recording what Twilio created holds no slot: the next request may go meanwhile.
+    return await _sent(ctx, job, outcome, attempt, send_at)
 
 
 async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) -> float | Result | _Lost:
     """One attempt's turn: claim the key (or mark another attempt), wait for the start's
     moment, make sure this run may still send. The moment it starts, or why it does not."""
     book = ctx.ledger
-    async with ctx.pacer.turn() as turn:
+    async with ctx.pacer.turn(_pace_name(job)) as turn:
         if ctx.stopping:
             return await _give_back(ctx, job, claimed, not_sent(ctx, job))
         if book is not None and not claimed:
@@ -208,7 +250,11 @@ async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) ->
                 return LOST
         elif book is not None:
             await book.run(book.ledger.touch, job.key)
-        waited = await turn.ready()
+        try:
+            waited = await turn.ready()
+        except SmspipeError as exc:  # a shared rate's turn could not be asked for: nothing left
+            ctx.stop(_fault_info(exc))
+            return await _give_back(ctx, job, True, not_sent(ctx, job))
         if waited > TOUCH_AFTER and book is not None:
             # The grace period runs from the attempt: it starts now, not at the claim.
             await book.run(book.ledger.touch, job.key)
@@ -391,7 +437,7 @@ async def _sent(
         status=message.status,
     )
     try:
-        await book.run(book.ledger.record_sent, job.key, record)
+        await book.later(book.ledger.record_sent, job.key, record)
     except SmspipeError as exc:
         # Delivered all the same: say so, with its SID. The key stays open, and the
         # next run's reconciliation finds the message in Twilio's log.
@@ -409,6 +455,12 @@ async def _give_back(ctx: Context, job: Job, claimed: bool, result: Result) -> R
         except SmspipeError as exc:
             ctx.stop(_fault_info(exc))
     return result
+
+
+def _pace_name(job: Job) -> str:
+    """What a shared rate is kept for: the sender (a number, or a Messaging Service) of an account."""
+    account = job.credentials.account_sid if job.credentials else ""
+    return f"{account}/{job.sender.sender or job.sender.messaging_service_sid or ''}"
 
 
 def _attempt(job: Job) -> Attempt:
