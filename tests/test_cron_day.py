@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 import smspipe
 from conftest import sms_documents
 from twilio_server import Lifecycle, ManualClock, TwilioServer
@@ -27,7 +29,14 @@ def day() -> list[dict[str, Any]]:
     return documents
 
 
-def test_a_cron_day(send_env: dict[str, str], twilio_server: TwilioServer) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "ledger.sqlite3")
+
+
+def test_a_cron_day(send_env: dict[str, str], twilio_server: TwilioServer, ledger: str) -> None:
     server_clock = ManualClock()
     twilio_server.clock = server_clock
     unreachable = {"+14155550010", "+14155550011"}
@@ -36,12 +45,16 @@ def test_a_cron_day(send_env: dict[str, str], twilio_server: TwilioServer) -> No
     )
     documents = day()
     opted_out = [documents[n]["sms"]["phone"] for n in (3, 20, 44)]
-    assert smspipe.optout_add(opted_out, source="inbound") == 3
+    assert smspipe.optout_add(opted_out, source="inbound", ledger=ledger) == 3
 
     def run(moment: datetime) -> tuple[list[smspipe.Result], smspipe.ExitCode]:
         results: list[smspipe.Result] = []
         totals = smspipe.send(
-            documents, quiet_hours="21:00-08:00", clock=lambda: moment, on_result=results.append
+            documents,
+            quiet_hours="21:00-08:00",
+            clock=lambda: moment,
+            on_result=results.append,
+            ledger=ledger,
         )
         return results, smspipe.exit_code(totals)
 
@@ -56,7 +69,7 @@ def test_a_cron_day(send_env: dict[str, str], twilio_server: TwilioServer) -> No
     assert code == smspipe.ExitCode.TEMPFAIL
 
     server_clock.advance(3600)
-    refreshed = smspipe.status(refresh=True)
+    refreshed = smspipe.status(refresh=True, ledger=ledger)
     assert refreshed.report.by_status == {"delivered": 40, "undelivered": 2}
     assert refreshed.exit_code == smspipe.ExitCode.INVALID
 
@@ -68,7 +81,7 @@ def test_a_cron_day(send_env: dict[str, str], twilio_server: TwilioServer) -> No
     assert code == smspipe.ExitCode.OK
 
     server_clock.advance(3600)
-    final = smspipe.status(refresh=True)
+    final = smspipe.status(refresh=True, ledger=ledger)
     lines = [line.as_dict() for line in final.lines]
     assert len(lines) == 47 and len(twilio_server.creates()) == 47
     assert twilio_server.duplicates() == {}
@@ -79,4 +92,4 @@ def test_a_cron_day(send_env: dict[str, str], twilio_server: TwilioServer) -> No
             assert line["status"] == "undelivered" and line["error_code"] == 30003 and line["meaning"]
         else:
             assert line["status"] == "delivered", line
-    assert {o.phone for o in smspipe.optouts()} == set(opted_out)
+    assert {o.phone for o in smspipe.optouts(ledger=ledger)} == set(opted_out)

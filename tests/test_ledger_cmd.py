@@ -116,3 +116,28 @@ def test_copy_refuses_a_ledger_into_itself_and_a_source_that_is_not_there(
     [line] = missing.stderr.splitlines()
     assert "there is no ledger at" in line and "none.sqlite3" in line
     assert missing.stdout == ""
+
+
+def test_a_copy_carries_delivery_status_and_the_suppression_list(
+    send_env: dict[str, str], twilio_server: TwilioServer, postgres_url: str
+) -> None:
+    """Issue 14: what status --refresh learnt and who opted out move with the history."""
+    import smspipe
+    from twilio_server import Lifecycle
+
+    twilio_server.lifecycle = Lifecycle(step_seconds=0, outcomes={"+14155550001": ("undelivered", 30003)})
+    source = str(sqlite_ledger(send_env))
+    sent_with(source, sms_documents(2))
+    assert smspipe.status(refresh=True, ledger=source).report.by_status == {"delivered": 1, "undelivered": 1}
+    smspipe.optout_add(["+14155552671"], source="inbound", ledger=source)
+
+    copied = invoke("ledger", "copy", source, postgres_url, "--json")
+    assert copied.exit_code == 0, copied.stderr
+    assert json.loads(copied.stdout)["optouts_added"] == 1 and "1 opted-out number added" in copied.stderr
+    there = smspipe.status(ledger=postgres_url)
+    assert there.report.by_status == {"delivered": 1, "undelivered": 1}
+    assert [line.as_dict()["error_code"] for line in there.lines if line.status == "undelivered"] == [30003]
+    assert [(o.phone, o.source) for o in smspipe.optouts(ledger=postgres_url)] == [
+        ("+14155552671", "inbound")
+    ]
+    assert json.loads(invoke("ledger", "copy", source, postgres_url, "--json").stdout)["optouts_added"] == 0
