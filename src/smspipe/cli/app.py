@@ -24,7 +24,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("translate", "translate"),
     "send": ("send", "send"),
     "schema": ("schema", "schema"),
+    "status": ("status", "status"),
+    # Groups last: Typer lists plain commands before groups (SMSPIPE_REFERENCE=typer lists the same)
     "config": ("config_cmd", "app"),
+    "optout": ("optout", "app"),
     "ledger": ("ledger_cmd", "app"),
 }
 
