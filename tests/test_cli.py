@@ -25,7 +25,7 @@ def test_version() -> None:
     assert result.stdout == f"smspipe {__version__}\n"
 
 
-COMMANDS = ("validate", "translate", "send", "schema", "config")
+COMMANDS = ("validate", "translate", "send", "schema", "serve", "config")
 
 
 def command_names(help_text: str) -> list[str]:

@@ -23,6 +23,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("translate", "translate"),
     "send": ("send", "send"),
     "schema": ("schema", "schema"),
+    "serve": ("serve", "serve"),
+    # a Typer group: Typer lists groups after commands, so it stays last (tests/test_fast_paths.py)
     "config": ("config_cmd", "app"),
 }
 
