@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import SENDER
+from conftest import ROOT, SENDER
 from serving import Answer, Served
 from twilio_server import OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN, TwilioServer, wait_until
 
@@ -297,3 +297,17 @@ def test_send_does_not_import_the_server(send_env: dict[str, str], tmp_path: Pat
     )
     assert '"status": "sent"' in run.stdout or '"status":"sent"' in run.stdout, run.stderr
     assert run.stderr.splitlines()[-1] == "[]"
+
+
+def test_translate_renders_hub_objects_and_names_those_that_fail(served: Served) -> None:
+    order = {"id": "R1", "status": "complete", "shipping_address": {"phone": PHONE}}
+    answer = served.call("/translate/order", {"order": order})
+    assert answer.status == 200, answer.text
+    [document] = answer.json()["requests"]
+    assert document["request_id"] == "order:R1:complete"
+    assert document["sms"]["phone"] == PHONE
+    sample = json.loads((ROOT.parent / "shared" / "reference" / "hub-objects" / "order.json").read_text())
+    refused = served.call("/translate/order", sample)
+    assert refused.status == 422
+    assert refused.json()["errors"] and refused.json()["requests"] == []
+    assert served.call("/translate/invoice", {"invoice": {}}).status == 404

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from smspipe.gateway import GatewayError
     from smspipe.inputs import Inputs
     from smspipe.sms import Policy, Verdict
+    from smspipe.translate import Outcome
 
 __all__ = [
     "Account",
@@ -196,6 +197,53 @@ def validate(
     """
     loaded = load_settings(config, env, settings, on_warning=on_warning)
     return Validation(_read(inputs), policy_for(loaded))
+
+
+# --- translate ---------------------------------------------------------------------------
+
+
+def translate(
+    inputs: Inputs,
+    kind: Literal["order", "customer", "shipment"],
+    *,
+    template: str | None = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> Iterator[Outcome]:
+    """Render hub objects (orders, customers, shipments) into SMS request documents.
+
+    One :class:`~smspipe.translate.Outcome` per object, as they are read:
+    ``.request`` (the document ``smspipe translate`` prints) or ``.error``
+    (``.error_line()`` says where), ``.warnings``. *template* wins over the
+    configured templates. The settings used: ``sender``, ``address``,
+    ``shop_name``, ``default_region``, ``allowed_countries``, ``max_segments``. ::
+
+        >>> import smspipe.api
+        >>> order = {"order": {"id": "R1", "status": "complete",
+        ...                    "shipping_address": {"phone": "+14155552671"}}}
+        >>> [o.request["request_id"] for o in smspipe.api.translate(order, "order", env={})]
+        ['order:R1:complete']
+    """
+    from smspipe import translate as core
+
+    loaded = load_settings(config, env, settings, on_warning=on_warning)
+    resolved = loaded.resolved
+    translator = core.Translator(
+        core.Options(
+            kind=kind,
+            template=(template, "template") if template is not None else None,
+            config_templates=resolved.templates.get(kind),
+            address=resolved.address,
+            default_region=resolved.default_region,
+            allowed_countries=resolved.allowed_countries,
+            sender=resolved.sender,
+            max_segments=resolved.max_segments,
+            shop_name=resolved.shop_name,
+        )
+    )
+    return translator.run(_read(inputs))
 
 
 # --- send --------------------------------------------------------------------------------

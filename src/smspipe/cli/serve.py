@@ -11,7 +11,7 @@ import typer
 
 from smspipe.cli.app import guarded
 
-HELP = r"""Serve the hub's POST /send_sms endpoint (and /validate, /healthz, /metrics).
+HELP = r"""Serve the hub's POST /send_sms endpoint (and /validate, /translate, /healthz, /metrics).
 
 Needs uvicorn: pip install 'smspipe\[serve]'.
 
@@ -23,6 +23,9 @@ Endpoints:
      500  not sent, or not known yet: retrying the same request is safe
      401  missing or wrong X-Hub-Token; 504 over --request-timeout
   POST /validate   SMS documents -> validate's reports (422: one is invalid)
+  POST /translate/order|customer|shipment
+                   hub objects -> {"requests": [SMS request documents],
+                   "errors": [...]} (422: an object did not translate)
   GET  /healthz    {"ok": true}
   GET  /metrics    Prometheus text: requests, sends, latency histogram
 

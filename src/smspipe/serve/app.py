@@ -30,7 +30,7 @@ from smspipe.serve.http import (
     text_answer,
     write,
 )
-from smspipe.serve.hub import Hub, NotJson
+from smspipe.serve.hub import KINDS, Hub, Kind, NotJson
 from smspipe.serve.metrics import Metrics
 from smspipe.serve.options import ServeOptions
 
@@ -59,6 +59,7 @@ class App:
         self.routes: dict[str, Route] = {
             "/send_sms": Route("POST", self.hub.send_sms),
             "/validate": Route("POST", self.hub.validate),
+            **{f"/translate/{kind}": Route("POST", self._translator(kind)) for kind in KINDS},
             "/healthz": Route("GET", self._healthz, hub_key=False),
             "/metrics": Route("GET", self._metrics, hub_key=False),
         }
@@ -132,6 +133,12 @@ class App:
             if name.lower() == b"x-hub-token":
                 given = value
         return hmac.compare_digest(given, expected.encode("utf-8"))
+
+    def _translator(self, kind: Kind) -> Handler:
+        async def translate(request: Request) -> Answer:
+            return await self.hub.translate(request, kind)
+
+        return translate
 
     async def _healthz(self, request: Request) -> Answer:
         return json_answer(200, {"ok": True, "version": __version__})

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from smspipe.errors import redact
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -99,10 +101,13 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 async def write(send: Send, answer: Answer) -> None:
+    """Write *answer*; every body passes through redact() here, so no answer can carry a secret
+    (a token the caller put in a field echoed back in an error, say)."""
+    body = redact(answer.body.decode("utf-8")).encode("utf-8")
     headers = [
         (b"content-type", answer.content_type.encode("latin-1")),
-        (b"content-length", str(len(answer.body)).encode("latin-1")),
+        (b"content-length", str(len(body)).encode("latin-1")),
         *((name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers),
     ]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": answer.body})
+    await send({"type": "http.response.body", "body": body})

@@ -15,7 +15,7 @@ import asyncio
 import io
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from smspipe import api
 from smspipe.errors import SmspipeError, redact
@@ -25,6 +25,9 @@ from smspipe.serve.options import ServeOptions
 
 if TYPE_CHECKING:
     from smspipe.delivery import Result
+
+Kind = Literal["order", "customer", "shipment"]
+KINDS: tuple[Kind, ...] = ("order", "customer", "shipment")
 
 #: record fields that describe a file, not a hub request
 _FILE_FIELDS = ("source", "line")
@@ -84,6 +87,24 @@ class Hub:
         reports = [_without_file_fields(report) for report in validation]
         valid = all(report["valid"] for report in reports)
         return json_answer(200 if valid else 422, {"valid": valid, "results": reports})
+
+    async def translate(self, request: Request, kind: Kind) -> Answer:
+        """Hub objects -> SMS request documents: 200, or 422 naming each object that failed."""
+        parse_json(request)
+
+        def run() -> tuple[list[dict[str, Any]], list[str]]:
+            documents, errors = [], []
+            for outcome in api.translate(
+                _named(request.body), kind, config=self._options.config, env=self._options.env
+            ):
+                if outcome.request is not None:
+                    documents.append(outcome.request)
+                else:
+                    errors.append(redact(outcome.error_line()))
+            return documents, errors
+
+        documents, errors = await asyncio.to_thread(run)
+        return json_answer(422 if errors else 200, {"requests": documents, "errors": errors})
 
 
 def hub_answer(document: dict[str, Any], results: list[Result]) -> dict[str, Any]:
