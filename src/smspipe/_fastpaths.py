@@ -1,6 +1,6 @@
 """The one switch from smspipe's fast paths back to their reference implementations.
 
-Four places take a faster route than the straightforward one, each in a
+Five places take a faster route than the straightforward one, each in a
 private module, each with a reference implementation it must agree with:
 
 =========  ====================================  ==========================================
@@ -14,6 +14,8 @@ json       ``smspipe.cli._json_fast``: CPython's  ``json.JSONEncoder(...).encode
            C encoder, built once
 typer      ``smspipe.cli._lazy_group``: only the   a Typer app with every command registered
            subcommand that runs is built
+render     ``smspipe._render.render_fast``: a      ``jinja2.Template.render``
+           compiled template's root function
 =========  ====================================  ==========================================
 
 ``SMSPIPE_REFERENCE=all`` (or a comma-separated list of names) makes smspipe
@@ -27,7 +29,7 @@ from __future__ import annotations
 import os
 
 SWITCH = "SMSPIPE_REFERENCE"
-FAST_PATHS = ("phone", "schema", "json", "typer")
+FAST_PATHS = ("phone", "schema", "json", "typer", "render")
 
 
 def use_reference(name: str) -> bool:

@@ -10,18 +10,19 @@ through the 3.1 series; pyproject pins ``jinja2>=3.1,<3.2`` so that a new
 release is a deliberate bump, checked by tests/test_render_paths.py, which
 compares both paths (output and errors) over generated templates.
 
-``SMSPIPE_REFERENCE_RENDER=1`` in the environment renders through
-``Template.render`` instead: the way back if a Jinja2 release breaks the
-fast path before the pin is moved.
+``SMSPIPE_REFERENCE=render`` (or ``all``; :mod:`smspipe._fastpaths`) renders
+through ``Template.render`` instead: the way back if a Jinja2 release breaks
+the fast path before the pin is moved.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 from jinja2 import Template
+
+from smspipe._fastpaths import use_reference
 
 Render = Callable[[Template, dict[str, Any]], str]
 
@@ -44,7 +45,7 @@ def render_reference(template: Template, context: dict[str, Any]) -> str:
 
 
 def chosen() -> Render:
-    """The render smspipe uses: the fast path unless SMSPIPE_REFERENCE_RENDER is set."""
-    if os.environ.get("SMSPIPE_REFERENCE_RENDER", "") not in ("", "0"):
+    """The render smspipe uses: the fast path unless SMSPIPE_REFERENCE names it."""
+    if use_reference("render"):
         return render_reference
     return render_fast

@@ -17,6 +17,7 @@ from smspipe import encoding, phone
 from smspipe._patterns import LazyPattern
 from smspipe.documents import Document, Problem, json_kind, unwrap
 from smspipe.schemacheck import Schema
+from smspipe.spelling import setting
 
 #: The JSON Schemas shipped as package data (a plain directory in every install
 #: hatchling makes; read directly, which spares importlib.resources at start-up).
@@ -437,7 +438,7 @@ def _check_message(body: str, path: str, policy: Policy, verdict: Verdict | Mess
         verdict.errors.append(
             Issue(
                 path,
-                f"needs {analysis.segments} segments, more than --max-segments "
+                f"needs {analysis.segments} segments, more than {setting('max_segments')} "
                 f"{policy.max_segments}; shorten the text",
             )
         )

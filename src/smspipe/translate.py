@@ -24,6 +24,7 @@ from smspipe.documents import Document, Problem, json_kind, unwrap
 from smspipe.errors import InputError, UsageError
 from smspipe.recipients import ADDRESSES, PHONE_HINT, Recipients
 from smspipe.schemacheck import Schema
+from smspipe.spelling import setting
 from smspipe.templates import (
     BUILTIN,
     BUILTIN_FOR_STATUS,
@@ -276,7 +277,7 @@ class Translator:
             outcome.warnings.append(
                 f"the message needs {found.segments} segments ({found.encoding}, "
                 f"{len(message)} characters), each billed; shorten the template, or set "
-                "--max-segments to refuse long messages"
+                f"{setting('max_segments')} to refuse long messages"
             )
         outcome.request = request
         return None
@@ -302,7 +303,9 @@ def _check_sender(sender: str | None, region: str) -> str | None:
         return None
     result = phone.check_sender(sender, region)
     if result.e164 is None:
-        raise UsageError(f"from: {result.error}", hint="fix --from or the from key of the config file")
+        raise UsageError(
+            f"from: {result.error}", hint=f"fix {setting('from')} or the from key of the config file"
+        )
     return result.e164
 
 
@@ -321,12 +324,12 @@ def _show(ident: Any) -> str:
 def read_template_file(path: str | Path) -> tuple[str, str]:
     """The text of --template-file and its origin label; a usage error if unreadable."""
     try:
-        return Path(path).read_text("utf-8"), f"--template-file {path}"
+        return Path(path).read_text("utf-8"), f"{setting('template_file')} {path}"
     except FileNotFoundError:
         raise InputError(
-            f"--template-file {path}: no such file", hint="check the path of the template"
+            f"{setting('template_file')} {path}: no such file", hint="check the path of the template"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
-            f"--template-file {path}: cannot read it ({exc})", hint="give a UTF-8 text file"
+            f"{setting('template_file')} {path}: cannot read it ({exc})", hint="give a UTF-8 text file"
         ) from None
