@@ -97,7 +97,7 @@ class App:
 
     async def _answer(self, scope: Scope, receive: Receive, route: Route | None) -> Answer:
         if route is None:
-            return problem(404, f"no endpoint {scope['path']}: see `smspipe serve --help`")
+            return problem(404, f"no endpoint {scope['path']}: the endpoints are {', '.join(self.routes)}")
         if scope["method"] != route.method:
             return Answer(405, b"", headers=(("allow", route.method),))
         if route.hub_key and not self._key_matches(scope):
