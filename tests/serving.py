@@ -23,6 +23,7 @@ class Served:
     """A running `smspipe serve`; stop() sends SIGTERM and waits."""
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.env = env
         self.process = subprocess.Popen(
             [sys.executable, "-m", "smspipe", "serve", "--port", "0", *args],
             stdin=subprocess.DEVNULL,
