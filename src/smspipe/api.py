@@ -33,8 +33,9 @@ something is sent.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Unpack
 
 from smspipe.errors import ExitCode, SmspipeError, UsageError
@@ -402,6 +403,66 @@ async def send_async(
         on_line=on_line or _log_line,
         progress=progress,
     )
+
+
+# --- an outbox: sending from a long-lived program ------------------------------------------
+
+
+class Outbox:
+    """Documents sent as they come, one :meth:`send` at a time, under one ledger run (:func:`outbox`)."""
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    async def send(self, inputs: Inputs) -> list[Result]:
+        """Deliver every SMS of *inputs*, exactly once; their results, in order."""
+        return await self._core.send(_read(inputs))  # type: ignore[no-any-return]
+
+
+@contextlib.asynccontextmanager
+async def outbox(
+    *,
+    ledger: str | os.PathLike[str] | None = None,
+    http_log: Lines | None = None,
+    on_line: Lines | None = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> AsyncIterator[Outbox]:
+    """:func:`send_async` for a program that sends as requests come (a web server).
+
+    The settings are read, the ledger opened, its run registered and what dead
+    runs left reconciled once, on entry; each ``await box.send(inputs)`` then
+    delivers its documents as :func:`send` would (validated, skipped when sent
+    before, a conflict for another recipient, retried, exactly once), sharing
+    one pool of connections to Twilio and at most ``concurrency`` requests in
+    flight. Refused credentials fail the documents that carried them, not the
+    outbox. On exit the run ends and the ledger is closed. ::
+
+        async with smspipe.api.outbox() as box:              # doctest: +SKIP
+            [result] = await box.send({"phone": "+14155552671", "message": "Hi"})
+    """
+    from smspipe import delivery
+    from smspipe.delivery.service import Outbox as CoreOutbox
+
+    values = dict(settings)
+    if ledger is not None:
+        values["ledger"] = os.fspath(ledger)
+    loaded = load_settings(config, env, values, on_warning=on_warning)
+    request = delivery.SendRequest(
+        settings=loaded,
+        policy=policy_for(loaded),
+        documents=(),
+        options=delivery.options_from(loaded, handle_signals=False),
+        http_log=http_log,
+    )
+    core = CoreOutbox(request, on_line or _log_line)
+    try:
+        await core.open()
+        yield Outbox(core)
+    finally:
+        await core.close()
 
 
 # --- verify an account ---------------------------------------------------------------------

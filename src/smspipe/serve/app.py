@@ -54,6 +54,8 @@ class App:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         self.metrics = Metrics()
+        #: why the server could not start (the ledger, the credentials), raised once uvicorn returns
+        self.startup_error: SmspipeError | None = None
         register_secret(options.hub_key)
         self.hub = Hub(options, self.metrics, LOG.info)
         self.routes: dict[str, Route] = {
@@ -66,7 +68,7 @@ class App:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -140,18 +142,26 @@ class App:
 
         return translate
 
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Startup opens the outbox (ledger, run, reconciliation); shutdown, once uvicorn has
+        answered the requests in flight, ends the run and closes the ledger."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.hub.open()
+                except SmspipeError as exc:
+                    self.startup_error = exc
+                    await send({"type": "lifespan.startup.failed", "message": redact(str(exc))})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.hub.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
     async def _healthz(self, request: Request) -> Answer:
         return json_answer(200, {"ok": True, "version": __version__})
 
     async def _metrics(self, request: Request) -> Answer:
         return text_answer(200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

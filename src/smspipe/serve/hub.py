@@ -12,13 +12,14 @@ ledger never sends it twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from smspipe import api
-from smspipe.errors import SmspipeError, redact
+from smspipe.errors import redact
 from smspipe.serve.http import Answer, Request, json_answer, problem
 from smspipe.serve.metrics import Metrics
 from smspipe.serve.options import ServeOptions
@@ -49,26 +50,31 @@ class Hub:
         self._options = options
         self._metrics = metrics
         self._log = log
-        self._sends = asyncio.Semaphore(options.max_sends)
+        self._exits = contextlib.AsyncExitStack()
+        self._outbox: api.Outbox | None = None
+
+    async def open(self) -> None:
+        """Open the outbox: the ledger, its run, what dead runs left reconciled (SmspipeError)."""
+        box = api.outbox(
+            ledger=self._options.ledger,
+            config=self._options.config,
+            env=self._options.env,
+            on_line=self._log,
+            on_warning=self._log,
+            concurrency=self._options.max_sends,
+        )
+        self._outbox = await self._exits.enter_async_context(box)
+
+    async def close(self) -> None:
+        """End the outbox's run and close the ledger (the requests in flight are answered)."""
+        await self._exits.aclose()
 
     async def send_sms(self, request: Request) -> Answer:
         document = parse_json(request)
         if not isinstance(document, dict):
             return problem(422, "the body must be one hub request, a JSON object with an sms")
-        results: list[Result] = []
-        async with self._sends:
-            try:
-                await api.send_async(
-                    _named(request.body),
-                    ledger=self._options.ledger,
-                    config=self._options.config,
-                    env=self._options.env,
-                    on_result=results.append,
-                    on_line=self._log,
-                    on_warning=self._log,
-                )
-            except SmspipeError as exc:  # the server's own set-up (ledger, config): not the document's
-                return problem(500, redact(str(exc)), request_id=_request_id(document))
+        assert self._outbox is not None
+        results = await self._outbox.send(_named(request.body))
         self._metrics.sent(result.status.value for result in results)
         if not results:
             return problem(422, "the request holds no SMS: give sms as an object (or a list of them)")

@@ -67,8 +67,9 @@ def run(options: ServeOptions, announce: Callable[[str], object]) -> None:
     configure_logging()
     sock = bind(options)
     host, port = sock.getsockname()[:2]
+    app = App(options)
     config = uvicorn.Config(
-        App(options),
+        app,
         log_config=None,
         access_log=False,
         lifespan="on",
@@ -78,3 +79,5 @@ def run(options: ServeOptions, announce: Callable[[str], object]) -> None:
     )
     announce(f"http://{host if ':' not in host else f'[{host}]'}:{port}")
     uvicorn.Server(config).run(sockets=[sock])
+    if app.startup_error is not None:
+        raise app.startup_error
