@@ -46,6 +46,7 @@ from serving import Served  # noqa: E402
 from twilio_server import ACCOUNT_SID, AUTH_TOKEN, TwilioServer  # noqa: E402
 
 SECTION = "## Serve: hub requests under load"
+SIGTERM_SECTION = "## Serve: SIGTERM under load"
 SENDER = "+15017122661"
 
 
@@ -188,10 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     server = start_server(env, args.max_sends)
     try:
         if args.sigterm:
-            asyncio.get_event_loop_policy()
-            loop_task = _load_with_sigterm(server, numbers, args, tally)
-            wall, restarted = asyncio.run(loop_task)
-            server = restarted
+            wall, server = asyncio.run(_load_with_sigterm(server, numbers, args, tally))
         else:
             wall = asyncio.run(load(server.url, numbers, args.connections, tally))
         cut = len(tally.unanswered)
@@ -234,19 +232,15 @@ async def _load_with_sigterm(
     wall = await load(server.url, numbers, args.connections, tally)
     await killer
     await asyncio.to_thread(server.process.wait, 120)
-    env = dict(os.environ)
-    restarted = await asyncio.to_thread(start_server, _env_of(server), args.max_sends)
-    del env
+    restarted = await asyncio.to_thread(start_server, server.env, args.max_sends)
     return wall, restarted
-
-
-def _env_of(server: Served) -> dict[str, str]:
-    return server.env
 
 
 def section(result: dict[str, object], command: str, args: argparse.Namespace) -> str:
     bound = float(result["bound"])  # type: ignore[arg-type]
     sends = float(result["sends_per_second"])  # type: ignore[arg-type]
+    if args.sigterm:
+        return sigterm_section(result, command, args)
     return "\n".join(
         [
             SECTION,
@@ -267,7 +261,27 @@ def section(result: dict[str, object], command: str, args: argparse.Namespace) -
             f"| latency p50 / p99 | {float(result['p50']) * 1000:.0f} ms / "  # type: ignore[arg-type]
             f"{float(result['p99']) * 1000:.0f} ms |",  # type: ignore[arg-type]
             f"| HTTP statuses | {result['statuses']} |",
-            f"| cut by SIGTERM, then retried | {result['cut']} |",
+            f"| lost / duplicates / request_ids answered two SIDs | {result['lost']} / "
+            f"{result['duplicates']} / {result['split_sids']} |",
+            "",
+        ]
+    )
+
+
+def sigterm_section(result: dict[str, object], command: str, args: argparse.Namespace) -> str:
+    return "\n".join(
+        [
+            SIGTERM_SECTION,
+            "",
+            f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; command: `{command}`",
+            f"- {result['requests']:,} hub requests ({result['unique']:,} request_ids), {args.connections} "
+            f"connections, Twilio at {args.latency * 1000:.0f} ms; SIGTERM {args.sigterm:g} s in; the "
+            "requests refused or cut meanwhile are sent again to a new server on the same ledger",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| HTTP statuses, both servers | {result['statuses']} |",
+            f"| request_ids cut by SIGTERM, then retried | {result['cut']} |",
             f"| lost / duplicates / request_ids answered two SIDs | {result['lost']} / "
             f"{result['duplicates']} / {result['split_sids']} |",
             "",
@@ -278,9 +292,10 @@ def section(result: dict[str, object], command: str, args: argparse.Namespace) -
 def write_section(text: str) -> None:
     results = HERE / "RESULTS.md"
     current = results.read_text()
-    if SECTION in current:
-        start = current.index(SECTION)
-        following = current.find("\n## ", start + len(SECTION))
+    title = text.splitlines()[0]
+    if title in current:
+        start = current.index(title)
+        following = current.find("\n## ", start + len(title))
         current = current[:start] + current[following + 1 :] if following != -1 else current[:start]
     results.write_text(current.rstrip("\n") + "\n\n" + text)
 
