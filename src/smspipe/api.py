@@ -418,6 +418,14 @@ class Outbox:
         """Deliver every SMS of *inputs*, exactly once; their results, in order."""
         return await self._core.send(_read(inputs))  # type: ignore[no-any-return]
 
+    def signed_by_twilio(
+        self, url: str, form: Mapping[str, list[str]], signature: str, settings_header: str | None = None
+    ) -> bool | None:
+        """Whether a callback to *url* (the URL Twilio called) with form fields *form* carries
+        Twilio's ``X-Twilio-Signature`` for the configured account; None when only an API key
+        is configured (Twilio signs with the auth token)."""
+        return self._core.signed_by_twilio(url, form, signature, settings_header)  # type: ignore[no-any-return]
+
 
 @contextlib.asynccontextmanager
 async def outbox(

@@ -26,6 +26,9 @@ Endpoints:
   POST /translate/order|customer|shipment
                    hub objects -> {"requests": [SMS request documents],
                    "errors": [...]} (422: an object did not translate)
+  POST /twilio/status    Twilio's status callbacks (signed): the ledger's status
+  POST /twilio/inbound   replies (signed): STOP words opt the sender out, START
+                   words back in; answers empty TwiML
   GET  /healthz    {"ok": true}
   GET  /metrics    Prometheus text: requests, sends, latency histogram
 

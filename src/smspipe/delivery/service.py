@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from smspipe import documents
@@ -181,6 +181,20 @@ class Outbox:
         except Exception as exc:  # a bug: report it with the document, keep serving
             error = ErrorInfo(f"internal error: {type(exc).__name__}: {exc}", temporary=True)
             return Result(job.verdict, Status.FAILED, job.key, job=job, error=error)
+
+    # --- Twilio's callbacks -----------------------------------------------------------------
+
+    def signed_by_twilio(
+        self, url: str, form: Mapping[str, list[str]], signature: str, settings_header: str | None
+    ) -> bool | None:
+        """Whether Twilio signed this callback with the account's auth token; None when there
+        is no auth token to check it with (API key credentials only)."""
+        from smspipe.gateway import signature_valid
+
+        credentials = self._planner.default_credentials
+        if credentials is None or credentials.method != "auth token":
+            return None
+        return signature_valid(credentials.password, url, form, signature, settings_header)
 
     # --- shared state -----------------------------------------------------------------------
 

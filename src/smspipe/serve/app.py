@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from smspipe import __version__
 from smspipe.errors import SmspipeError, redact, register_secret
+from smspipe.serve.callbacks import Callbacks
 from smspipe.serve.http import (
     Answer,
     BodyTooLarge,
@@ -58,10 +59,13 @@ class App:
         self.startup_error: SmspipeError | None = None
         register_secret(options.hub_key)
         self.hub = Hub(options, self.metrics, LOG.info)
+        callbacks = Callbacks(options, self.hub, LOG.info)
         self.routes: dict[str, Route] = {
             "/send_sms": Route("POST", self.hub.send_sms),
             "/validate": Route("POST", self.hub.validate),
             **{f"/translate/{kind}": Route("POST", self._translator(kind)) for kind in KINDS},
+            "/twilio/status": Route("POST", callbacks.status, hub_key=False),
+            "/twilio/inbound": Route("POST", callbacks.inbound, hub_key=False),
             "/healthz": Route("GET", self._healthz, hub_key=False),
             "/metrics": Route("GET", self._metrics, hub_key=False),
         }

@@ -65,6 +65,11 @@ class Hub:
         )
         self._outbox = await self._exits.enter_async_context(box)
 
+    @property
+    def outbox(self) -> api.Outbox:
+        assert self._outbox is not None, "the outbox opens at startup"
+        return self._outbox
+
     async def close(self) -> None:
         """End the outbox's run and close the ledger (the requests in flight are answered)."""
         await self._exits.aclose()
@@ -73,8 +78,7 @@ class Hub:
         document = parse_json(request)
         if not isinstance(document, dict):
             return problem(422, "the body must be one hub request, a JSON object with an sms")
-        assert self._outbox is not None
-        results = await self._outbox.send(_named(request.body))
+        results = await self.outbox.send(_named(request.body))
         self._metrics.sent(result.status.value for result in results)
         if not results:
             return problem(422, "the request holds no SMS: give sms as an object (or a list of them)")
