@@ -311,3 +311,28 @@ def test_translate_renders_hub_objects_and_names_those_that_fail(served: Served)
     assert refused.status == 422
     assert refused.json()["errors"] and refused.json()["requests"] == []
     assert served.call("/translate/invoice", {"invoice": {}}).status == 404
+
+
+@pytest.mark.slow
+def test_a_retry_settles_a_send_left_in_doubt_without_sending_it_again(
+    send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path
+) -> None:
+    """Twilio creates the message after the client gave up and the log does not show it yet: the
+    first answer is 500 unknown; once it shows, the hub's retry is answered with its SID."""
+    twilio_server.late_seconds = 6.0
+    twilio_server.inject("late")
+    config = tmp_path / "config.yaml"
+    config.write_text("timeout: 1\n")
+    config.chmod(0o600)
+    server = Served({**send_env, "SMSPIPE_CONFIG": str(config)})
+    try:
+        first = server.call("/send_sms", hub_request("in-doubt"))
+        assert first.status == 500, first.text
+        assert first.json()["status"] == "unknown"
+        assert wait_until(lambda: len(twilio_server.messages) == 1, timeout=30)
+        retry = server.call("/send_sms", hub_request("in-doubt"))
+        assert retry.status == 200, retry.text
+        assert retry.json()["sid"] == twilio_server.messages[0]["sid"]
+        assert len(twilio_server.messages) == 1
+    finally:
+        server.kill()
