@@ -156,3 +156,25 @@ def spawn() -> Iterator[Any]:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+# --- PostgreSQL (issue 15): a real server, tests/postgres_server.py -----------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """The PostgreSQL server (started for the session where none is named); skips, saying
+    why, where there can be none (fails instead under SMSPIPE_REQUIRE_POSTGRES=1)."""
+    from postgres_server import postgres_server
+
+    with postgres_server() as server:
+        try:
+            yield server
+        finally:
+            server.drop_databases()
+
+
+@pytest.fixture
+def postgres_url(postgres: Any) -> str:
+    """A fresh database owned by the test role (not a superuser): its URL."""
+    return str(postgres.new_database())

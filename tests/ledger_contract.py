@@ -3,8 +3,8 @@
 Not collected by itself: a test module imports these tests and provides the
 fixtures ``make_ledger`` (a factory: each call opens the same store as another
 run, with its own lease) and ``ledger_target`` (what ``open_ledger`` takes, for
-other processes). ``tests/test_ledger.py`` feeds it SQLite; a PostgreSQL
-backend adds its fixture parameter there and must pass the same tests.
+other processes). ``tests/test_ledger.py`` runs them on SQLite and on
+PostgreSQL (a real server: tests/postgres_server.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -28,6 +29,7 @@ from smspipe.ledger import (
     Message,
     RunInfo,
     Settings,
+    StoredKey,
 )
 
 MakeLedger = Callable[..., Ledger]
@@ -218,6 +220,143 @@ def test_touch_restarts_the_attempts_clock(make_ledger: MakeLedger) -> None:
     after = ledger.get("k")
     assert after is not None and after.attempt_age is not None and after.attempt_age < 100
     assert after.attempts == before.attempts + 1
+
+
+def test_many_keys_read_at_once_are_read_as_each_alone(make_ledger: MakeLedger) -> None:
+    ledger, other = make_ledger(), make_ledger()
+    ledger.claim("sent", None, attempt())
+    ledger.record_sent("sent", message("SM1", "sent"))
+    ledger.claim("open", None, attempt(B))
+    keys = ["sent", "open", "none", "sent"]
+    many = other.get_many(keys)
+    assert set(many) == {"sent", "open"}
+    for key, row in many.items():
+        alone = other.get(key)
+        assert alone is not None
+        assert replace(row, attempt_age=None) == replace(alone, attempt_age=None)
+    assert many["open"].holder is not None and many["open"].holder.alive and not many["open"].holder.this_run
+    assert other.get_many([]) == {}
+
+
+def test_a_batch_is_one_transaction_seen_by_others_only_when_it_ends(make_ledger: MakeLedger) -> None:
+    """Group commit: what a batch does is invisible to other runs until it commits."""
+    ledger, other = make_ledger(), make_ledger()
+    ledger.claim("sent", None, attempt())
+    with ledger.batch():
+        claimed = ledger.claim("k", None, attempt())
+        assert claimed is not None and claimed.holder is not None and claimed.holder.this_run
+        ledger.record_sent("sent", message("SM1", "sent"))
+        # Seen inside (the same run reads its own writes), not outside yet.
+        inside = ledger.get("k")
+        assert inside is not None and inside.state == KeyState.SENDING
+        assert other.get("k") is None
+        before = other.get("sent")
+        assert before is not None and before.state == KeyState.SENDING
+    after = other.get("k")
+    assert after is not None and after.state == KeyState.SENDING
+    sent = other.get("sent")
+    assert sent is not None and sent.state == KeyState.SENT and sent.sid == "SM1"
+
+
+def test_in_a_batch_a_lost_race_or_a_lapsed_lease_fails_alone(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    short = make_ledger(settings=Settings(lease=0.2))
+    ledger.claim("taken", None, attempt())
+    time.sleep(0.5)  # short's lease lapses
+    with ledger.batch():
+        assert ledger.claim("taken", None, attempt()) is None  # already there: decide again
+        assert ledger.claim("mine", None, attempt()) is not None
+    with short.batch():
+        with pytest.raises(LeaseLost):
+            short.claim("lapsed", None, attempt())
+        short.record_sent("never-claimed", message("SM2", "never-claimed"))
+    assert ledger.get("mine") is not None
+    assert ledger.get("lapsed") is None
+    recorded = ledger.get("never-claimed")
+    assert recorded is not None and recorded.state == KeyState.SENT and recorded.sid == "SM2"
+
+
+def test_a_batch_that_fails_takes_nothing_with_it(make_ledger: MakeLedger) -> None:
+    ledger, other = make_ledger(), make_ledger()
+    with pytest.raises(RuntimeError), ledger.batch():
+        ledger.claim("k", None, attempt())
+        ledger.claim("j", None, attempt())
+        raise RuntimeError("the caller gave up")
+    assert other.get("k") is None and other.get("j") is None
+    assert ledger.claim("k", None, attempt()) is not None  # and the ledger goes on
+
+
+def test_turns_are_spaced_for_every_run_of_the_ledger(make_ledger: MakeLedger) -> None:
+    """A shared --rate: a start is taken only once the interval has passed since the last
+    start any run recorded under that name."""
+    first, second = make_ledger(), make_ledger()
+    assert first.take_turn("AC1/+15017122661", 0.5) == 0.0
+    wait = second.take_turn("AC1/+15017122661", 0.5)
+    assert 0.0 < wait <= 0.5
+    assert first.take_turn("AC1/+15017122661", 0.5) > 0.0
+    assert second.take_turn("AC1/+15005550006", 0.5) == 0.0  # another sender, its own turns
+    time.sleep(wait + 0.05)
+    assert second.take_turn("AC1/+15017122661", 0.5) == 0.0
+
+
+def _history_of(ledger: Ledger) -> dict[str, StoredKey]:
+    return {stored.key: stored for stored in ledger.history()}
+
+
+def test_history_holds_every_key_with_its_messages_in_key_order(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    ledger.claim("b-sent", None, attempt())
+    ledger.record_sent("b-sent", message("SM1", "b-sent"))
+    ledger.claim("a-failed", None, attempt(B))
+    ledger.record_failed("a-failed", 21211, "invalid")
+    ledger.claim("c-open", None, attempt(body="still in flight"))
+    history = list(ledger.history())
+    assert [stored.key for stored in history] == ["a-failed", "b-sent", "c-open"]
+    failed, sent, open_ = history
+    assert failed.state == KeyState.FAILED and failed.error_code == 21211 and failed.messages == ()
+    assert sent.state == KeyState.SENT and sent.sid == "SM1" and [m.sid for m in sent.messages] == ["SM1"]
+    assert sent.messages[0].run_id == ledger.run.run_id
+    assert open_.state == KeyState.SENDING and open_.body == "still in flight"
+    assert open_.owner == ledger.run.run_id and open_.attempted_at is not None
+
+
+def test_merge_adds_what_is_missing_and_never_overwrites(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    ledger.claim("k", None, attempt())
+    ledger.record_sent("k", message("SM1", "k"))
+    [stored] = list(ledger.history())
+
+    again = ledger.merge([stored])
+    assert (again.added, again.present, again.conflicts) == (0, 1, [])
+
+    elsewhere = replace(stored, recipient=B, sid="SM2", messages=(replace(stored.messages[0], sid="SM2"),))
+    new_key = replace(
+        stored, key="new", sid="SM3", messages=(replace(stored.messages[0], sid="SM3", key="new"),)
+    )
+    stolen = replace(stored, key="thief", sid="SM1", messages=(replace(stored.messages[0], key="thief"),))
+    merged = ledger.merge([elsewhere, new_key, stolen])
+    assert merged.added == 1 and merged.present == 0
+    assert dict(merged.conflicts).keys() == {"k", "thief"}
+    assert B in dict(merged.conflicts)["k"] and "SM1" in dict(merged.conflicts)["thief"]
+    history = _history_of(ledger)
+    assert history["k"].recipient == A and history["k"].sid == "SM1"  # left as it was
+    assert "thief" not in history
+    added = ledger.get("new")
+    assert added is not None and added.state == KeyState.SENT and added.sid == "SM3"
+    assert added.latest is not None and added.latest.sid == "SM3"
+
+
+def test_a_merged_open_key_is_an_orphan_to_settle(make_ledger: MakeLedger) -> None:
+    """A key another ledger's run left open was held by a run this ledger never saw."""
+    source = make_ledger()
+    source.claim("open", None, attempt())
+    [stored] = [s for s in source.history() if s.key == "open"]
+    target = make_ledger()
+    gone = replace(stored, key="copied", owner="a-run-of-another-ledger")
+    assert target.merge([gone]).added == 1
+    orphans = {row.key: row for row in target.orphans()}
+    assert "copied" in orphans and orphans["copied"].holder is not None
+    assert not orphans["copied"].holder.alive
 
 
 def test_a_run_killed_with_sigkill_leaves_keys_that_are_orphans_at_once(

@@ -25,7 +25,7 @@ def test_version() -> None:
     assert result.stdout == f"smspipe {__version__}\n"
 
 
-COMMANDS = ("validate", "translate", "send", "schema", "serve", "config")
+COMMANDS = ("validate", "translate", "send", "schema", "serve", "config", "ledger")
 
 
 def command_names(help_text: str) -> list[str]:
@@ -63,6 +63,7 @@ def test_help_lists_every_command_with_its_summary(bare_env: dict[str, str]) -> 
     ("args", "names"),
     [
         (["config", "--help"], ["init", "show", "path", "example", "check"]),
+        (["ledger", "--help"], ["migrate", "copy"]),
     ],
 )
 def test_group_help_lists_its_commands(args: list[str], names: list[str]) -> None:
@@ -202,11 +203,13 @@ def test_request_schema_accepts_the_hub_request_shape() -> None:
 OTHER_COMMANDS = (
     "smspipe.cli.send",
     "smspipe.cli.config_cmd",
+    "smspipe.cli.ledger_cmd",
     "smspipe.cli.check",
     "smspipe.cli.schema",
     "smspipe.delivery",
     "smspipe.gateway",
     "smspipe.ledger",
+    "psycopg",
 )
 
 

@@ -493,6 +493,25 @@ def test_a_broken_item_of_a_pretty_printed_array_costs_only_itself(old: str, new
     assert "problem" in ids
 
 
+@pytest.mark.parametrize("index", [0, 2])
+def test_a_broken_item_longer_than_a_read_costs_only_itself_in_a_file(tmp_path: Path, index: int) -> None:
+    """A pretty-printed array read from a file (reads of what is there, not whole
+    chunks): an item bigger than one read, broken by a number with too many
+    digits, must not take the column items start at with it when a read drops
+    what came before (found by bench/bench_fuzz.py as a real process)."""
+    docs: list[dict[str, Any]] = [dict(d) for d in DOCS]
+    docs[index]["sms"] = {**docs[index]["sms"], "phone": "DIGITS"}
+    path = tmp_path / "pretty.json"
+    path.write_text(json.dumps(docs, indent=2).replace('"DIGITS"', "9" * 50_000))
+    found = [
+        item.value["request_id"] if isinstance(item, Document) else f"problem:{item.line}"
+        for item in read_values([str(path)])
+    ]
+    expected = [f"g{n}" for n in range(5) if n != index]
+    assert [i for i in found if not i.startswith("problem")] == expected
+    assert len(found) == 5, found
+
+
 def test_a_broken_item_of_an_array_of_lines_costs_only_itself() -> None:
     text = "[\n" + ",\n".join(json.dumps(d) for d in DOCS) + "\n]\n"
     assert [i for i in _ids(text.replace('"hi 1"', '"hi 1', 1)) if i != "problem"] == ["g0", "g2", "g3", "g4"]

@@ -1,5 +1,5 @@
-"""The ledger: the contract (tests/ledger_contract.py) on SQLite, and what is SQLite's own:
-the file, its names, its schema 1 ancestor."""
+"""The ledger: the contract (tests/ledger_contract.py) on SQLite and on PostgreSQL, and what is
+SQLite's own: the file, its names, its schema 1 ancestor."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from smspipe.ledger import KeyState, Ledger, RunInfo, Settings, open_ledger
 from test_conflicts import V1_SCHEMA
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def ledger_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    assert request.param == "sqlite"
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
     return str(tmp_path / "state" / "ledger.sqlite3")
 
 

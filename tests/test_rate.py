@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,39 @@ def test_a_rate_below_one_spaces_the_starts(send_env: dict[str, str], twilio_ser
     run = run_process("send", "--rate", "0.5", env=send_env, input=ndjson(sms_documents(3)))
     assert run.exit_code == 0, run.stderr
     assert twilio_server.max_starts_in_window(1.5) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_shared_rate_holds_for_every_run_of_the_ledger_together(
+    request: pytest.FixtureRequest,
+    spawn: Any,
+    send_env: dict[str, str],
+    twilio_server: TwilioServer,
+    backend: str,
+) -> None:
+    """Two runs on one ledger with --rate 5 --shared-rate: 5 a second between them, not 5 each."""
+    env = dict(send_env)
+    if backend == "postgresql":
+        env["SMSPIPE_LEDGER"] = request.getfixturevalue("postgres_url")
+    runs = [
+        spawn(env, sms_documents(12, prefix=f"run{n}"), "--rate", "5", "--shared-rate", "--concurrency", "4")
+        for n in range(2)
+    ]
+    for process in runs:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    assert len(twilio_server.create_starts()) == 24
+    assert twilio_server.max_starts_in_window(1.0) <= 5 + 1
+
+
+def test_a_shared_rate_needs_the_ledger_that_keeps_it(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    run = run_process(
+        "send", "--rate", "5", "--shared-rate", "--no-ledger", env=send_env, input=ndjson(sms_documents(1))
+    )
+    assert run.exit_code == 2
+    [line] = run.stderr.splitlines()
+    assert "shared rate" in line and "--no-ledger" in line
+    assert twilio_server.creates() == []

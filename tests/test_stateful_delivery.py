@@ -1,11 +1,11 @@
 """Exactly once, under an adversary: a stateful property test (issue 10, Proof).
 
 Hypothesis drives real ``smspipe send`` processes against the loopback Twilio
-server, one ledger, a pool of documents, and random faults: 429 with
-Retry-After, 5xx, a reset before the create, a drop after it, a late create,
-a slow answer, a lagging log, a log that rewrites bodies, a log that cannot be
-read, ``kill -9`` at random moments, SIGTERM, overlapping runs. After every
-step:
+server, one ledger (an SQLite file, or a PostgreSQL database), a pool of
+documents, and random faults: 429 with Retry-After, 5xx, a reset before the
+create, a drop after it, a late create, a slow answer, a lagging log, a log
+that rewrites bodies, a log that cannot be read, ``kill -9`` at random
+moments, SIGTERM, overlapping runs. After every step:
 
 - at most one message was created per document;
 - everything reported ``sent`` or ``skipped`` names a SID the server holds,
@@ -106,9 +106,13 @@ log_faults = st.tuples(
 
 
 class DeliveryMachine(RuleBasedStateMachine):
+    #: the PostgreSQL server when the ledger is there (a database each example), else SQLite
+    postgres: Any = None
+
     def __init__(self) -> None:
         super().__init__()
         self.home = Path(tempfile.mkdtemp(prefix="smspipe-stateful-"))
+        self.ledger_url = self.postgres.new_database() if self.postgres is not None else None
         self.server = TwilioServer(seed=random.randrange(1 << 30)).start()
         self.server.retry_after = "0.2"
         self.server.late_seconds = LATE
@@ -125,6 +129,8 @@ class DeliveryMachine(RuleBasedStateMachine):
             SMSPIPE_RECONCILE_GRACE=str(GRACE),
             SMSPIPE_RUN_LEASE="8",
         )
+        if self.ledger_url is not None:
+            env["SMSPIPE_LEDGER"] = self.ledger_url
         self.env = env
         self.records: list[dict[str, Any]] = []
 
@@ -246,13 +252,22 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_ledger_records_at_most_one_message_per_key(self) -> None:
+        query = "SELECT key, count(*) FROM {table} GROUP BY key HAVING count(*) > 1"
+        if self.ledger_url is not None:
+            import psycopg
+
+            with psycopg.connect(self.ledger_url) as db:
+                made = db.execute("SELECT to_regclass('smspipe.messages')").fetchone()
+                rows = (
+                    db.execute(query.format(table="smspipe.messages")).fetchall() if made and made[0] else []
+                )
+            assert rows == []
+            return
         path = self.home / "state" / "ledger.sqlite3"
         if not path.exists():
             return
         with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:
-            rows = db.execute(
-                "SELECT key, count(*) FROM messages GROUP BY key HAVING count(*) > 1"
-            ).fetchall()
+            rows = db.execute(query.format(table="messages")).fetchall()
         assert rows == []
 
     # --- once the faults stop -----------------------------------------------------------------------
@@ -278,5 +293,13 @@ class DeliveryMachine(RuleBasedStateMachine):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_delivery_is_exactly_once_under_random_faults_kills_and_overlaps() -> None:
-    run_state_machine_as_test(DeliveryMachine, settings=settings.get_profile(PROFILE))
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_delivery_is_exactly_once_under_random_faults_kills_and_overlaps(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    machine: type[DeliveryMachine] = DeliveryMachine
+    if backend == "postgresql":
+        machine = type(
+            "PostgresDeliveryMachine", (DeliveryMachine,), {"postgres": request.getfixturevalue("postgres")}
+        )
+    run_state_machine_as_test(machine, settings=settings.get_profile(PROFILE))

@@ -68,6 +68,8 @@ _UNREADABLE_REST = (
 # A parse error this close to the end of what is buffered may only mean that
 # the rest of the item has not been read yet.
 _MARGIN = 16
+# Indentation deeper than this is not a pretty-printed array's (a read drops it).
+_MAX_INDENT = 256
 
 
 def read_array(source: str, stream: IO[bytes]) -> Iterator[Document | Problem]:
@@ -187,12 +189,13 @@ class _ArrayReader:
         if self.eof:
             return False
         self._count_to(self.pos)
-        if self.pos:
-            self.buf = self.buf[self.pos :]
-            self.counted -= self.pos
-            self.line_start -= self.pos
-            self.item_start -= self.pos
-            self.pos = 0
+        drop = self._droppable()
+        if drop:
+            self.buf = self.buf[drop:]
+            self.counted -= drop
+            self.line_start -= drop
+            self.item_start -= drop
+            self.pos -= drop
             self.dirty = self.dirty and _SURROGATE.search(self.buf) is not None
         chunks = []
         got = 0
@@ -209,6 +212,15 @@ class _ArrayReader:
             self.buf += self._decode(b"", final=True)
             return True
         return got > 0
+
+    def _droppable(self) -> int:
+        """How much of the buffer a read may drop: what is before ``pos``, less the
+        indentation ``pos`` stands after, so that the column an item starts at
+        (how a broken item's end is found) survives the read."""
+        newline = self.buf.rfind("\n", max(0, self.pos - _MAX_INDENT), self.pos)
+        if newline >= 0 and not self.buf[newline + 1 : self.pos].strip(" \t"):
+            return newline  # the line break kept too: it shows that a line starts there
+        return self.pos
 
     def _decode(self, data: bytes, *, final: bool) -> str:
         if self.pending:

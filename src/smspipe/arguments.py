@@ -35,6 +35,7 @@ class SettingValues(TypedDict, total=False):
     templates: Mapping[str, Any]
     concurrency: int
     rate: float
+    shared_rate: bool
     retries: int
     max_wait: float
     reconcile_grace: float

@@ -26,6 +26,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "serve"),
     # a Typer group: Typer lists groups after commands, so it stays last (tests/test_fast_paths.py)
     "config": ("config_cmd", "app"),
+    "ledger": ("ledger_cmd", "app"),
 }
 
 

@@ -31,6 +31,7 @@ FLAGS = {
     "no_ledger": "--no-ledger",
     "concurrency": "--concurrency",
     "rate": "--rate",
+    "shared_rate": "--shared-rate",
     "retries": "--retries",
     "max_wait": "--max-wait",
     "timeout": "--timeout",

@@ -71,7 +71,8 @@ def send(
         str | None,
         typer.Option(
             "--ledger",
-            help="SQLite ledger of what was sent (default: the state dir; config `ledger`; SMSPIPE_LEDGER).",
+            help="Ledger of what was sent: an SQLite file, or a postgresql:// URL shared by several hosts "
+            "(default: the state dir; config `ledger`; SMSPIPE_LEDGER).",
             show_default=False,
         ),
     ] = None,
@@ -97,6 +98,14 @@ def send(
             "--rate", help="At most R messages started per second (default: no limit).", show_default=False
         ),
     ] = None,
+    shared_rate: Annotated[
+        bool,
+        typer.Option(
+            "--shared-rate",
+            help="--rate holds for every run using the ledger together (per sender), not for this "
+            "run alone; config `shared_rate`.",
+        ),
+    ] = False,
     retries: Annotated[
         int | None,
         typer.Option(
@@ -180,6 +189,7 @@ def send(
             max_segments=max_segments,
             concurrency=concurrency,
             rate=rate,
+            shared_rate=shared_rate or None,
             retries=retries,
             max_wait=max_wait,
         )

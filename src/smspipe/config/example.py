@@ -34,9 +34,10 @@ EXAMPLES: dict[str, str] = {
     '\n    default: "Your order {{ order.id }} is now {{ status }}."'
     '\n  shipment: "{{ shop_name }}: your order {{ shipment.order_id }} has shipped."',
     "max_segments": "3",
-    "ledger": '"~/smspipe/ledger.sqlite3"',
+    "ledger": '"~/smspipe/ledger.sqlite3"',  # or "postgresql://smspipe@db.internal/shop"
     "concurrency": "4",
     "rate": "10",
+    "shared_rate": "false",
     "retries": "5",
     "max_wait": "60",
     "timeout": "30",
@@ -60,6 +61,7 @@ SECTIONS: dict[str, list[str]] = {
         "ledger",
         "concurrency",
         "rate",
+        "shared_rate",
         "retries",
         "max_wait",
         "reconcile_grace",

@@ -144,7 +144,8 @@ KEYS: dict[str, Key] = {
         Key(
             "ledger",
             {"type": "string", "minLength": 1},
-            "path of the SQLite ledger of sent messages",
+            "the ledger of sent messages: an SQLite file's path, or a postgresql:// URL when "
+            "several hosts share the work (pip install 'smspipe[postgres]')",
             env="SMSPIPE_LEDGER",
         ),
         Key(
@@ -158,6 +159,13 @@ KEYS: dict[str, Key] = {
             {"type": ["number", "null"], "exclusiveMinimum": 0},
             "at most this many messages started per second",
             default=None,
+        ),
+        Key(
+            "shared_rate",
+            {"type": "boolean"},
+            "make `rate` hold for every run using the ledger together, per sender (Twilio's "
+            "limit), not for each run alone",
+            default=False,
         ),
         Key(
             "retries",

@@ -47,6 +47,8 @@ class Resolved:
     ledger: Path | str
     concurrency: int
     rate: float | None
+    #: the rate holds for every run using the ledger together (per sender), not for this one
+    shared_rate: bool
     retries: int
     max_wait: float
     timeout: float
@@ -184,6 +186,7 @@ def resolve(settings: Settings) -> Resolved:
         ledger=_ledger(value("ledger"), settings.env),
         concurrency=int(value("concurrency")),
         rate=float(rate) if rate is not None else None,
+        shared_rate=bool(value("shared_rate")),
         retries=int(value("retries")),
         max_wait=float(value("max_wait")),
         timeout=float(value("timeout")),

@@ -41,15 +41,24 @@ SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
 
 class Feed:
-    """Documents read and planned in a thread, handed to the event loop through a bounded queue."""
+    """Documents read and planned in a thread, handed to the event loop through a bounded buffer.
+
+    The loop is woken only when it waits for the next document: what the thread
+    reads meanwhile is taken in one go.
+    """
 
     _END = object()
 
     def __init__(self, items: Iterator[Job | Result], capacity: int) -> None:
         self._items = items
         self._space = threading.Semaphore(capacity)
+        self._release_every = max(1, capacity // 4)
         self._closed = threading.Event()
-        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._lock = threading.Lock()
+        self._buffer: list[object] = []
+        #: the loop waits for the next item: the thread wakes it
+        self._waiting = False
+        self._arrived = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
@@ -72,28 +81,50 @@ class Feed:
 
     def _put(self, item: object) -> None:
         assert self._loop is not None
+        with self._lock:
+            self._buffer.append(item)
+            wake, self._waiting = self._waiting, False
+        if not wake:
+            return
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            self._loop.call_soon_threadsafe(self._arrived.set)
         except RuntimeError:  # the loop is closed: nobody is reading any more
             self._closed.set()
 
     def close(self) -> None:
         """Read nothing more (called on the loop's thread)."""
         self._closed.set()
-        self._queue.put_nowait(self._END)
+        with self._lock:
+            self._buffer.append(self._END)
+        self._arrived.set()
 
     def __aiter__(self) -> AsyncIterator[Job | Result]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Job | Result]:
+        taken = 0  # items taken whose space is not given back yet
         while True:
-            item = await self._queue.get()
-            if item is self._END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            self._space.release()
-            yield item  # type: ignore[misc]
+            with self._lock:
+                items, self._buffer = self._buffer, []
+                if not items:
+                    self._waiting = True
+                    self._arrived.clear()
+            if not items:
+                if taken:  # before waiting: the thread may be waiting for room
+                    self._space.release(taken)
+                    taken = 0
+                await self._arrived.wait()
+                continue
+            for item in items:
+                if item is self._END:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
+                taken += 1
+                if taken >= self._release_every:  # room given back in a few large steps
+                    self._space.release(taken)
+                    taken = 0
+                yield item  # type: ignore[misc]
 
 
 class _Failure:
@@ -104,18 +135,22 @@ class _Failure:
 class Writer:
     """Results and log lines written by one thread, in order, so the loop never waits on stdout.
 
-    A result counts in the totals when written; an admitted document's slot is
-    freed then.
+    What the loop hands over goes to the thread in groups: after :attr:`DELAY`,
+    or at once when :attr:`batch` items wait (a quarter of the admitted
+    documents: the others keep coming in meanwhile). A result counts in the
+    totals when written; an admitted document's slot is freed then.
     """
 
     _END = object()
+    #: the longest an item waits for company before it goes to the thread (seconds)
+    DELAY = 0.1
 
     def __init__(
         self,
         totals: Totals,
         write_result: Callable[[Result], None],
         write_line: Callable[[str], None],
-        freed: Callable[[], None],
+        freed: Callable[[int], None],
         broken: Callable[[], None],
     ) -> None:
         self._totals = totals
@@ -124,42 +159,65 @@ class Writer:
         self._freed = freed
         self._broken = broken
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._pending: list[object] = []
+        self._timer: asyncio.TimerHandle | None = None
+        #: items that go to the thread at once
+        self.batch = 1
         self.error: BaseException | None = None
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._run, name="smspipe-write", daemon=True)
         self._thread.start()
 
     def result(self, result: Result, *, admitted: bool) -> None:
-        self._queue.put((result, admitted))
+        self._hand_over((result, admitted))
 
     def line(self, text: str) -> None:
-        self._queue.put(text)
+        self._hand_over(text)
+
+    def _hand_over(self, item: object) -> None:
+        self._pending.append(item)
+        if len(self._pending) >= self.batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = self._loop.call_later(self.DELAY, self._flush)
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        items, self._pending = self._pending, []
+        if items:
+            self._queue.put(items)
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not self._END:
-            try:
-                if isinstance(item, str):
-                    if self.error is None:
-                        self._write_line(item)
-                    continue
-                result = item[0]  # type: ignore[index]
-                self._totals.add(result)
-                if self.error is None:
-                    self._write_result(result)
-            except BaseException as exc:  # stdout closed (| head): raised when the run ends
-                if self.error is None:
-                    self.error = exc
-                    with contextlib.suppress(RuntimeError):  # nobody reads: start nothing more
-                        self._loop.call_soon_threadsafe(self._broken)
-            finally:
-                if isinstance(item, tuple) and item[1]:
-                    self._free()
+        while (items := self._queue.get()) is not self._END:
+            freed = 0
+            for item in items:  # type: ignore[attr-defined]
+                freed += self._write(item)
+            if freed:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nothing waits for slots
+                    self._loop.call_soon_threadsafe(self._freed, freed)
 
-    def _free(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nothing waits for the slot
-            self._loop.call_soon_threadsafe(self._freed)
+    def _write(self, item: object) -> int:
+        """Write one item; 1 when it frees an admitted document's slot."""
+        try:
+            if isinstance(item, str):
+                if self.error is None:
+                    self._write_line(item)
+                return 0
+            result = item[0]  # type: ignore[index]
+            self._totals.add(result)
+            if self.error is None:
+                self._write_result(result)
+        except BaseException as exc:  # stdout closed (| head): raised when the run ends
+            if self.error is None:
+                self.error = exc
+                with contextlib.suppress(RuntimeError):  # nobody reads: start nothing more
+                    self._loop.call_soon_threadsafe(self._broken)
+        return 1 if isinstance(item, tuple) and item[1] else 0
 
     async def close(self) -> None:
+        self._flush()
         self._queue.put(self._END)
         await asyncio.to_thread(self._thread.join)
 
@@ -168,11 +226,12 @@ class Engine:
     """Sends one run's jobs: bounded, paced, interruptible."""
 
     def __init__(
-        self, ctx: Context, writer_factory: Callable[[Callable[[], None], Callable[[], None]], Writer]
+        self, ctx: Context, writer_factory: Callable[[Callable[[int], None], Callable[[], None]], Writer]
     ) -> None:
         self.ctx = ctx
         self._window = asyncio.Semaphore(ctx.options.admitted)
-        self.writer = writer_factory(self._window.release, self._output_closed)
+        self.writer = writer_factory(self._free, self._output_closed)
+        self.writer.batch = max(1, ctx.options.admitted // 4)
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_run: dict[str, asyncio.Event] = {}
         self._waiting: list[walk.Waiting] = []
@@ -258,26 +317,26 @@ class Engine:
             outcome = walk.unknown(job, outcome.note)
         self._emit(outcome)
 
-    async def _walk(self, job: Job) -> Result | walk.Waiting:
+    async def _walk(self, job: Job, *, fresh: bool = True) -> Result | walk.Waiting:
         """One job's walk, after any other document of this batch with its key.
 
         The one that came first goes first; this one is then decided against
         what that one left (skipped, conflict, unknown).
         """
         if self.ctx.ledger is None:
-            return await self._deliver(job)
+            return await self._deliver(job, fresh)
         while (busy := self._in_run.get(job.key)) is not None:
             await busy.wait()
         done = self._in_run[job.key] = asyncio.Event()
         try:
-            return await self._deliver(job)
+            return await self._deliver(job, fresh)
         finally:
             del self._in_run[job.key]
             done.set()
 
-    async def _deliver(self, job: Job) -> Result | walk.Waiting:
+    async def _deliver(self, job: Job, fresh: bool) -> Result | walk.Waiting:
         try:
-            return await walk.deliver(self.ctx, job)
+            return await walk.deliver(self.ctx, job, fresh=fresh)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: report it with the document, keep the batch going
@@ -294,8 +353,11 @@ class Engine:
         deadline = time.monotonic() + self.ctx.options.hold_wait
         while self._waiting and not self.ctx.stopping:
             waiting, self._waiting = self._waiting, []
-            outcomes = await asyncio.gather(*(self._walk(w.job) for w in waiting))
-            for outcome in outcomes:
+            # One read for them all: most were settled by their holders meanwhile.
+            looked = await walk.recheck(self.ctx, waiting)
+            again = [item.job for item, outcome in zip(waiting, looked, strict=True) if outcome is None]
+            walked = await asyncio.gather(*(self._walk(job, fresh=False) for job in again))
+            for outcome in [*(o for o in looked if o is not None), *walked]:
                 if isinstance(outcome, walk.Waiting):
                     self._waiting.append(outcome)
                 else:
@@ -327,6 +389,11 @@ class Engine:
             progress.failed += 1
 
     # --- control ------------------------------------------------------------------------
+
+    def _free(self, count: int) -> None:
+        """*count* admitted documents' results were written: as many may come in."""
+        for _ in range(count):
+            self._window.release()
 
     def _output_closed(self) -> None:
         self.ctx.stop()

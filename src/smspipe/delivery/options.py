@@ -17,6 +17,8 @@ class Options:
     concurrency: int = 4
     #: at most this many requests started in any one second (None: no limit)
     rate: float | None = None
+    #: the rate holds for every run using the ledger together, per sender (else for this run)
+    shared_rate: bool = False
     retries: int = 5
     #: the longest wait between two attempts, in seconds
     max_wait: float = 60.0

@@ -26,9 +26,10 @@ from smspipe.delivery import states
 from smspipe.delivery.options import Options, Progress
 from smspipe.delivery.planner import Job, Planner
 from smspipe.delivery.results import Earlier, ErrorInfo, Result, Status, Totals
-from smspipe.errors import SmspipeError, Terminated
+from smspipe.errors import SmspipeError, Terminated, UsageError
 from smspipe.ledger import KeyRow, KeyState, Ledger, Message, open_ledger
 from smspipe.ledger import Settings as LedgerSettings
+from smspipe.spelling import setting
 
 if TYPE_CHECKING:
     from smspipe.delivery.engine import Writer
@@ -57,6 +58,7 @@ def options_from(settings: config.Settings, *, force: bool = False, handle_signa
     return Options(
         concurrency=resolved.concurrency,
         rate=resolved.rate,
+        shared_rate=resolved.shared_rate,
         retries=resolved.retries,
         max_wait=resolved.max_wait,
         force=force,
@@ -146,6 +148,11 @@ def _open_run(request: SendRequest) -> tuple[Planner, Ledger | None]:
     request.settings.resolved.api_url_for_sending()
     planner = Planner(request.settings, request.policy, need_credentials=True)
     if not request.use_ledger:
+        if request.options.shared_rate and request.options.rate:
+            raise UsageError(
+                "a shared rate is kept in the ledger",
+                hint=f"drop {setting('no_ledger')}, or {setting('shared_rate')}",
+            )
         return planner, None
     settings = LedgerSettings(lease=request.options.lease)
     ledger = open_ledger(request.settings.resolved.ledger, settings=settings)
@@ -198,7 +205,7 @@ async def _deliver(
     gateways = Gateways(_gateway_factory(request))
     writers: list[Writer] = []
 
-    def writer(freed: Callable[[], None], broken: Callable[[], None]) -> Writer:
+    def writer(freed: Callable[[int], None], broken: Callable[[], None]) -> Writer:
         writers.append(Writer(totals, on_result, on_line, freed, broken))
         return writers[0]
 

@@ -1,18 +1,19 @@
 """What the messages of one run share: options, the ledger's thread, gateways, pacing, stop state.
 
 The event loop never blocks: ledger calls go to one dedicated thread (one
-SQLite connection; a claim is durable before its request leaves), the
-gateways are asyncio's own.
+connection; calls that queue up are committed together; a claim is durable
+before its request leaves), the gateways are asyncio's own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,18 +30,149 @@ T = TypeVar("T")
 
 
 class LedgerThread:
-    """The ledger's one thread: every call runs there, in order, off the event loop."""
+    """The ledger's one thread: every call runs there, in order, off the event loop.
+
+    The calls made in one turn of the event loop, and those made while the
+    thread is busy, run together, in the order made, in one transaction
+    (:meth:`smspipe.ledger.Ledger.batch`, a group commit): one sync to disk and
+    one hand-over back to the loop for all of them. Each caller is answered only
+    once its batch is committed, so a claim is still durable before its request
+    leaves. An outcome (:meth:`later`) may wait a moment for company: recorded
+    with the next claims, it costs no transaction of its own.
+    """
+
+    #: calls in one batch at most: a batch's transaction stays short for other runs
+    MAX_BATCH = 128
+    #: the longest an outcome waits for other calls to share its transaction (seconds)
+    OUTCOME_DELAY = 0.05
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smspipe-ledger")
+        self._handed: queue.SimpleQueue[list[_Call] | None] = queue.SimpleQueue()
+        #: calls made in this turn of the loop, handed over at its end
+        self._pending: list[_Call] = []
+        self._thread = threading.Thread(target=self._serve, name="smspipe-ledger", daemon=True)
+        self._thread.start()
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
+    def run(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run *function*(*args*) on the ledger's thread; awaitable (on the loop's thread)."""
+        return self._call(function, args, None)
+
+    def later(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """As :meth:`run`, for an outcome no request waits for: it may wait
+        :attr:`OUTCOME_DELAY` to be committed with the calls that follow it."""
+        return self._call(function, args, time.monotonic() + self.OUTCOME_DELAY)
+
+    def _call(
+        self, function: Callable[..., T], args: tuple[Any, ...], due: float | None
+    ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._hand_over)
+        self._pending.append(_Call(loop, future, function, args, due))
+        return future
+
+    def _hand_over(self) -> None:
+        calls, self._pending = self._pending, []
+        self._handed.put(calls)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        if self._pending:
+            self._hand_over()
+        self._handed.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        waiting: list[_Call] = []
+        ended = False
+        while not ended or waiting:
+            if not ended:
+                ended = self._collect(waiting, self._patience(waiting))
+                if not ended and self._patience(waiting) != 0:
+                    continue  # nothing due yet
+            batch, waiting = waiting[: self.MAX_BATCH], waiting[self.MAX_BATCH :]
+            if batch:
+                self._run_batch(batch)
+
+    def _patience(self, waiting: list[_Call]) -> float | None:
+        """How long to wait for more calls: for ever (none), 0 (one that must run), or
+        until the oldest outcome is due."""
+        if not waiting:
+            return None
+        if any(call.due is None for call in waiting):
+            return 0
+        return max(0.0, min(call.due for call in waiting if call.due is not None) - time.monotonic())
+
+    def _collect(self, waiting: list[_Call], timeout: float | None) -> bool:
+        """Take what was handed over (waiting up to *timeout* for it); True once closed."""
+        handed = self._handed
+        try:
+            calls = handed.get_nowait() if timeout == 0 else handed.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        while calls is not None:
+            waiting.extend(calls)
+            try:
+                calls = handed.get_nowait()
+            except queue.Empty:
+                return False
+        return True
+
+    def _run_batch(self, batch: list[_Call]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        if len(batch) == 1:  # a transaction of its own, as durable as it needs
+            outcomes.append(_outcome(batch[0]))
+        else:
+            durable = self.ledger.DURABLE_OPERATIONS
+            try:
+                with self.ledger.batch(durable=any(c.function.__name__ in durable for c in batch)):
+                    outcomes.extend(_outcome(call) for call in batch)
+            except Exception as exc:  # the batch failed: none of its answers stands
+                outcomes = [(False, exc)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Call, bool, Any]]] = {}
+        for call, (ok, value) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(call.loop, []).append((call, ok, value))
+        for loop, answers in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_answer, answers)
+
+
+class _Call:
+    __slots__ = ("args", "due", "function", "future", "loop")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        due: float | None,
+    ) -> None:
+        self.loop = loop
+        self.future = future
+        self.function = function
+        self.args = args
+        #: an outcome's latest moment to run (monotonic); None: at once
+        self.due = due
+
+
+def _outcome(call: _Call) -> tuple[bool, Any]:
+    try:
+        return True, call.function(*call.args)
+    except Exception as exc:
+        return False, exc
+
+
+def _answer(answers: list[tuple[_Call, bool, Any]]) -> None:
+    for call, ok, value in answers:
+        future = call.future
+        if future.done():  # cancelled: its caller was abandoned
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 GatewayFactory = Callable[[config.Credentials], "AsyncGateway"]
@@ -66,6 +198,30 @@ class Gateways:
             await gateway.aclose()
 
 
+class NewKeys:
+    """Whether the next document's key is likely new (no row yet), from the last few.
+
+    A run that sends meets new keys; a re-run of an export meets keys that exist.
+    Claiming a key as new first saves a read when it is; when it is not, the
+    claim finds the row taken and the walk reads it (one call more): so the walk
+    claims first only while that has paid off lately.
+    """
+
+    __slots__ = ("_score",)
+
+    #: how far the evidence for either side may build up
+    LIMIT = 8
+
+    def __init__(self) -> None:
+        self._score = 1
+
+    def likely(self) -> bool:
+        return self._score > 0
+
+    def seen(self, new: bool) -> None:
+        self._score = min(self.LIMIT, self._score + 1) if new else max(-self.LIMIT, self._score - 2)
+
+
 @dataclass(eq=False)
 class Context:
     """The state one run's messages share. Lives on the event loop's thread."""
@@ -80,6 +236,7 @@ class Context:
     pacer: Pacer = field(init=False)
     slots: asyncio.Semaphore = field(init=False)
     rng: random.Random = field(default_factory=random.Random)
+    new_keys: NewKeys = field(default_factory=NewKeys)
     #: no new request starts (a signal, a halt); what is in flight settles
     stopping: bool = False
     #: why the batch stopped, for the documents it did not send
@@ -91,7 +248,14 @@ class Context:
     _stopped: asyncio.Event = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pacer = Pacer(self.options.rate, sleep=self.sleep)
+        shared = None
+        if self.options.shared_rate and self.ledger is not None:
+            book = self.ledger
+
+            async def shared(name: str, interval: float) -> float:
+                return await book.run(book.ledger.take_turn, name, interval)
+
+        self.pacer = Pacer(self.options.rate, sleep=self.sleep, shared=shared)
         self.slots = asyncio.Semaphore(self.options.concurrency)
         self._stopped = asyncio.Event()
 

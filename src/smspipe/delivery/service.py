@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from smspipe import documents
@@ -211,9 +211,21 @@ class Outbox:
         )
         ctx.slots = self._slots
         if self._pacer is None:
-            self._pacer = ctx.pacer
+            # the outbox's own, not the first request's: a request that stops must not stop the pacing
+            self._pacer = Pacer(self._options.rate, shared=self._shared_turns())
         ctx.pacer = self._pacer
         return ctx
+
+    def _shared_turns(self) -> Callable[[str, float], Awaitable[float]] | None:
+        """The ledger's turns, when the rate is shared with every run of the ledger."""
+        book = self._book
+        if not self._options.shared_rate or book is None:
+            return None
+
+        async def shared(name: str, interval: float) -> float:
+            return await book.run(book.ledger.take_turn, name, interval)
+
+        return shared
 
     async def _heartbeats(self) -> None:
         from smspipe.ledger.base import HEARTBEATS_PER_LEASE

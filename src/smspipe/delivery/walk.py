@@ -47,53 +47,41 @@ class _Lost:
 LOST = _Lost()
 
 
-async def deliver(ctx: Context, job: Job) -> Result | Waiting:
-    """Take *job* to its result."""
+async def deliver(ctx: Context, job: Job, *, fresh: bool = True) -> Result | Waiting:
+    """Take *job* to its result (*fresh*: not seen before in this run, so its key is
+    likely new)."""
     try:
         if ctx.ledger is None:
             outcome = await _send(ctx, job, claim=None)
             assert not isinstance(outcome, _Lost)
             return outcome
-        return await _decide_and_send(ctx, job)
+        return await _decide_and_send(ctx, job, guess=fresh)
     except SmspipeError as exc:  # the ledger failed: stop the batch, report this one not sent
         return _ledger_fault(ctx, job, exc)
 
 
-async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
+async def _decide_and_send(ctx: Context, job: Job, *, guess: bool = True) -> Result | Waiting:
     assert ctx.ledger is not None
     book = ctx.ledger
     facts = states.Facts(job.sms.to, job.body_sha256, job.media_sha256)
-    for _ in range(MAX_ROUNDS):
+    guess = guess and not job.legacy_keys and ctx.new_keys.likely()
+    if guess:
+        # No row is decided SEND: claiming the key as new reads it too (one call to the ledger, not two).
+        outcome = await _send(ctx, job, claim=None)
+        ctx.new_keys.seen(not isinstance(outcome, _Lost))
+        if not isinstance(outcome, _Lost):
+            return outcome
+    for round_ in range(MAX_ROUNDS):
         if ctx.stopping:
             return not_sent(ctx, job)
         row = await book.run(book.ledger.get, job.key, job.legacy_keys)
+        if round_ == 0 and not guess:
+            ctx.new_keys.seen(row is None)
         decision = states.decide(row, facts, force=ctx.options.force, run_id=ctx.run_id)
+        settled = settled_by(job, decision)
+        if settled is not None:
+            return settled
         action = decision.action
-        if action == Action.SKIP:
-            return Result(
-                job.verdict,
-                Status.SKIPPED,
-                job.key,
-                job=job,
-                sid=decision.sid,
-                segments=decision.segments,
-                note=decision.note,
-            )
-        if action == Action.CONFLICT:
-            return Result(
-                job.verdict,
-                Status.CONFLICT,
-                job.key,
-                job=job,
-                note=decision.note,
-                earlier=decision.earlier,
-                error=ErrorInfo(decision.note or "conflict"),
-            )
-        if action == Action.WAIT:
-            return Waiting(job, decision.note or "being sent by another run")
-        if action == Action.UNSETTLED:
-            note = decision.note or "an earlier document of this run with this key is unsettled"
-            return unknown(job, note)
         version: int | None = row.version if row is not None else None
         if action == Action.RECONCILE:
             assert row is not None
@@ -105,6 +93,62 @@ async def _decide_and_send(ctx: Context, job: Job) -> Result | Waiting:
         if not isinstance(outcome, _Lost):
             return outcome
     return unknown(job, "its ledger row kept changing under other runs: the next run settles it")
+
+
+def settled_by(job: Job, decision: states.Decision) -> Result | Waiting | None:
+    """What *decision* makes of *job* without sending anything: skipped, conflict, still
+    held by another run, unsettled by this one; None when it is to be sent (or reconciled)."""
+    action = decision.action
+    if action == Action.SKIP:
+        return Result(
+            job.verdict,
+            Status.SKIPPED,
+            job.key,
+            job=job,
+            sid=decision.sid,
+            segments=decision.segments,
+            note=decision.note,
+        )
+    if action == Action.CONFLICT:
+        return Result(
+            job.verdict,
+            Status.CONFLICT,
+            job.key,
+            job=job,
+            note=decision.note,
+            earlier=decision.earlier,
+            error=ErrorInfo(decision.note or "conflict"),
+        )
+    if action == Action.WAIT:
+        return Waiting(job, decision.note or "being sent by another run")
+    if action == Action.UNSETTLED:
+        return unknown(job, decision.note or "an earlier document of this run with this key is unsettled")
+    return None
+
+
+async def recheck(ctx: Context, waiting: list[Waiting]) -> list[Result | Waiting | None]:
+    """Keys other runs held, looked at again in one read: each settled, still held, or
+    None (to walk again: the holder is gone, or the key is free now). A ledger fault stops
+    the batch and leaves them all waiting (reported unknown at its end)."""
+    assert ctx.ledger is not None
+    book = ctx.ledger
+    try:
+        rows = await book.run(book.ledger.get_many, [item.job.key for item in waiting])
+    except SmspipeError as exc:
+        ctx.stop(_fault_info(exc))
+        return list(waiting)
+    outcomes: list[Result | Waiting | None] = []
+    for item in waiting:
+        job = item.job
+        row = rows.get(job.key)
+        if row is None and job.legacy_keys:
+            outcomes.append(None)  # a schema 1 row may stand for it: the full walk looks
+            continue
+        facts = states.Facts(job.sms.to, job.body_sha256, job.media_sha256)
+        outcomes.append(
+            settled_by(job, states.decide(row, facts, force=ctx.options.force, run_id=ctx.run_id))
+        )
+    return outcomes
 
 
 async def _reconcile(ctx: Context, job: Job, row: KeyRow) -> KeyRow | None:
@@ -135,7 +179,7 @@ async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
             claimed = True
             outcome = await _create(ctx, gateway, job)
             if not isinstance(outcome, GatewayError):
-                return await _sent(ctx, job, outcome, attempt)
+                break
             step = ctx.options.policy.after(outcome, attempt, ctx.rng)
             if step.next != Next.RETRY:
                 return await _after_failure(
@@ -143,13 +187,15 @@ async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
                 )
             if not await _wait_to_retry(ctx, outcome, step.delay):
                 return await _give_back(ctx, job, True, not_sent(ctx, job))
+    # Recording what Twilio created holds no slot: the next request may go meanwhile.
+    return await _sent(ctx, job, outcome, attempt)
 
 
 async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) -> float | Result | _Lost:
     """One attempt's turn: claim the key (or mark another attempt), wait for the start's
     moment, make sure this run may still send. The moment it starts, or why it does not."""
     book = ctx.ledger
-    async with ctx.pacer.turn() as turn:
+    async with ctx.pacer.turn(_pace_name(job)) as turn:
         if ctx.stopping:
             return await _give_back(ctx, job, claimed, not_sent(ctx, job))
         if book is not None and not claimed:
@@ -157,7 +203,11 @@ async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) ->
                 return LOST
         elif book is not None:
             await book.run(book.ledger.touch, job.key)
-        waited = await turn.ready()
+        try:
+            waited = await turn.ready()
+        except SmspipeError as exc:  # a shared rate's turn could not be asked for: nothing left
+            ctx.stop(_fault_info(exc))
+            return await _give_back(ctx, job, True, not_sent(ctx, job))
         if waited > TOUCH_AFTER and book is not None:
             # The grace period runs from the attempt: it starts now, not at the claim.
             await book.run(book.ledger.touch, job.key)
@@ -311,7 +361,7 @@ async def _sent(ctx: Context, job: Job, message: SentMessage, attempt: int) -> R
         media_sha256=job.media_sha256,
     )
     try:
-        await book.run(book.ledger.record_sent, job.key, record)
+        await book.later(book.ledger.record_sent, job.key, record)
     except SmspipeError as exc:
         # Delivered all the same: say so, with its SID. The key stays open, and the
         # next run's reconciliation finds the message in Twilio's log.
@@ -329,6 +379,12 @@ async def _give_back(ctx: Context, job: Job, claimed: bool, result: Result) -> R
         except SmspipeError as exc:
             ctx.stop(_fault_info(exc))
     return result
+
+
+def _pace_name(job: Job) -> str:
+    """What a shared rate is kept for: the sender (a number, or a Messaging Service) of an account."""
+    account = job.credentials.account_sid if job.credentials else ""
+    return f"{account}/{job.sender.sender or job.sender.messaging_service_sid or ''}"
 
 
 def _attempt(job: Job) -> Attempt:

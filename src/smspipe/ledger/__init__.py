@@ -1,8 +1,9 @@
 """The delivery ledger: what was sent, what is being sent, and by which run.
 
-:func:`open_ledger` opens one by its target (a path: SQLite; issue 15 adds
-``postgresql://`` URLs); :mod:`smspipe.ledger.base` is the contract every
-backend keeps, :mod:`smspipe.ledger.sqlite` the embedded default.
+:func:`open_ledger` opens one by its target (a path: SQLite; a ``postgresql://``
+URL: PostgreSQL, for several hosts); :mod:`smspipe.ledger.base` is the contract
+every backend keeps, :mod:`smspipe.ledger.sqlite` the embedded default,
+:mod:`smspipe.ledger.postgres` the shared one.
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ from smspipe.ledger.base import (
     LedgerError,
     LedgerFull,
     LedgerReadOnly,
+    LedgerRetry,
+    LedgerUnavailable,
+    Merged,
     Message,
     RunInfo,
     Settings,
+    StoredKey,
 )
-from smspipe.spelling import setting
+
+#: what a PostgreSQL ledger's URL starts with
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 __all__ = [
     "OPEN_STATES",
@@ -45,11 +52,21 @@ __all__ = [
     "LedgerError",
     "LedgerFull",
     "LedgerReadOnly",
+    "LedgerRetry",
+    "LedgerUnavailable",
+    "Merged",
     "Message",
     "RunInfo",
     "Settings",
+    "StoredKey",
+    "is_postgres",
     "open_ledger",
 ]
+
+
+def is_postgres(target: str | Path) -> bool:
+    """Is *target* a PostgreSQL URL (else it is the path of an SQLite file)?"""
+    return str(target).startswith(POSTGRES_SCHEMES)
 
 
 def open_ledger(
@@ -61,15 +78,15 @@ def open_ledger(
 ) -> Ledger | None:
     """The ledger at *target*, checked and ready; None when *read_only* and there is none yet.
 
-    Raises :class:`LedgerError` (exit 2) for a ledger that cannot be used as it
-    is, :class:`LedgerFull` (exit 75) when the disk is full.
+    *target*: the path of an SQLite file, or a ``postgresql://`` URL (psycopg is
+    imported only then). Raises :class:`LedgerError` (exit 2) for a ledger that
+    cannot be used as it is, :class:`LedgerFull` or :class:`LedgerUnavailable`
+    (exit 75) for one that cannot be written or reached now.
     """
-    text = str(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        raise LedgerError(
-            f"the ledger {text.rsplit('@', maxsplit=1)[-1]}: PostgreSQL ledgers are not supported yet",
-            hint=f"pass {setting('ledger')} with the path of an SQLite file",
-        )
+    if is_postgres(target):
+        from smspipe.ledger.postgres import open_postgres
+
+        return open_postgres(str(target), read_only=read_only, settings=settings, run=run)
     from smspipe.ledger.sqlite import open_sqlite
 
     return open_sqlite(target, read_only=read_only, settings=settings, run=run)

@@ -3,23 +3,28 @@
 A ledger stores, per message key, the state of its delivery (see
 :mod:`smspipe.delivery.states` for the state machine), every message Twilio
 created (one row per SID, under one key only), and the runs that hold claims.
-Every operation is one small transaction; writes that change a key's row are
-compare-and-set on the row's ``version``, so the decision of what to do with a
+Every operation is one small transaction (or, inside :meth:`Ledger.batch`, a
+savepoint of the batch's one transaction: a group commit); writes that change a
+key's row are compare-and-set on the row's ``version``, so the decision of what to do with a
 key is a pure function of the row read (:func:`smspipe.delivery.states.decide`)
 and a backend needs no logic of its own. Liveness is the database's: a run holds
 a lease it renews (a heartbeat); a run whose lease lapsed is dead to every other
 run, and must not send on itself. Times (lease, age of an attempt) are the
 backend's own clock, so runs on several hosts agree on them.
 
-Any backend (SQLite today, PostgreSQL next) passes ``tests/ledger_contract.py``.
+Any backend (SQLite, PostgreSQL) passes ``tests/ledger_contract.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+import secrets
 import socket
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -73,6 +78,15 @@ class LedgerFull(TemporaryFailure):
 
 class LedgerBusy(TemporaryFailure):
     """Another process held the ledger's write lock for too long (exit 75)."""
+
+
+class LedgerUnavailable(TemporaryFailure):
+    """The ledger's server cannot be reached, or the connection to it was lost (exit 75)."""
+
+
+class LedgerRetry(LedgerBusy):
+    """The database undid a whole batch (a deadlock with another run): nothing of it
+    took effect, and running it again may succeed."""
 
 
 class LeaseLost(TemporaryFailure):
@@ -195,6 +209,38 @@ class KeyRow:
         return self.recipient
 
 
+#: versions need to be unpredictable to nothing but chance: seeded once from the system
+_VERSIONS = random.Random(secrets.randbits(128))
+
+
+def new_version() -> int:
+    """An opaque version: random, so a key deleted and made again never repeats one."""
+    return _VERSIONS.getrandbits(62)
+
+
+def new_row(key: str, attempt: Attempt, run_id: str, version: int) -> KeyRow:
+    """The row a claim of a key that had none writes, as :meth:`Ledger.get` reads it back."""
+    return KeyRow(
+        key=key,
+        state=KeyState.SENDING,
+        recipient=attempt.recipient,
+        sender=attempt.sender,
+        messaging_service_sid=attempt.messaging_service_sid,
+        account_sid=attempt.account_sid,
+        body=attempt.body,
+        body_sha256=attempt.body_sha256,
+        media_sha256=attempt.media_sha256,
+        sid=None,
+        segments=None,
+        error_code=None,
+        error_message=None,
+        holder=Holder(run_id, this_run=True, alive=True, description="this run"),
+        attempts=1,
+        attempt_age=0.0,
+        version=version,
+    )
+
+
 class FoundOutcome(StrEnum):
     """What the ledger said to a message found in Twilio's log."""
 
@@ -220,11 +266,88 @@ class Counts:
     messages: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key's row as stored, with its messages: what moves between ledgers
+    (:meth:`Ledger.history`, :meth:`Ledger.merge`). Times are seconds since the epoch."""
+
+    key: str
+    state: KeyState
+    recipient: str
+    sender: str | None
+    messaging_service_sid: str | None
+    account_sid: str | None
+    body: str | None
+    body_sha256: str | None
+    media_sha256: str | None
+    match_sha256: str | None
+    sid: str | None
+    segments: int | None
+    error_code: int | None
+    error_message: str | None
+    #: the run that holds it open (a run of the ledger it came from: gone in another)
+    owner: str | None
+    attempts: int
+    attempted_at: float | None
+    updated_at: float
+    legacy: bool
+    messages: tuple[Message, ...] = ()
+
+    def same_as(self, other: StoredKey) -> bool:
+        """The same history: state, recipient, message and every message under the key."""
+        return (
+            self.state == other.state
+            and self.recipient == other.recipient
+            and self.sid == other.sid
+            and {m.sid for m in self.messages} == {m.sid for m in other.messages}
+        )
+
+
+def difference(here: StoredKey, there: StoredKey) -> str:
+    """How a key's history in this ledger differs from another's, in a few words."""
+
+    def brief(stored: StoredKey) -> str:
+        return f"{stored.state} to {stored.recipient}" + (f" ({stored.sid})" if stored.sid else "")
+
+    if (here.state, here.recipient, here.sid) != (there.state, there.recipient, there.sid):
+        return f"{brief(here)} here, {brief(there)} in the source"
+    ours = ", ".join(sorted(m.sid for m in here.messages)) or "none"
+    theirs = ", ".join(sorted(m.sid for m in there.messages)) or "none"
+    return f"its messages differ ({ours} here, {theirs} in the source)"
+
+
+def chunks(items: Iterable[StoredKey], size: int) -> Iterator[list[StoredKey]]:
+    chunk: list[StoredKey] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass(slots=True)
+class Merged:
+    """What :meth:`Ledger.merge` did."""
+
+    #: keys added (with their messages)
+    added: int = 0
+    #: keys already there with the same history
+    present: int = 0
+    #: keys left as they were because they hold another history: (key, why)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
+
+
 # --- the interface --------------------------------------------------------------------
 
 
 class Ledger(ABC):
     """What the delivery engine asks of a ledger. Synchronous; one caller thread at a time."""
+
+    #: the operations whose effect must be durable before their caller goes on (a claim
+    #: before its request leaves): a batch holding one of them is committed durably
+    DURABLE_OPERATIONS = frozenset({"start_run", "claim", "adopt", "touch"})
 
     #: where it is, for messages ("/home/u/.local/state/smspipe/ledger.sqlite3")
     location: str
@@ -250,6 +373,15 @@ class Ledger(ABC):
     @abstractmethod
     def get(self, key: str, legacy_keys: tuple[str, ...] = ()) -> KeyRow | None:
         """The row of *key*, else of the first of *legacy_keys* that has one (schema 1 keys)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, KeyRow]:
+        """The rows of *keys* that have one, as :meth:`get` reads each (legacy keys aside)."""
+        rows = {}
+        for key in keys:
+            row = self.get(key)
+            if row is not None:
+                rows[key] = row
+        return rows
 
     @abstractmethod
     def legacy_accounts(self) -> tuple[str | None, ...]:
@@ -314,6 +446,41 @@ class Ledger(ABC):
     @abstractmethod
     def release(self, key: str) -> None:
         """The attempt certainly created nothing: the key goes back to what it was."""
+
+    # pacing shared by every run of the ledger
+
+    @abstractmethod
+    def take_turn(self, name: str, interval: float) -> float:
+        """Start now if *interval* seconds have passed since the last start any run recorded
+        under *name*: record this start and return 0. Else the seconds to wait before asking
+        again. Times are the backend's clock."""
+
+    # moving history between ledgers
+
+    @abstractmethod
+    def history(self) -> Iterator[StoredKey]:
+        """Every key's row and messages, in key order."""
+
+    @abstractmethod
+    def merge(self, keys: Iterable[StoredKey]) -> Merged:
+        """Add the keys this ledger lacks (each whole, with its messages); a key it has with
+        the same history is left be, one with another history (or whose message another key
+        holds) is left as it is and reported: nothing is ever overwritten."""
+
+    @contextlib.contextmanager
+    def batch(self, *, durable: bool = True) -> Iterator[None]:
+        """Group commit: the operations called inside run in one transaction, committed
+        once, when the batch ends (synced to disk when *durable*: a batch holding one of
+        :attr:`DURABLE_OPERATIONS` must be).
+
+        Each operation is still all or nothing: one that raises leaves the others'
+        effects in place. Nothing done inside is visible to other runs, nor durable,
+        before the batch ends, so a caller acts on an answer (sends after a claim) only
+        then. When the batch itself fails (its commit; a connection lost) it raises, and
+        its operations may or may not have taken effect, as a single operation's may.
+        This default runs each operation on its own.
+        """
+        yield
 
     @abstractmethod
     def close(self) -> None: ...

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from smspipe.ledger.base import (
@@ -45,10 +44,16 @@ from smspipe.ledger.base import (
     LedgerError,
     LedgerFull,
     LedgerReadOnly,
+    Merged,
     Message,
     RunInfo,
     Settings,
+    StoredKey,
+    chunks,
+    difference,
     ledger_fix,
+    new_row,
+    new_version,
     process_alive,
 )
 from smspipe.spelling import setting
@@ -64,6 +69,8 @@ FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024
 #: ended runs are forgotten after this long (unless they still own a key)
 RUNS_KEPT_SECONDS = 7 * 24 * 3600
 TABLES = ("meta", "runs", "deliveries", "messages")
+#: the starts of a --rate shared by every run of the ledger (made on first use)
+PACE_TABLE = "CREATE TABLE IF NOT EXISTS pace (name TEXT PRIMARY KEY, last_start REAL NOT NULL)"
 
 SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -150,9 +157,14 @@ _ROW = (
 )
 
 
-def new_version() -> int:
-    """An opaque version: random, so a key deleted and made again never repeats one."""
-    return secrets.randbits(62)
+class _Batch:
+    """The batch in progress: the error that lost it, if one did; when the lease was checked."""
+
+    __slots__ = ("lease_checked", "lost")
+
+    def __init__(self) -> None:
+        self.lost: Exception | None = None
+        self.lease_checked = False
 
 
 class SqliteLedger(Ledger):
@@ -177,6 +189,8 @@ class SqliteLedger(Ledger):
         self.settings = settings
         self.run = run
         self._durable: bool | None = None
+        self._batch: _Batch | None = None
+        self._pace_ready = False
         self._started = False
         self._lost = False
         self._legacy_accounts: tuple[str | None, ...] | None = None
@@ -185,17 +199,20 @@ class SqliteLedger(Ledger):
 
     @contextlib.contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """One write transaction; SQLite's faults become the ledger's errors.
+        """One write transaction (in a batch: part of the batch's); SQLite's faults become
+        the ledger's errors.
 
         *durable* transactions are synced to disk at commit (a claim must be on
         disk before its request leaves, also across a power cut). In WAL mode a
         synced commit also makes every earlier commit durable.
         """
+        if self._batch is not None:
+            with self._in_batch() as db:
+                yield db
+            return
         db = self._db
         with self.faults("write"):
-            if self._durable is not durable:
-                db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-                self._durable = durable
+            self._synchronous(durable)
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -206,19 +223,82 @@ class SqliteLedger(Ledger):
                 raise
             db.execute("COMMIT")
 
+    def _synchronous(self, durable: bool) -> None:
+        # Set outside a transaction only: SQLite ignores it inside one.
+        if self._durable is not durable:
+            self._db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+
+    @contextlib.contextmanager
+    def batch(self, *, durable: bool = True) -> Iterator[None]:
+        """Group commit: one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (synced to disk once, when
+        *durable*) for every operation inside.
+
+        An operation that fails before it writes (a lapsed lease) fails alone; any
+        other failure inside ends the batch: its transaction is rolled back, and every
+        operation in it fails with that error (a fault means the ledger cannot be
+        trusted to record, and no operation is ever left half done).
+        """
+        if self._batch is not None or self.read_only:
+            yield
+            return
+        db = self._db
+        with self.faults("write"):
+            self._synchronous(durable)
+            db.execute("BEGIN IMMEDIATE")
+        batch = self._batch = _Batch()
+        try:
+            yield
+        except BaseException:
+            self._batch = None
+            self._roll_back()
+            raise
+        self._batch = None
+        if batch.lost is not None:
+            self._roll_back()
+            raise batch.lost
+        with self.faults("write"):
+            db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _in_batch(self) -> Iterator[sqlite3.Connection]:
+        """One operation's writes in the batch's transaction: a failure loses the batch."""
+        batch = self._batch
+        assert batch is not None
+        if batch.lost is not None:
+            raise batch.lost
+        try:
+            with self.faults("write"):
+                yield self._db
+        except LeaseLost:
+            raise  # raised before anything was written
+        except Exception as exc:
+            if batch.lost is None:
+                batch.lost = exc
+            raise
+
     @contextlib.contextmanager
     def faults(self, action: str) -> Iterator[None]:
         try:
             yield
         except sqlite3.Error as exc:
-            self._roll_back()
-            raise translate_fault(exc, self.location, self.path, action) from None
+            error = translate_fault(exc, self.location, self.path, action)
+            self._after_fault(error)
+            raise error from None
         except ValueError as exc:  # a value that is not text, not a state: scribbled
-            self._roll_back()
-            raise LedgerDamaged(
+            error = LedgerDamaged(
                 f"the ledger {self.location} is damaged (a stored value is unreadable: {exc})",
                 hint=ledger_fix(),
-            ) from None
+            )
+            self._after_fault(error)
+            raise error from None
+
+    def _after_fault(self, error: Exception) -> None:
+        """Outside a batch, the transaction is rolled back; inside, the batch is lost."""
+        if self._batch is None:
+            self._roll_back()
+        elif self._batch.lost is None:
+            self._batch.lost = error
 
     def _roll_back(self) -> None:
         if self._db.in_transaction:
@@ -280,6 +360,9 @@ class SqliteLedger(Ledger):
         self._started = False
 
     def _check_lease(self, db: sqlite3.Connection, now: float) -> None:
+        batch = self._batch
+        if batch is not None and batch.lease_checked:
+            return  # once per batch: no other run writes while its transaction holds the lock
         row = db.execute(
             "SELECT lease_until, ended_at FROM runs WHERE run_id = ?", (self.run.run_id,)
         ).fetchone()
@@ -291,6 +374,8 @@ class SqliteLedger(Ledger):
                 "hold its messages now, so it sends nothing more",
                 hint="run again; raise `run_lease` if the machine stalls this long",
             )
+        if batch is not None:
+            batch.lease_checked = True
 
     # --- reads -----------------------------------------------------------------------
 
@@ -402,6 +487,19 @@ class SqliteLedger(Ledger):
             legacy=key != record["key"],
         )
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, KeyRow]:
+        if self._schema == 1:
+            return super().get_many(keys)
+        rows: dict[str, KeyRow] = {}
+        unique = list(dict.fromkeys(keys))
+        with self.faults("read"):
+            for start in range(0, len(unique), 500):
+                part = unique[start : start + 500]
+                marks = ", ".join("?" * len(part))
+                for record in self._db.execute(_ROW + f"WHERE d.key IN ({marks})", part).fetchall():
+                    rows[record["key"]] = self._row(record)
+        return rows
+
     def legacy_accounts(self) -> tuple[str | None, ...]:
         if self._legacy_accounts is None:
             query = (
@@ -440,6 +538,144 @@ class SqliteLedger(Ledger):
                 messages = self._db.execute("SELECT count(*) FROM messages").fetchone()[0]
         return Counts(by_state=states, messages=messages)
 
+    # --- pacing shared by every run of the ledger ----------------------------------------
+
+    def take_turn(self, name: str, interval: float) -> float:
+        now = self._now()
+        with self._write() as db:
+            if not self._pace_ready:
+                # Made on first use: a ledger without it is as good (older smspipe ignores it).
+                db.execute(PACE_TABLE)
+                self._pace_ready = True
+            row = db.execute("SELECT last_start FROM pace WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] + interval > now:
+                return float(row[0] + interval - now)
+            db.execute(
+                "INSERT INTO pace (name, last_start) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET last_start = excluded.last_start",
+                (name, now),
+            )
+        return 0.0
+
+    # --- moving history between ledgers ----------------------------------------------------
+
+    def history(self) -> Iterator[StoredKey]:
+        if self._schema < SCHEMA_VERSION:
+            raise LedgerError(
+                f"the ledger {self.location} has schema {self._schema}",
+                hint="run `smspipe ledger migrate` on it first",
+            )
+        after = ""
+        while True:
+            with self.faults("read"):
+                records = self._db.execute(
+                    "SELECT * FROM deliveries WHERE key > ? ORDER BY key LIMIT 500", (after,)
+                ).fetchall()
+                found = [self._stored(record) for record in records]
+            if not found:
+                return
+            yield from found
+            after = found[-1].key
+
+    def _stored(self, record: sqlite3.Row) -> StoredKey:
+        messages = self._db.execute(
+            "SELECT * FROM messages WHERE key = ? ORDER BY created_at", (record["key"],)
+        ).fetchall()
+        return StoredKey(
+            key=record["key"],
+            state=KeyState(record["state"]),
+            recipient=record["recipient"],
+            sender=record["sender"],
+            messaging_service_sid=record["messaging_service_sid"],
+            account_sid=record["account_sid"],
+            body=record["body"],
+            body_sha256=record["body_sha256"],
+            media_sha256=record["media_sha256"],
+            match_sha256=record["match_sha256"],
+            sid=record["sid"],
+            segments=record["segments"],
+            error_code=record["error_code"],
+            error_message=record["error_message"],
+            owner=record["owner"],
+            attempts=record["attempts"],
+            attempted_at=record["attempted_at"],
+            updated_at=record["updated_at"],
+            legacy=bool(record["legacy"]),
+            messages=tuple(_message(message) for message in messages),
+        )
+
+    def merge(self, keys: Iterable[StoredKey]) -> Merged:
+        merged = Merged()
+        for chunk in chunks(keys, 200):
+            with self._write(durable=True) as db:
+                for stored in chunk:
+                    self._merge_one(db, stored, merged)
+        return merged
+
+    def _merge_one(self, db: sqlite3.Connection, stored: StoredKey, merged: Merged) -> None:
+        existing = db.execute("SELECT * FROM deliveries WHERE key = ?", (stored.key,)).fetchone()
+        if existing is not None:
+            here = self._stored(existing)
+            if here.same_as(stored):
+                merged.present += 1
+            else:
+                merged.conflicts.append((stored.key, difference(here, stored)))
+            return
+        for message in stored.messages:
+            owner = db.execute("SELECT key FROM messages WHERE sid = ?", (message.sid,)).fetchone()
+            if owner is not None:
+                merged.conflicts.append((stored.key, f"its message {message.sid} is {owner[0]}'s here"))
+                return
+        db.execute(
+            "INSERT INTO deliveries (key, state, recipient, sender, messaging_service_sid, account_sid, "
+            "body, body_sha256, media_sha256, match_sha256, sid, segments, error_code, error_message, "
+            "owner, attempts, attempted_at, updated_at, version, legacy) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                stored.key,
+                str(stored.state),
+                stored.recipient,
+                stored.sender,
+                stored.messaging_service_sid,
+                stored.account_sid,
+                stored.body,
+                stored.body_sha256,
+                stored.media_sha256,
+                stored.match_sha256,
+                stored.sid,
+                stored.segments,
+                stored.error_code,
+                stored.error_message,
+                stored.owner,
+                stored.attempts,
+                stored.attempted_at,
+                stored.updated_at,
+                new_version(),
+                int(stored.legacy),
+            ),
+        )
+        for message in stored.messages:
+            db.execute(
+                "INSERT INTO messages (sid, key, recipient, sender, messaging_service_sid, account_sid, "
+                "segments, body_sha256, media_sha256, found_in_log, run_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.sid,
+                    stored.key,
+                    message.recipient,
+                    message.sender,
+                    message.messaging_service_sid,
+                    message.account_sid,
+                    message.segments,
+                    message.body_sha256,
+                    message.media_sha256,
+                    int(message.found_in_log),
+                    message.run_id,
+                    message.created_at if message.created_at is not None else stored.updated_at,
+                ),
+            )
+        merged.added += 1
+
     # --- writes ----------------------------------------------------------------------
 
     def claim(self, key: str, version: int | None, attempt: Attempt) -> KeyRow | None:
@@ -461,16 +697,15 @@ class SqliteLedger(Ledger):
                 new_version(),
             )
             if version is None:
-                try:
-                    db.execute(
-                        "INSERT INTO deliveries (recipient, sender, messaging_service_sid, account_sid, "
-                        "body, body_sha256, media_sha256, match_sha256, owner, attempted_at, updated_at, "
-                        "version, key, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                        "'sending', 1)",
-                        (*values, key),
-                    )
-                except sqlite3.IntegrityError:
-                    return None
+                inserted = db.execute(
+                    "INSERT INTO deliveries (recipient, sender, messaging_service_sid, account_sid, "
+                    "body, body_sha256, media_sha256, match_sha256, owner, attempted_at, updated_at, "
+                    "version, key, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "'sending', 1) ON CONFLICT (key) DO NOTHING",
+                    (*values, key),
+                ).rowcount
+                # A new row holds what was just written: no need to read it back.
+                return new_row(key, attempt, self.run.run_id, values[-1]) if inserted else None
             else:
                 changed = db.execute(
                     "UPDATE deliveries SET recipient = ?, sender = ?, messaging_service_sid = ?, "
@@ -531,28 +766,31 @@ class SqliteLedger(Ledger):
 
     def _record(self, db: sqlite3.Connection, key: str, message: Message, *, found_in_log: bool) -> None:
         now = self._now()
-        owner = db.execute("SELECT key FROM messages WHERE sid = ?", (message.sid,)).fetchone()
-        if owner is None:
-            db.execute(
-                "INSERT INTO messages (sid, key, recipient, sender, messaging_service_sid, account_sid, "
-                "segments, body_sha256, media_sha256, found_in_log, run_id, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message.sid,
-                    key,
-                    message.recipient,
-                    message.sender,
-                    message.messaging_service_sid,
-                    message.account_sid,
-                    message.segments,
-                    message.body_sha256,
-                    message.media_sha256,
-                    int(found_in_log),
-                    self.run.run_id,
-                    message.created_at or now,
-                ),
-            )
-        elif owner[0] != key and not found_in_log:
+        inserted = db.execute(
+            "INSERT INTO messages (sid, key, recipient, sender, messaging_service_sid, account_sid, "
+            "segments, body_sha256, media_sha256, found_in_log, run_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sid) DO NOTHING",
+            (
+                message.sid,
+                key,
+                message.recipient,
+                message.sender,
+                message.messaging_service_sid,
+                message.account_sid,
+                message.segments,
+                message.body_sha256,
+                message.media_sha256,
+                int(found_in_log),
+                self.run.run_id,
+                message.created_at or now,
+            ),
+        ).rowcount
+        owner = (
+            None
+            if inserted
+            else db.execute("SELECT key FROM messages WHERE sid = ?", (message.sid,)).fetchone()
+        )
+        if owner is not None and owner[0] != key and not found_in_log:
             # Twilio's answer to a create names its message beyond doubt: a key that
             # took this SID from the log gives it back and is open again.
             db.execute(
@@ -939,3 +1177,16 @@ def _statements(script: str) -> Iterator[str]:
         if sqlite3.complete_statement(buffer):
             yield buffer.strip()
             buffer = ""
+
+
+def migrate(path: str | Path) -> tuple[int | None, int]:
+    """Make or migrate the ledger at *path*: (the schema found, None for no ledger; the schema now)."""
+    view = open_sqlite(path, read_only=True)
+    found = None
+    if view is not None:
+        found = view._schema
+        view.close()
+    ledger = open_sqlite(path)
+    assert ledger is not None
+    ledger.close()
+    return found, SCHEMA_VERSION
