@@ -104,7 +104,8 @@ def serve(
         str | None,
         typer.Option(
             "--ledger",
-            help="SQLite ledger (default: the state dir; config `ledger`; SMSPIPE_LEDGER).",
+            help="Ledger: an SQLite path or postgresql://… (default: the state dir; config `ledger`; "
+            "SMSPIPE_LEDGER).",
             show_default=False,
         ),
     ] = None,
