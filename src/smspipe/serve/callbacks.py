@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smspipe import api
+from smspipe.errors import SmspipeError, redact
 from smspipe.serve.http import Answer, Request, problem
 from smspipe.serve.options import ServeOptions
 
@@ -125,31 +126,38 @@ class Callbacks:
         return base.rstrip("/") + request.path + (f"?{request.query}" if request.query else "")
 
     # The two calls below are the ledger's (issue 14: api.update_message_status,
-    # api.optout_add, api.optout_remove); until they exist, callbacks are checked,
-    # parsed and logged, and nothing is recorded.
+    # api.optout_add, api.optout_remove); a smspipe without them checks, parses and
+    # logs callbacks, and records nothing.
 
     async def _record_status(self, update: StatusUpdate) -> None:
         record: Any = getattr(api, "update_message_status", None)
         if record is None:
             return
-        await asyncio.to_thread(
-            record,
-            update.sid,
-            update.status,
-            error_code=update.error_code,
-            error_message=update.error_message,
-            ledger=self._options.ledger,
-        )
+        try:
+            await asyncio.to_thread(
+                record,
+                update.sid,
+                update.status,
+                error_code=update.error_code,
+                error_message=update.error_message,
+                **self._ledger_arguments(),
+            )
+        except SmspipeError as exc:  # Twilio would retry in vain: answered, and logged
+            self._log(f"status callback for {update.sid} not recorded: {redact(str(exc))}")
 
     async def _record_word(self, inbound: Inbound) -> None:
         name = "optout_add" if inbound.word == "stop" else "optout_remove"
         record: Any = getattr(api, name, None)
         if record is None:
             return
-        if inbound.word == "stop":
-            await asyncio.to_thread(record, [inbound.sender], source="inbound", ledger=self._options.ledger)
-        else:
-            await asyncio.to_thread(record, [inbound.sender], ledger=self._options.ledger)
+        extra = {"source": "inbound"} if inbound.word == "stop" else {}
+        try:
+            await asyncio.to_thread(record, [inbound.sender], **extra, **self._ledger_arguments())
+        except SmspipeError as exc:
+            self._log(f"inbound {inbound.word} from {inbound.sender} not recorded: {redact(str(exc))}")
+
+    def _ledger_arguments(self) -> dict[str, Any]:
+        return {"ledger": self._options.ledger, "config": self._options.config, "env": self._options.env}
 
 
 def _code(code: int | None) -> str:
