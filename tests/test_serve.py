@@ -336,3 +336,26 @@ def test_a_retry_settles_a_send_left_in_doubt_without_sending_it_again(
         assert len(twilio_server.messages) == 1
     finally:
         server.kill()
+
+
+def test_a_chunked_body_over_one_megabyte_is_413_too(served: Served, twilio_server: TwilioServer) -> None:
+    """No Content-Length to refuse early: the body is counted as it is read."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(served.url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    chunks = (b"x" * 65536 for _ in range(20))  # 1.25 MB
+    try:
+        connection.request(
+            "POST",
+            "/send_sms",
+            body=chunks,
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        assert response.status == 413
+    finally:
+        connection.close()
+    assert twilio_server.creates() == []
