@@ -359,3 +359,40 @@ def test_a_chunked_body_over_one_megabyte_is_413_too(served: Served, twilio_serv
     finally:
         connection.close()
     assert twilio_server.creates() == []
+
+
+@pytest.mark.slow
+def test_a_send_cut_by_kill_9_is_safe_to_retry_on_the_next_server(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    """The server dies with a request at Twilio; the next one reconciles it at start-up (Twilio's
+    log shows it), and the hub's retry is answered with the SID, nothing sent twice."""
+    twilio_server.latency = 2.0
+    first = Served(send_env)
+    cut: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            first.call("/send_sms", hub_request("killed"))
+        except OSError as exc:
+            cut.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    try:
+        assert wait_until(lambda: twilio_server.in_flight == 1)
+        first.process.kill()
+        thread.join(30)
+        assert cut, "the request was answered before the kill"
+        assert wait_until(lambda: len(twilio_server.messages) == 1 and twilio_server.in_flight == 0)
+    finally:
+        first.kill()
+    twilio_server.latency = 0.0
+    second = Served(send_env)
+    try:
+        retry = second.call("/send_sms", hub_request("killed"))
+        assert retry.status == 200, retry.text
+        assert retry.json()["sid"] == twilio_server.messages[0]["sid"]
+        assert len(twilio_server.messages) == 1
+    finally:
+        second.kill()
