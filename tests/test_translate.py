@@ -440,8 +440,13 @@ def test_customer_welcome() -> None:
 
 
 def test_shipment_names_tracking_number_and_order() -> None:
+    # the sample's status is "ready": packed, not shipped yet, and the text says so
     text = message_for("shipment", sample("shipment"))
-    assert text == "Hi Joe, your order R154085346 has shipped. Tracking number: 12345678."
+    assert text == "Hi Joe, your order R154085346 is packed and ready to ship. Tracking number: 12345678."
+    shipped = {**sample("shipment"), "status": "shipped"}
+    assert message_for("shipment", shipped) == (
+        "Hi Joe, your order R154085346 has shipped. Tracking number: 12345678."
+    )
     result = run("shipment", SAMPLES / "shipment.json")
     assert out(result)[0]["request_id"] == "shipment:12836:ready"
     bare = sample("shipment")
@@ -456,7 +461,7 @@ def test_shop_name_signs_the_built_in_texts(tmp_path: Path) -> None:
     assert message_for("order", order(), "--shop-name", "Acme").startswith("Acme: Hi Joe, ")
     config = write_config(tmp_path, "shop_name: Acme Outfitters\n")
     assert message_for("shipment", sample("shipment"), "--config", str(config)).startswith(
-        "Acme Outfitters: Hi Joe, your order R154085346 has shipped."
+        "Acme Outfitters: Hi Joe, your order R154085346 is packed and ready to ship."
     )
 
 

@@ -288,6 +288,10 @@ class Policy:
     max_segments: int | None = None
 
 
+#: codes people use that ISO 3166 (and so phonenumbers) spells otherwise
+_REGION_ALIASES = {"UK": "GB", "EL": "GR", "EN": "GB"}
+
+
 def make_policy(
     region: str, allowed_countries: Iterable[str] = (), max_segments: int | None = None
 ) -> Policy:
@@ -296,9 +300,13 @@ def make_policy(
     if not phone.is_region(code):
         from smspipe.errors import UsageError
 
-        raise UsageError(
-            f"unknown region {region!r}", hint="use a two-letter country code such as US, GB or DE"
+        known = _REGION_ALIASES.get(code)
+        hint = (
+            f"did you mean {known!r}? (the ISO 3166 code)"
+            if known
+            else "use a two-letter country code such as US, GB or DE"
         )
+        raise UsageError(f"unknown region {region!r}", hint=hint)
     return Policy(
         default_region=code,
         allowed_countries=frozenset(c.upper() for c in allowed_countries),

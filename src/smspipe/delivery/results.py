@@ -54,6 +54,9 @@ class Status(StrEnum):
     DRY_RUN = "dry-run"
 
 
+#: statuses whose record carries the note (why skipped, where the sid came from)
+_NOTED = frozenset({Status.SENT.value, Status.SKIPPED.value, Status.UNKNOWN.value})
+
 #: statuses that mean the document needs nothing more
 DELIVERED = frozenset({Status.SENT, Status.SKIPPED})
 
@@ -151,38 +154,46 @@ class Result:
         return f"{text} to {message.to} failed: {reason}"
 
     def record(self) -> dict[str, Any]:
-        """The NDJSON line ``send`` prints for this document."""
+        """The NDJSON line ``send`` prints for this document.
+
+        The same fields for every status (null where they do not apply), and a
+        few more per status: ``smspipe schema result`` (schemas/result.json)."""
+        job, verdict, status = self.job, self.verdict, self.status.value
+        message = verdict.sms
         out: dict[str, Any] = {
             "request_id": self.key,
-            "status": self.status.value,
+            "status": status,
             "summary": redact(self.summary),
             "sid": self.sid,
-            "to": self.to,
-            "segments": self.segments if self.segments is not None else self.verdict.segments,
+            "to": message.to if message else None,
+            "from": job.sender.sender if job is not None else (message.sender if message else None),
+            "messaging_service_sid": job.sender.messaging_service_sid if job is not None else None,
+            "segments": self.segments if self.segments is not None else verdict.segments,
             "error": self.error.as_dict() if self.error else None,
-            "source": self.verdict.source,
-            "line": self.verdict.line,
+            "note": redact(self.note) if self.note and status in _NOTED else None,
+            "source": verdict.source,
+            "line": verdict.line,
+            "index": verdict.index,
         }
-        if self.verdict.index is not None:
-            out["index"] = self.verdict.index
-        if self.job is not None:
-            out["from"] = self.job.sender.sender
-            if self.job.sender.messaging_service_sid:
-                out["messaging_service_sid"] = self.job.sender.messaging_service_sid
-        if self.status == Status.INVALID and self.verdict.errors:
-            out["errors"] = [issue.as_dict() for issue in self.verdict.errors]
-        if self.status == Status.DRY_RUN and self.job is not None:
-            out["body"] = self.job.sms.body
-            out["encoding"] = self.verdict.encoding
-            if self.job.sms.media_url:
-                out["media_url"] = list(self.job.sms.media_url)
-            if self.job.status_callback:
-                out["status_callback"] = self.job.status_callback
-        if self.earlier is not None:
-            out["earlier"] = {"to": self.earlier.to, "sid": self.earlier.sid}
-        if self.note and self.status in (Status.SKIPPED, Status.SENT, Status.UNKNOWN):
-            out["note"] = redact(self.note)
+        # status values as strings: an enum member's lookup costs more than the record
+        if status == "dry-run":
+            out.update(self._dry_run_fields())
+        elif status == "invalid":
+            out["errors"] = [issue.as_dict() for issue in verdict.errors]
+        elif status == "conflict":
+            out["earlier"] = {"to": self.earlier.to, "sid": self.earlier.sid} if self.earlier else None
         return out
+
+    def _dry_run_fields(self) -> dict[str, Any]:
+        job = self.job
+        if job is None:
+            return {"body": None, "encoding": self.verdict.encoding, "media_url": [], "status_callback": None}
+        return {
+            "body": job.sms.body,
+            "encoding": self.verdict.encoding,
+            "media_url": list(job.sms.media_url or ()),
+            "status_callback": job.status_callback,
+        }
 
     def failed_document(self) -> dict[str, Any] | None:
         """The original document (or this item of a collection), for ``--failed``."""
