@@ -396,3 +396,22 @@ def test_a_send_cut_by_kill_9_is_safe_to_retry_on_the_next_server(
         assert len(twilio_server.messages) == 1
     finally:
         second.kill()
+
+
+def test_answers_name_settings_as_the_config_file_does_not_as_flags(
+    send_env: dict[str, str], twilio_server: TwilioServer
+) -> None:
+    """The hub cannot pass `--from`: a missing sender is explained with the config key, the
+    environment and the document's own field."""
+    env = {name: value for name, value in send_env.items() if name != "SMSPIPE_FROM"}
+    server = Served(env)
+    try:
+        request = {"request_id": "no-sender", "sms": {"phone": PHONE, "message": "hi"}}
+        answer = server.call("/send_sms", request)
+    finally:
+        server.kill()
+    assert answer.status == 500
+    message = answer.json()["error"]["message"]
+    assert "give `from` or `messaging_service_sid`" in message and "SMSPIPE_FROM" in message
+    assert "--" not in answer.text
+    assert twilio_server.creates() == []

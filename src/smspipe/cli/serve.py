@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from smspipe.cli.app import guarded
+from smspipe.spelling import Spelling
 
 HELP = r"""Serve the hub's POST /send_sms endpoint (and /validate, /translate, /healthz, /metrics).
 
@@ -113,6 +114,7 @@ def serve(
     with guarded():
         from smspipe.serve import ServeOptions
         from smspipe.serve.server import run
+        from smspipe.spelling import using
 
         options = ServeOptions(
             host=host,
@@ -125,10 +127,19 @@ def serve(
             shutdown_timeout=shutdown_timeout,
             ledger=ledger_path,
         )
-        run(options, announce=lambda url: sys.stderr.write(f"smspipe: serving on {url}\n"))
+        # What the server answers a hub names settings as the config file does: the
+        # command line's flags are not the caller's there.
+        with using(_server_spelling()):
+            run(options, announce=lambda url: sys.stderr.write(f"smspipe: serving on {url}\n"))
 
 
 serve.__doc__ = HELP
+
+
+def _server_spelling() -> Spelling:
+    from smspipe.cli.options import FLAGS
+
+    return Spelling("setting", "settings", {name: f"`{name}`" for name in FLAGS})
 
 
 def _hub_key(path: Path | None) -> str | None:
