@@ -311,7 +311,8 @@ def test_a_rejection_fails_that_document_and_the_batch_goes_on(
     send_env: dict[str, str], twilio_server: TwilioServer
 ) -> None:
     documents = sms_documents(3)
-    twilio_server.reject(documents[1]["sms"]["phone"], 21610, "Attempt to send to unsubscribed recipient")
+    # (21610, opted out, is not a failure since issue 14: tests/test_status.py)
+    twilio_server.reject(documents[1]["sms"]["phone"], 21612, "The 'To' phone number is not reachable")
     run = invoke("send", input=ndjson(documents))
 
     assert run.exit_code == 1
@@ -319,11 +320,11 @@ def test_a_rejection_fails_that_document_and_the_batch_goes_on(
     assert [r["status"] for r in records] == ["sent", "failed", "sent"]
     error = records[1]["error"]
     assert error == {
-        "code": 21610,
-        "message": "Attempt to send to unsubscribed recipient",
-        "more_info": "https://www.twilio.com/docs/errors/21610",
+        "code": 21612,
+        "message": "The 'To' phone number is not reachable",
+        "more_info": "https://www.twilio.com/docs/errors/21612",
     }
-    assert "failed: Attempt to send to unsubscribed recipient" in records[1]["summary"]
+    assert "failed: The 'To' phone number is not reachable" in records[1]["summary"]
     assert len(twilio_server.creates()) == 3  # a 4xx is never retried
 
 

@@ -115,13 +115,25 @@ def test_concurrent_retries_of_one_request_send_it_once(served: Served, twilio_s
 
 
 def test_a_rejected_send_is_500_with_a_summary(served: Served, twilio_server: TwilioServer) -> None:
-    twilio_server.reject(PHONE, 21610, "Attempt to send to unsubscribed recipient")
+    twilio_server.reject(PHONE, 21211, "Invalid 'To' Phone Number")
     answer = served.call("/send_sms", hub_request("rejected"))
     assert answer.status == 500
     body = answer.json()
     assert body["status"] == "failed" and body["request_id"] == "rejected"
     assert body["summary"].startswith('SMS "Order R12345 was shipped!" to +14155552671 failed')
-    assert body["error"]["code"] == 21610
+    assert body["error"]["code"] == 21211
+
+
+def test_a_recipient_who_opted_out_is_suppressed_not_retried(
+    served: Served, twilio_server: TwilioServer
+) -> None:
+    """Twilio's 21610 (unsubscribed) puts the number on the suppression list: 200, nothing to retry."""
+    twilio_server.reject(PHONE, 21610, "Attempt to send to unsubscribed recipient")
+    first = served.call("/send_sms", hub_request("unsubscribed"))
+    assert first.status == 200 and first.json()["status"] == "suppressed", first.text
+    later = served.call("/send_sms", hub_request("unsubscribed-later"))
+    assert later.status == 200 and later.json()["status"] == "suppressed"
+    assert len(twilio_server.creates()) == 1  # the second was never attempted
 
 
 def test_the_same_request_id_for_another_recipient_is_409(
@@ -415,3 +427,22 @@ def test_answers_name_settings_as_the_config_file_does_not_as_flags(
     assert "give `from` or `messaging_service_sid`" in message and "SMSPIPE_FROM" in message
     assert "--" not in answer.text
     assert twilio_server.creates() == []
+
+
+def test_a_deferred_message_is_503_with_retry_after(
+    send_env: dict[str, str], twilio_server: TwilioServer, tmp_path: Path
+) -> None:
+    """Beyond max_per_recipient the message waits: the hub is told when to retry."""
+    config = tmp_path / "config.yaml"
+    config.write_text('max_per_recipient: "1/1h"\n')
+    config.chmod(0o600)
+    server = Served({**send_env, "SMSPIPE_CONFIG": str(config)})
+    try:
+        assert server.call("/send_sms", hub_request("first", message="one")).status == 200
+        answer = server.call("/send_sms", hub_request("second", message="two"))
+    finally:
+        server.kill()
+    assert answer.status == 503, answer.text
+    assert answer.json()["status"] == "deferred"
+    assert 1 <= int(answer.headers["retry-after"]) <= 3601
+    assert twilio_server.created_bodies() == ["one"]

@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
-import smspipe.api
 from conftest import SENDER, run_process
 from serving import Answer, Served
 from twilio_server import ACCOUNT_SID, API_KEY, API_SECRET, AUTH_TOKEN, Lifecycle, TwilioServer, wait_until
@@ -116,15 +115,6 @@ def test_with_an_api_key_only_callbacks_are_refused(
         server.kill()
 
 
-# Issue 14 (branch `status`) adds api.update_message_status and api.optout_add/remove, which
-# the callbacks call; until it is merged these two tests are skipped, and run from then on.
-needs_the_status_ledger = pytest.mark.skipif(
-    not all(hasattr(smspipe.api, name) for name in ("update_message_status", "optout_add", "optout_remove")),
-    reason="needs issue 14's api.update_message_status and api.optout_add/remove (branch status)",
-)
-
-
-@needs_the_status_ledger
 def test_status_callbacks_update_smspipe_status(served: Served, send_env: dict[str, str]) -> None:
     sent = served.call(
         "/send_sms", {"request_id": "cb-1", "sms": {"from": SENDER, "phone": PHONE, "message": "hi"}}
@@ -140,7 +130,6 @@ def test_status_callbacks_update_smspipe_status(served: Served, send_env: dict[s
     assert [record["status"] for record in run.records] == ["delivered"], run.stderr
 
 
-@needs_the_status_ledger
 def test_stop_then_a_send_is_suppressed_and_start_lifts_it(
     served: Served, twilio_server: TwilioServer
 ) -> None:

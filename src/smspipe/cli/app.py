@@ -24,9 +24,11 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("translate", "translate"),
     "send": ("send", "send"),
     "schema": ("schema", "schema"),
+    "status": ("status", "status"),
     "serve": ("serve", "serve"),
-    # a Typer group: Typer lists groups after commands, so it stays last (tests/test_fast_paths.py)
+    # Groups last: Typer lists plain commands before groups (SMSPIPE_REFERENCE=typer lists the same)
     "config": ("config_cmd", "app"),
+    "optout": ("optout", "app"),
     "ledger": ("ledger_cmd", "app"),
 }
 

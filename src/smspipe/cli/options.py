@@ -41,6 +41,9 @@ FLAGS = {
     "template": "--template",
     "template_file": "--template-file",
     "dry_run": "--dry-run",
+    "quiet_hours": "--quiet-hours",
+    "schedule": "--schedule",
+    "wait": "--wait",
 }
 SPELLING = Spelling("flag", "flags", FLAGS)
 
@@ -316,3 +319,21 @@ def check_flags(flags: dict[str, Any], spelling: dict[str, str] | None = None) -
         if problem is not None:
             option = (spelling or {}).get(name) or FLAGS.get(name) or "--" + name.replace("_", "-")
             raise UsageError(f"{option}: {problem.removeprefix(name + ': ')}")
+
+
+def seconds(name: str, text: str | None) -> float | None:
+    """A flag's number of seconds (``--wait 60``), or None when not given; UsageError (exit 2) if not one."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        from smspipe.errors import UsageError
+
+        raise UsageError(
+            f"{FLAGS[name]} {text!r} is not a number of seconds",
+            hint=f"give 0 or more seconds ({FLAGS[name]}=SECONDS, or put {FLAGS[name]} after the inputs)",
+        )
+    return value

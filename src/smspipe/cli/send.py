@@ -124,6 +124,35 @@ def send(
             show_default=False,
         ),
     ] = None,
+    quiet_hours: Annotated[
+        str | None,
+        typer.Option(
+            "--quiet-hours",
+            help='HH:MM-HH:MM in the recipient\'s local time: documents not "category": '
+            '"transactional" are deferred (exit 75) until it ends (config `quiet_hours`).',
+            show_default=False,
+        ),
+    ] = None,
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule",
+            help="In quiet hours, with a Messaging Service: have Twilio send it when they end (scheduled).",
+        ),
+    ] = False,
+    wait: Annotated[
+        str | None,
+        typer.Option(
+            "--wait",
+            metavar="[SECONDS]",
+            is_flag=False,
+            flag_value="300",
+            help="After sending, wait up to SECONDS (default 300) for each message's final status: "
+            "exit 1 if any failed or was undelivered, 75 if any is still pending. Put it after the inputs "
+            "or write --wait=SECONDS.",
+            show_default=False,
+        ),
+    ] = None,
     failed_path: Annotated[
         Path | None,
         typer.Option(
@@ -189,6 +218,7 @@ def send(
             shared_rate=shared_rate or None,
             retries=retries,
             max_wait=max_wait,
+            quiet_hours=quiet_hours,
         )
         options.check_flags({**options.as_settings(given), "ledger": ledger_path or None})
         sources: list[Any] = (
@@ -215,6 +245,8 @@ def send(
                 dry_run=dry_run,
                 ledger=False if no_ledger else (ledger_path or None),
                 force=force,
+                schedule=schedule,
+                wait=options.seconds("wait", wait),
                 on_result=view.emit,
                 on_line=view.log,
                 on_warning=view.warn,
@@ -372,6 +404,9 @@ class _Table:
         "failed": "red",
         "invalid": "red",
         "dry-run": "yellow",
+        "suppressed": "magenta",
+        "deferred": "yellow",
+        "scheduled": "cyan",
     }
 
     #: request IDs longer than this are cut (sha256 keys), so that the columns stay aligned

@@ -18,7 +18,9 @@ Needs uvicorn: pip install 'smspipe\[serve]'.
 
 Endpoints:
   POST /send_sms   the hub request: {"request_id", "parameters", "sms"}
-     200  sent, or sent before under this request_id (not sent again)
+     200  sent, or sent before under this request_id (not sent again);
+          also suppressed (opted out) and scheduled
+     503  deferred (quiet hours, per-recipient cap): retry after Retry-After
      422  invalid SMS (the field named); 406 not JSON; 413 over 1 MB
      409  request_id used before for another recipient
      500  not sent, or not known yet: retrying the same request is safe

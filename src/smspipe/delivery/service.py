@@ -207,6 +207,7 @@ class Outbox:
             run_id=self._run_id,
             log=self._log,
             progress=self.progress,
+            rules=self._request.rules,
             lease_holds=lambda: time.monotonic() < self.sends_allowed_until,
         )
         ctx.slots = self._slots

@@ -15,6 +15,7 @@ suppression list, a START word removes it; Twilio is answered empty TwiML
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -125,39 +126,43 @@ class Callbacks:
             return request.own_url()
         return base.rstrip("/") + request.path + (f"?{request.query}" if request.query else "")
 
-    # The two calls below are the ledger's (issue 14: api.update_message_status,
-    # api.optout_add, api.optout_remove); a smspipe without them checks, parses and
-    # logs callbacks, and records nothing.
-
     async def _record_status(self, update: StatusUpdate) -> None:
-        record: Any = getattr(api, "update_message_status", None)
-        if record is None:
-            return
+        """The ledger moves the message's status forward only (never a final one back)."""
         try:
-            await asyncio.to_thread(
-                record,
-                update.sid,
-                update.status,
-                error_code=update.error_code,
-                error_message=update.error_message,
-                **self._ledger_arguments(),
+            changed = await asyncio.to_thread(
+                functools.partial(
+                    api.update_message_status,
+                    update.sid,
+                    update.status,
+                    error_code=update.error_code,
+                    error_message=update.error_message,
+                    **self._ledger_arguments(),
+                )
             )
         except SmspipeError as exc:  # Twilio would retry in vain: answered, and logged
             self._log(f"status callback for {update.sid} not recorded: {redact(str(exc))}")
+            return
+        if not changed:
+            self._log(
+                f"status callback for {update.sid}: nothing changed (unknown SID, or not a step forward)"
+            )
 
     async def _record_word(self, inbound: Inbound) -> None:
-        name = "optout_add" if inbound.word == "stop" else "optout_remove"
-        record: Any = getattr(api, name, None)
-        if record is None:
-            return
-        extra = {"source": "inbound"} if inbound.word == "stop" else {}
+        phones = [inbound.sender]
+        arguments = self._ledger_arguments()
         try:
-            await asyncio.to_thread(record, [inbound.sender], **extra, **self._ledger_arguments())
+            if inbound.word == "stop":
+                await asyncio.to_thread(
+                    functools.partial(api.optout_add, phones, source="inbound", **arguments)
+                )
+            else:
+                await asyncio.to_thread(functools.partial(api.optout_remove, phones, **arguments))
         except SmspipeError as exc:
             self._log(f"inbound {inbound.word} from {inbound.sender} not recorded: {redact(str(exc))}")
 
     def _ledger_arguments(self) -> dict[str, Any]:
-        return {"ledger": self._options.ledger, "config": self._options.config, "env": self._options.env}
+        options = self._options
+        return {"ledger": options.ledger, "config": options.config, "env": options.env}
 
 
 def _code(code: int | None) -> str:

@@ -3,9 +3,11 @@
 ``/send_sms`` answers as the hub's Twilio endpoint did, ``{"request_id",
 "summary"}``, with smspipe's result fields beside them (``status``, ``sid``,
 ``to``, ``segments``, ``error``). Its HTTP status tells a hub flow whether to
-retry: 200 delivered (now or by an earlier request with this request_id), 422
-invalid (fix the document), 409 the request_id was used for another recipient,
-500 not delivered (or not known yet): retrying the same request is safe, the
+retry: 200 delivered (now or by an earlier request with this request_id), or
+suppressed (the recipient opted out) or scheduled; 422 invalid (fix the
+document); 409 the request_id was used for another recipient; 503 deferred by
+quiet hours or the per-recipient cap (retry after Retry-After); 500 not
+delivered (or not known yet). Retrying the same request is always safe: the
 ledger never sends it twice.
 """
 
@@ -82,7 +84,9 @@ class Hub:
         self._metrics.sent(result.status.value for result in results)
         if not results:
             return problem(422, "the request holds no SMS: give sms as an object (or a list of them)")
-        return json_answer(_http_status(results), hub_answer(document, results))
+        return json_answer(
+            _http_status(results), hub_answer(document, results), headers=_retry_after(results)
+        )
 
     async def validate(self, request: Request) -> Answer:
         parse_json(request)
@@ -146,6 +150,8 @@ def _without_file_fields(record: dict[str, Any]) -> dict[str, Any]:
 #: the HTTP status of each delivery status; in a collection the first that applies wins
 _HTTP_STATUS = (
     (("failed", "unknown"), 500),
+    # quiet hours or the per-recipient cap: not sent, the retry after Retry-After sends it
+    (("deferred",), 503),
     (("conflict",), 409),
     (("invalid",), 422),
 )
@@ -157,6 +163,18 @@ def _http_status(results: list[Result]) -> int:
         if statuses.intersection(group):
             return code
     return 200
+
+
+def _retry_after(results: list[Result]) -> tuple[tuple[str, str], ...]:
+    """Seconds until the latest ``not_before`` of a deferred message, for the hub's retry."""
+    from datetime import UTC, datetime
+
+    waits = [
+        (result.not_before - datetime.now(UTC)).total_seconds()
+        for result in results
+        if result.status.value == "deferred" and result.not_before is not None
+    ]
+    return (("retry-after", str(max(1, int(max(waits)) + 1))),) if waits else ()
 
 
 def _worst(results: list[Result]) -> str:
