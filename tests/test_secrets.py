@@ -138,6 +138,39 @@ def test_no_command_prints_a_secret(world: tuple[dict[str, str], Path], tmp_path
     assert os.stat(tmp_path / "new.yaml").st_mode & 0o777 == 0o600
 
 
+HUB_KEY = "hubkey_" + "h0b" * 9
+
+
+def test_the_server_never_shows_a_secret(world: tuple[dict[str, str], Path]) -> None:
+    """Every endpoint's answers, and the server's log, hold neither a token nor the hub key."""
+    from serving import Served
+
+    env, document = world
+    request = json.loads(document.read_text())
+    key = {"X-Hub-Token": HUB_KEY}
+    server = Served({**env, "SMSPIPE_HUB_KEY": HUB_KEY})
+    try:
+        calls = [
+            server.call("/send_sms", request, headers=key),  # DOC_TOKEN refused by Twilio
+            server.call("/send_sms", {**request, "parameters": {}, "request_id": "s2"}, headers=key),
+            server.call("/send_sms", request, headers={"X-Hub-Token": HUB_KEY[:-1]}),
+            server.call("/send_sms", raw=f'{{"token": "{AUTH_TOKEN}"'.encode(), headers=key),
+            server.call("/send_sms", {**request, "sms": {"phone": AUTH_TOKEN, "message": ""}}, headers=key),
+            server.call("/validate", request, headers=key),
+            server.call("/translate/order", {"order": {"id": DOC_TOKEN}}, headers=key),
+            server.call(f"/{HUB_KEY}?token={AUTH_TOKEN}"),
+            server.call("/healthz"),
+            server.call("/metrics"),
+        ]
+    finally:
+        server.stop()
+    statuses = [answer.status for answer in calls]
+    assert statuses == [500, 200, 401, 406, 422, 200, 422, 404, 200, 200], [a.text for a in calls]
+    everything = "\n".join(answer.text for answer in calls) + server.stderr
+    for secret in (*ALL_SECRETS, HUB_KEY):
+        assert secret not in everything
+
+
 def test_no_command_of_issue_14_prints_a_secret(
     world: tuple[dict[str, str], Path], twilio_server: TwilioServer, tmp_path: Path
 ) -> None:

@@ -33,8 +33,9 @@ something is sent.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Unpack
 
 from smspipe.errors import ExitCode, SmspipeError, UsageError
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from smspipe.sms import Policy, Verdict
     from smspipe.tracking import Line as StatusLine
     from smspipe.tracking import Report as StatusReport
+    from smspipe.translate import Outcome
 
 __all__ = [
     "Account",
@@ -208,6 +210,53 @@ def validate(
     """
     loaded = load_settings(config, env, settings, on_warning=on_warning)
     return Validation(_read(inputs), policy_for(loaded))
+
+
+# --- translate ---------------------------------------------------------------------------
+
+
+def translate(
+    inputs: Inputs,
+    kind: Literal["order", "customer", "shipment"],
+    *,
+    template: str | None = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> Iterator[Outcome]:
+    """Render hub objects (orders, customers, shipments) into SMS request documents.
+
+    One :class:`~smspipe.translate.Outcome` per object, as they are read:
+    ``.request`` (the document ``smspipe translate`` prints) or ``.error``
+    (``.error_line()`` says where), ``.warnings``. *template* wins over the
+    configured templates. The settings used: ``sender``, ``address``,
+    ``shop_name``, ``default_region``, ``allowed_countries``, ``max_segments``. ::
+
+        >>> import smspipe.api
+        >>> order = {"order": {"id": "R1", "status": "complete",
+        ...                    "shipping_address": {"phone": "+14155552671"}}}
+        >>> [o.request["request_id"] for o in smspipe.api.translate(order, "order", env={})]
+        ['order:R1:complete']
+    """
+    from smspipe import translate as core
+
+    loaded = load_settings(config, env, settings, on_warning=on_warning)
+    resolved = loaded.resolved
+    translator = core.Translator(
+        core.Options(
+            kind=kind,
+            template=(template, "template") if template is not None else None,
+            config_templates=resolved.templates.get(kind),
+            address=resolved.address,
+            default_region=resolved.default_region,
+            allowed_countries=resolved.allowed_countries,
+            sender=resolved.sender,
+            max_segments=resolved.max_segments,
+            shop_name=resolved.shop_name,
+        )
+    )
+    return translator.run(_read(inputs))
 
 
 # --- send --------------------------------------------------------------------------------
@@ -405,6 +454,80 @@ async def send_async(
         on_line=on_line or _log_line,
         progress=progress,
     )
+
+
+# --- an outbox: sending from a long-lived program ------------------------------------------
+
+
+class Outbox:
+    """Documents sent as they come, one :meth:`send` at a time, under one ledger run (:func:`outbox`)."""
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    async def send(self, inputs: Inputs) -> list[Result]:
+        """Deliver every SMS of *inputs*, exactly once; their results, in order."""
+        return await self._core.send(_read(inputs))  # type: ignore[no-any-return]
+
+    def signed_by_twilio(
+        self, url: str, form: Mapping[str, list[str]], signature: str, settings_header: str | None = None
+    ) -> bool | None:
+        """Whether a callback to *url* (the URL Twilio called) with form fields *form* carries
+        Twilio's ``X-Twilio-Signature`` for the configured account; None when only an API key
+        is configured (Twilio signs with the auth token)."""
+        return self._core.signed_by_twilio(url, form, signature, settings_header)  # type: ignore[no-any-return]
+
+
+@contextlib.asynccontextmanager
+async def outbox(
+    *,
+    ledger: str | os.PathLike[str] | None = None,
+    schedule: bool = False,
+    http_log: Lines | None = None,
+    on_line: Lines | None = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> AsyncIterator[Outbox]:
+    """:func:`send_async` for a program that sends as requests come (a web server).
+
+    The settings are read, the ledger opened, its run registered and what dead
+    runs left reconciled once, on entry; each ``await box.send(inputs)`` then
+    delivers its documents as :func:`send` would (validated, skipped when sent
+    before, a conflict for another recipient, retried, exactly once), sharing
+    one pool of connections to Twilio and at most ``concurrency`` requests in
+    flight; opt-outs, quiet hours (*schedule*: with Twilio) and
+    ``max_per_recipient`` hold messages back as in :func:`send`. Refused
+    credentials fail the documents that carried them, not the outbox. On exit
+    the run ends and the ledger is closed. ::
+
+        async with smspipe.api.outbox() as box:              # doctest: +SKIP
+            [result] = await box.send({"phone": "+14155552671", "message": "Hi"})
+    """
+    from smspipe import delivery
+    from smspipe.delivery.service import Outbox as CoreOutbox
+
+    values = dict(settings)
+    if ledger is not None:
+        values["ledger"] = os.fspath(ledger)
+    from smspipe.delivery.gates import Rules
+
+    loaded = load_settings(config, env, values, on_warning=on_warning)
+    request = delivery.SendRequest(
+        settings=loaded,
+        policy=policy_for(loaded),
+        documents=(),
+        options=delivery.options_from(loaded, handle_signals=False),
+        http_log=http_log,
+        rules=Rules.from_settings(loaded.resolved, schedule=schedule),
+    )
+    core = CoreOutbox(request, on_line or _log_line)
+    try:
+        await core.open()
+        yield Outbox(core)
+    finally:
+        await core.close()
 
 
 # --- verify an account ---------------------------------------------------------------------

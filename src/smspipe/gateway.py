@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import email.utils
 import re
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,6 +74,39 @@ LOOKUP_LIMIT = 500
 RECENT_LIMIT = 50
 # SM… for SMS, MM… for MMS: it goes into the URL's path as it is.
 MESSAGE_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
+
+
+def signature_valid(
+    auth_token: str,
+    url: str,
+    params: Mapping[str, list[str]],
+    signature: str,
+    signature_settings: str | None = None,
+) -> bool:
+    """Whether *signature* (``X-Twilio-Signature``) is Twilio's for a POST of form *params* to *url*.
+
+    Twilio signs the URL it called (the public one, behind a proxy) and the form
+    fields with the account's auth token; twilio's validator compares in
+    constant time and also tries the URL with and without its port.
+    *signature_settings* is the ``X-Twilio-Webhooks-Signature-Settings`` header
+    (the algorithm; absent: HMAC-SHA1).
+    """
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(auth_token)
+    try:
+        from twilio.request_validator import get_signature_algorithm
+    except ImportError:  # a twilio without signature settings: HMAC-SHA1 only
+        return bool(validator.validate(url, _Form(params), signature))
+    algorithm = get_signature_algorithm(signature_settings)
+    return bool(validator.validate(url, _Form(params), signature, algorithm))
+
+
+class _Form(dict[str, list[str]]):
+    """Form fields with every value of a repeated field: twilio's validator reads ``getlist``."""
+
+    def getlist(self, name: str) -> list[str]:
+        return self[name]
 
 
 def docs_link(code: int | None) -> str | None:

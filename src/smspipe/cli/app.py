@@ -25,6 +25,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("send", "send"),
     "schema": ("schema", "schema"),
     "status": ("status", "status"),
+    "serve": ("serve", "serve"),
     # Groups last: Typer lists plain commands before groups (SMSPIPE_REFERENCE=typer lists the same)
     "config": ("config_cmd", "app"),
     "optout": ("optout", "app"),
