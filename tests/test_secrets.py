@@ -217,3 +217,32 @@ def test_no_command_of_issue_14_prints_a_secret(
     assert codes[("status", "-v", "--refresh")] == 0
     assert codes[("status", "--refresh", "--account-sid", ACCOUNT_SID, "--auth-token", FLAG_TOKEN)] == 2
     assert codes[("optout", "import", str(stop_list))] == 1
+
+
+def test_a_secret_pasted_into_a_document_is_masked_in_every_record(
+    world: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    """A token pasted where a phone, a text or a URL goes: the errors and the dry
+    run's fields that quote the value mask it, as the summary does."""
+    env, _ = world
+    pasted = tmp_path / "pasted.ndjson"
+    pasted.write_text(
+        "\n".join(
+            json.dumps({"sms": sms})
+            for sms in (
+                {"phone": AUTH_TOKEN, "message": "hello"},
+                {"phone": "+14155552671", "message": f"token {AUTH_TOKEN}"},
+                {"phone": "+14155552671", "message": "hi", "media_url": [f"https://x/{AUTH_TOKEN} a"]},
+            )
+        )
+        + "\n"
+    )
+    for args in (
+        ("validate", "--json", str(pasted)),
+        ("validate", "--format", "text", str(pasted)),
+        ("send", "--dry-run", "--json", str(pasted)),
+        ("send", "--dry-run", "--format", "text", str(pasted)),
+    ):
+        run = run_process(*args, env=env, input="")
+        assert run.exit_code == 1, (args, run.stderr)
+        assert_no_secret(run, " ".join(args))

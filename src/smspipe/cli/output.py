@@ -65,10 +65,20 @@ def dumps(value: Any) -> str:
 
 
 def write_json_line(value: Any, stream: IO[str] | None = None, *, flush: bool = False) -> None:
+    """One NDJSON record, with every secret this process knows masked: a record
+    may quote a value a user pasted a token into (a phone, a text, a URL)."""
     out = sys.stdout if stream is None else stream
-    out.write(dumps(value) + "\n")
+    out.write(redact(dumps(value)) + "\n")
     if flush:
         out.flush()
+
+
+def write_document_line(value: Any, stream: IO[str], *, flush: bool = False) -> None:
+    """One of the user's own documents, as read (``--failed FILE``: a re-run needs
+    the credentials a document carries in ``parameters``)."""
+    stream.write(dumps(value) + "\n")
+    if flush:
+        stream.flush()
 
 
 def write_json_pretty(value: Any, stream: IO[str] | None = None) -> None:
@@ -143,11 +153,34 @@ def console(*, stderr: bool = False) -> Console:
     # Markup and highlighting off: user and API text is printed as it is. NO_COLOR
     # (https://no-color.org) means no style at all: rich's own no_color keeps bold
     # and dim, a console without a colour system renders none.
+    # Every byte a console writes is redacted: a table quotes values a user may
+    # have pasted a token into.
+    file: Any = _RedactingStream(stderr=stderr)
     if no_color():
         return Console(
-            stderr=stderr, markup=False, highlight=False, emoji=False, soft_wrap=True, color_system=None
+            file=file, markup=False, highlight=False, emoji=False, soft_wrap=True, color_system=None
         )
-    return Console(stderr=stderr, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    return Console(file=file, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+class _RedactingStream:
+    """sys.stdout or sys.stderr as they are when written to, secrets masked."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+
+    @property
+    def _target(self) -> IO[str]:
+        return sys.stderr if self._stderr else sys.stdout
+
+    def write(self, text: str) -> int:
+        return self._target.write(redact(text))
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, encoding, fileno: the stream's own
+        return getattr(self._target, name)
 
 
 def no_color() -> bool:

@@ -321,7 +321,7 @@ class _View:
             if self._failed is not None and result.needs_rerun:
                 document = result.failed_document()
                 if document is not None:
-                    output.write_json_line(document, self._failed, flush=True)
+                    output.write_document_line(document, self._failed, flush=True)
 
     def _row(self, result: Result) -> None:
         if self._table is None:
