@@ -220,6 +220,7 @@ def translate(
     kind: Literal["order", "customer", "shipment"],
     *,
     template: str | None = None,
+    template_file: str | os.PathLike[str] | None = None,
     config: ConfigPath = None,
     env: Mapping[str, str] | None = None,
     on_warning: Lines | None = None,
@@ -230,7 +231,8 @@ def translate(
     One :class:`~smspipe.translate.Outcome` per object, as they are read:
     ``.request`` (the document ``smspipe translate`` prints) or ``.error``
     (``.error_line()`` says where), ``.warnings``. *template* wins over the
-    configured templates. The settings used: ``sender``, ``address``,
+    configured templates, and so does the text of *template_file* (one of the two).
+    The settings used: ``sender``, ``address``,
     ``shop_name``, ``default_region``, ``allowed_countries``, ``max_segments``. ::
 
         >>> import smspipe.api
@@ -240,13 +242,21 @@ def translate(
         ['order:R1:complete']
     """
     from smspipe import translate as core
+    from smspipe.spelling import setting
 
+    if template is not None and template_file is not None:
+        raise UsageError(
+            f"{setting('template')} and {setting('template_file')} both given", hint="use one of them"
+        )
+    chosen = (template, setting("template")) if template is not None else None
+    if template_file is not None:
+        chosen = core.read_template_file(os.fspath(template_file))
     loaded = load_settings(config, env, settings, on_warning=on_warning)
     resolved = loaded.resolved
     translator = core.Translator(
         core.Options(
             kind=kind,
-            template=(template, "template") if template is not None else None,
+            template=chosen,
             config_templates=resolved.templates.get(kind),
             address=resolved.address,
             default_region=resolved.default_region,

@@ -112,57 +112,32 @@ def translate(
       smspipe translate shipment -t 'Order {{ shipment.order_id }} is on its way' shipments.json
     """
     with guarded():
-        from smspipe import config, documents
-        from smspipe import translate as core
+        from smspipe import api
         from smspipe.cli._streams import never_fail_on_surrogates
+        from smspipe.errors import ExitCode
 
         never_fail_on_surrogates()
-        from smspipe.errors import ExitCode, UsageError
-
-        if template is not None and template_file is not None:
-            raise UsageError("--template and --template-file both given", hint="use one of them")
-        settings = config.load(
-            config_path,
-            flags={
-                "from": sender,
-                "address": address.value if address else None,
-                "shop_name": shop_name,
-                "max_segments": max_segments,
-                "default_region": region,
-            },
+        given = options.given(
+            sender=sender,
+            address=address.value if address else None,
+            shop_name=shop_name,
+            max_segments=max_segments,
+            default_region=region,
         )
-        if not quiet:
-            for warning in settings.warnings:
-                output.err(f"smspipe: warning: {warning}")
-        flag_template = (
-            (template, "--template")
-            if template is not None
-            else (core.read_template_file(template_file) if template_file is not None else None)
+        options.check_flags(options.as_settings(given))
+        sources = options.sources(inputs, f"smspipe translate {kind.value} - < {kind.value}s.ndjson")
+        outcomes = api.translate(
+            sources,
+            kind.value,
+            template=template,
+            template_file=template_file,
+            config=config_path,
+            on_warning=None if quiet else _warn,
+            **given,
         )
-        resolved = settings.resolved
-        configured = resolved.templates.get(kind.value)
-        translator = core.Translator(
-            core.Options(
-                kind=kind.value,
-                template=flag_template,
-                config_templates=configured,
-                address=resolved.address,
-                default_region=resolved.default_region,
-                allowed_countries=resolved.allowed_countries,
-                sender=resolved.sender,
-                max_segments=resolved.max_segments,
-                shop_name=resolved.shop_name,
-            )
-        )
-        sources = documents.input_sources(
-            inputs, output.is_terminal(sys.stdin), f"smspipe translate {kind.value} - < {kind.value}s.ndjson"
-        )
-
         pretty = not options.as_json(output_format, json_output)
         settle_heap()
-        translated, failed = _write(
-            translator.run(documents.read_values(sources)), pretty=pretty, quiet=quiet, verbose=verbose
-        )
+        translated, failed = _write(outcomes, pretty=pretty, quiet=quiet, verbose=verbose)
         sys.stdout.flush()
         options.note_empty_stdin(sources, translated + failed, quiet=quiet)
         if not quiet:
@@ -171,6 +146,10 @@ def translate(
             )
         if failed:
             raise typer.Exit(int(ExitCode.INVALID))
+
+
+def _warn(line: str) -> None:
+    output.err(f"smspipe: warning: {line}")
 
 
 def _write(outcomes: Iterable[core.Outcome], *, pretty: bool, quiet: bool, verbose: bool) -> tuple[int, int]:

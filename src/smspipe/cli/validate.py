@@ -45,47 +45,37 @@ def validate(
       smspipe translate order orders.ndjson | smspipe validate --pass | smspipe send
     """
     with guarded():
-        from smspipe import config, documents, sms
+        from smspipe import api
         from smspipe.cli._streams import never_fail_on_surrogates
-        from smspipe.errors import ExitCode
 
         never_fail_on_surrogates()
-
-        settings = config.load(config_path, flags={"default_region": region, "max_segments": max_segments})
-        if not quiet:
-            for warning in settings.warnings:
-                output.err(f"smspipe: warning: {warning}")
-        resolved = settings.resolved
-        policy = sms.make_policy(resolved.default_region, resolved.allowed_countries, resolved.max_segments)
-        sources = documents.input_sources(
-            inputs, output.is_terminal(sys.stdin), "smspipe validate - < batch.ndjson"
-        )
+        given = options.given(default_region=region, max_segments=max_segments)
+        options.check_flags(options.as_settings(given))
+        sources = options.sources(inputs, "smspipe validate - < batch.ndjson")
         report = _report_for(pass_valid, output_format, json_report)
         problems = output.ErrLines()
-        valid = invalid = 0
         settle_heap()
-        add, check = report.add, sms.check
-        for item in documents.read_values(sources):
-            verdicts = (
-                [sms.problem_verdict(item)] if isinstance(item, documents.Problem) else check(item, policy)
-            )
-            for verdict in verdicts:
-                add(verdict)
-                if verdict.errors or verdict.sms is None:  # not verdict.valid, without a property call
-                    invalid += 1
-                else:
-                    valid += 1
-                    if pass_valid:
-                        output.write_json_line(verdict.normalised())
-                if verdict.errors or verdict.warnings or verbose:
-                    _problem_lines(verdict, problems, quiet=quiet, verbose=verbose)
+        validation = api.validate(sources, config=config_path, on_warning=None if quiet else _warn, **given)
+        add = report.add
+        for verdict in validation:
+            add(verdict)
+            if pass_valid and not verdict.errors and verdict.sms is not None:
+                output.write_json_line(verdict.normalised())
+            if verdict.errors or verdict.warnings or verbose:
+                _problem_lines(verdict, problems, quiet=quiet, verbose=verbose)
         sys.stdout.flush()
         problems.flush()
-        options.note_empty_stdin(sources, valid + invalid, quiet=quiet)
+        totals = validation.totals
+        options.note_empty_stdin(sources, totals.total, quiet=quiet)
         if not quiet:
-            output.err(f"{output.plural(valid + invalid, 'document')}: {valid} valid, {invalid} invalid")
-        if invalid:
-            raise typer.Exit(int(ExitCode.INVALID))
+            output.err(totals.line())
+        code = api.exit_code(totals)
+        if code:
+            raise typer.Exit(int(code))
+
+
+def _warn(line: str) -> None:
+    output.err(f"smspipe: warning: {line}")
 
 
 def _report_for(pass_valid: bool, chosen: options.OutputFormat | None, json_flag: bool) -> _Report:
