@@ -38,7 +38,8 @@ class LedgerThread:
     one hand-over back to the loop for all of them. Each caller is answered only
     once its batch is committed, so a claim is still durable before its request
     leaves. An outcome (:meth:`later`) may wait a moment for company: recorded
-    with the next claims, it costs no transaction of its own.
+    with the next claims, it costs no transaction of its own; once no claim is
+    to come (:meth:`hurry`), it waits no more.
     """
 
     #: calls in one batch at most: a batch's transaction stays short for other runs
@@ -51,6 +52,8 @@ class LedgerThread:
         self._handed: queue.SimpleQueue[list[_Call] | None] = queue.SimpleQueue()
         #: calls made in this turn of the loop, handed over at its end
         self._pending: list[_Call] = []
+        #: how long an outcome may wait for company (seconds); 0 once no claim is to come
+        self._outcome_delay = self.OUTCOME_DELAY
         self._thread = threading.Thread(target=self._serve, name="smspipe-ledger", daemon=True)
         self._thread.start()
 
@@ -61,7 +64,13 @@ class LedgerThread:
     def later(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """As :meth:`run`, for an outcome no request waits for: it may wait
         :attr:`OUTCOME_DELAY` to be committed with the calls that follow it."""
-        return self._call(function, args, time.monotonic() + self.OUTCOME_DELAY)
+        delay = self._outcome_delay
+        return self._call(function, args, time.monotonic() + delay if delay else None)
+
+    def hurry(self) -> None:
+        """No claim is to come (the last request of the run has started): an outcome
+        would wait for company in vain, and the run's end with it."""
+        self._outcome_delay = 0.0
 
     def _call(
         self, function: Callable[..., T], args: tuple[Any, ...], due: float | None
