@@ -83,7 +83,10 @@ class Run:
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+        records = [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+        for record in records:
+            check_send_record(record)
+        return records
 
     def statuses(self) -> list[str]:
         return [r["status"] for r in self.records]
@@ -91,6 +94,23 @@ class Run:
     @property
     def everything(self) -> str:
         return self.stdout + "\n" + self.stderr
+
+
+def check_send_record(record: Any) -> None:
+    """A record of `send` (it has a status and a summary) matches `smspipe schema result`:
+    every send test checks the output's documented field set this way."""
+    if isinstance(record, dict) and "status" in record and "summary" in record:
+        from smspipe.sms import load_schema
+
+        if not _RESULT_VALIDATOR:
+            import jsonschema
+
+            _RESULT_VALIDATOR.append(jsonschema.Draft202012Validator(load_schema("result")))
+        problems = [f"{list(e.absolute_path)}: {e.message}" for e in _RESULT_VALIDATOR[0].iter_errors(record)]
+        assert not problems, (record, problems)
+
+
+_RESULT_VALIDATOR: list[Any] = []
 
 
 def invoke(*args: str, input: str | None = None) -> Run:

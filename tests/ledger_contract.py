@@ -22,12 +22,14 @@ import pytest
 
 from smspipe.ledger import (
     Attempt,
+    Delivery,
     FoundOutcome,
     KeyState,
     LeaseLost,
     Ledger,
     Message,
     RunInfo,
+    SentQuery,
     Settings,
     StoredKey,
 )
@@ -416,3 +418,88 @@ def test_claims_race_across_processes_and_each_key_is_claimed_once(
 def test_run_info_names_this_process() -> None:
     run = RunInfo.this_process()
     assert run.pid == os.getpid() and run.run_id
+
+
+# --- after the 201: delivery status, the suppression list (issue 14) -------------------------
+
+
+def sent_message(ledger: Ledger, key: str, sid: str, to: str = A, status: str | None = "queued") -> None:
+    row = ledger.claim(key, None, attempt(to, body=f"text of {key}"))
+    assert row is not None
+    ledger.record_sent(key, Message(sid=sid, key=key, recipient=to, segments=1, status=status))
+
+
+def test_a_created_message_starts_with_twilios_status_and_is_pending(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    sent_message(ledger, "k1", "SM1", status="accepted")
+    [record] = ledger.sent(SentQuery())
+    assert (record.sid, record.key, record.recipient, record.status) == ("SM1", "k1", A, "accepted")
+    assert record.price is None and record.error_code is None
+    assert [r.sid for r in ledger.sent(SentQuery(statuses=frozenset({"pending"})))] == ["SM1"]
+
+
+def test_a_delivery_status_moves_forward_only(make_ledger: MakeLedger) -> None:
+    ledger, other = make_ledger(), make_ledger()
+    sent_message(ledger, "k1", "SM1")
+    assert ledger.update_delivery("SM1", Delivery("sent", date_sent=1_700_000_000.0))
+    assert not other.update_delivery("SM1", Delivery("queued"))  # a late answer
+    assert other.update_delivery("SM1", Delivery("delivered", price="-0.0079", price_unit="USD"))
+    assert not ledger.update_delivery("SM1", Delivery("sent"))  # sent after delivered
+    assert not ledger.update_delivery("SM1", Delivery("undelivered", error_code=30003))  # final stays
+    [record] = other.sent(SentQuery())
+    assert (record.status, record.error_code, record.price, record.price_unit) == (
+        "delivered",
+        None,
+        "-0.0079",
+        "USD",
+    )
+    assert record.date_sent == 1_700_000_000.0 and record.checked_at is not None
+    assert ledger.update_delivery("SM1", Delivery("read"))  # WhatsApp: read follows delivered
+    assert not ledger.update_delivery("SM-none", Delivery("delivered"))  # no such message
+
+
+def test_the_same_final_status_again_brings_the_price_it_lacked(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    sent_message(ledger, "k1", "SM1")
+    assert ledger.update_delivery(
+        "SM1", Delivery("undelivered", error_code=30003, error_message="Unreachable")
+    )
+    assert not ledger.update_delivery("SM1", Delivery("undelivered", price="-0.0079", price_unit="USD"))
+    [record] = ledger.sent(SentQuery())
+    assert (record.status, record.error_code, record.error_message) == ("undelivered", 30003, "Unreachable")
+    assert record.price == "-0.0079"
+
+
+def test_sent_filters_by_status_recipient_key_time_and_count(make_ledger: MakeLedger) -> None:
+    ledger = make_ledger()
+    sent_message(ledger, "k1", "SM1", to=A)
+    sent_message(ledger, "k2", "SM2", to=B)
+    sent_message(ledger, "k3", "SM3", to=B)
+    ledger.update_delivery("SM1", Delivery("delivered"))
+    ledger.update_delivery("SM2", Delivery("failed", error_code=30006))
+
+    def sids(**filters: object) -> list[str]:
+        return [r.sid for r in ledger.sent(SentQuery(**filters))]  # type: ignore[arg-type]
+
+    assert sids() == ["SM1", "SM2", "SM3"]
+    assert sids(statuses=frozenset({"failed", "pending"})) == ["SM2", "SM3"]
+    assert sids(statuses=frozenset({"delivered"})) == ["SM1"]
+    assert sids(to=B) == ["SM2", "SM3"]
+    assert sids(key="k2") == ["SM2"]
+    assert sids(sid="SM3") == ["SM3"]
+    assert sids(limit=2) == ["SM2", "SM3"]  # the newest, in order
+    assert sids(since=time.time() + 3600) == []
+    assert ledger.sent_since(B, time.time() - 3600) == 2
+    assert ledger.sent_since(B, time.time() + 3600) == 0
+
+
+def test_the_suppression_list_adds_each_number_once_and_removes_it(make_ledger: MakeLedger) -> None:
+    ledger, other = make_ledger(), make_ledger()
+    assert ledger.add_optouts([A, B, A], "twilio:21610") == 2
+    assert other.add_optouts([A], "manual") == 0  # already there: its first source stays
+    entry = other.opted_out(A)
+    assert entry is not None and entry.source == "twilio:21610" and entry.added_at > 0
+    assert [o.phone for o in other.optouts()] == sorted([A, B])
+    assert ledger.remove_optouts([A, "+14155550199"]) == 1
+    assert other.opted_out(A) is None
+    assert [o.phone for o in other.optouts()] == [B]

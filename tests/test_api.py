@@ -253,7 +253,7 @@ def test_an_ill_formed_setting_is_refused_naming_it(bare_env: dict[str, str]) ->
     with pytest.raises(smspipe.ConfigError) as caught:
         smspipe.send([VALID], dry_run=True, concurrency=500, env={})
     assert caught.value.exit_code == 2
-    assert "concurrency: must be <= 100, got 500 (given as an argument)" in str(caught.value)
+    assert "concurrency: must be from 1 to 100, got 500 (given as an argument)" in str(caught.value)
 
 
 # --- send -------------------------------------------------------------------------------------

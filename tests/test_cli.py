@@ -25,7 +25,7 @@ def test_version() -> None:
     assert result.stdout == f"smspipe {__version__}\n"
 
 
-COMMANDS = ("validate", "translate", "send", "schema", "config", "ledger")
+COMMANDS = ("validate", "translate", "send", "schema", "status", "config", "optout", "ledger")
 
 
 def command_names(help_text: str) -> list[str]:

@@ -123,7 +123,7 @@ def test_unknown_key_without_a_close_match_lists_the_known_ones() -> None:
         ("default_region: NO\n", "conf.yaml:1: default_region: must be a string, got true/false"),
         ("default_region: USA\n", "default_region: is not a two-letter country code"),
         ("account_sid: ACnope\n", "account_sid: is not an Account SID (AC followed by 32 hex"),
-        ("concurrency: 500\n", "conf.yaml:1: concurrency: must be <= 100, got 500"),
+        ("concurrency: 500\n", "conf.yaml:1: concurrency: must be from 1 to 100, got 500"),
         ("retries: many\n", "retries: must be an integer, got a string"),
         ("rate: 0\n", "rate: must be > 0"),
         (
@@ -150,9 +150,9 @@ def test_every_problem_in_the_file_is_reported_at_once_one_line_each_in_line_ord
         "concurrency: 0\nacount_sid: x\nretries: -1\nfrom: '+15017122661'\nfrom: '+15017122662'\ntimeout: 0\n"
     )
     assert error_of(text).splitlines() == [
-        "conf.yaml:1: concurrency: must be >= 1, got 0: see `smspipe config example`",
+        "conf.yaml:1: concurrency: must be from 1 to 100, got 0: see `smspipe config example`",
         "conf.yaml:2: unknown key 'acount_sid': did you mean 'account_sid'?",
-        "conf.yaml:3: retries: must be >= 0, got -1: see `smspipe config example`",
+        "conf.yaml:3: retries: must be from 0 to 100, got -1: see `smspipe config example`",
         "conf.yaml:5: key 'from' appears twice (also on line 4): keep one of them",
         "conf.yaml:6: timeout: must be > 0, got 0: see `smspipe config example`",
     ]
@@ -320,11 +320,16 @@ def test_credentials_from_the_config_file_alone(tmp_path: Path) -> None:
 
 
 def test_no_credentials_lists_every_way_to_give_them() -> None:
+    settings = config.load(env={"SMSPIPE_HOME": "/nonexistent/x"})
     with pytest.raises(CredentialsError) as caught:
-        config.resolve_credentials(config.load(env={"SMSPIPE_HOME": "/nonexistent/x"}))
+        config.resolve_credentials(settings, documents=True)
     message = str(caught.value)
     for way in ("account_sid", "TWILIO_AUTH_TOKEN", "twilio_auth_token", "smspipe config init"):
         assert way in message
+    # where no document is read (an account check), its parameters are no way
+    with pytest.raises(CredentialsError) as caught:
+        config.resolve_credentials(settings)
+    assert "twilio_auth_token" not in str(caught.value) and "smspipe config init" in str(caught.value)
 
 
 # --- one precedence for settings, credentials and senders ----------------------------
@@ -416,7 +421,7 @@ def test_flags_and_environment_are_checked_like_the_file_every_problem_at_once(t
     with pytest.raises(ConfigError) as caught:
         config.load(env=env, flags={"concurrency": 500})
     assert str(caught.value).splitlines() == [
-        "concurrency: must be <= 100, got 500 (given as an argument): see `smspipe config example`",
+        "concurrency: must be from 1 to 100, got 500 (given as an argument): see `smspipe config example`",
         "api_url: is not an http:// or https:// URL (environment SMSPIPE_API_URL): "
         "see `smspipe config example`",
         "default_region: is not a two-letter country code such as US, GB or DE "

@@ -233,7 +233,7 @@ def test_a_broken_file_is_exit_2_with_file_and_line(home: Path, text: str, expec
 def test_every_problem_of_the_file_is_one_line_of_its_own_in_one_run(home: Path) -> None:
     path = write(home / "config.yaml", "concurrency: 0\nacount_sid: x\nfrom: 15017122661\n")
     expected = [
-        f"smspipe: error: {path}:1: concurrency: must be >= 1, got 0: see `smspipe config example`",
+        f"smspipe: error: {path}:1: concurrency: must be from 1 to 100, got 0: see `smspipe config example`",
         f"smspipe: error: {path}:2: unknown key 'acount_sid': did you mean 'account_sid'?",
         f"smspipe: error: {path}:3: from: must be a string, got a number: put the value in quotes "
         "(YAML reads +1555…, 0123, yes, no, on, off as numbers or booleans)",

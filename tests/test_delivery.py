@@ -105,9 +105,9 @@ def test_a_rejected_document_is_tried_again_on_the_next_run(
     send_env: dict[str, str], twilio_server: TwilioServer
 ) -> None:
     documents = sms_documents(2)
-    twilio_server.reject(documents[0]["sms"]["phone"], 21610, "unsubscribed")
+    twilio_server.reject(documents[0]["sms"]["phone"], 21612, "not reachable from this sender")
     assert invoke("send", input=ndjson(documents)).exit_code == 1
-    twilio_server.rejections.clear()  # the customer opted in again
+    twilio_server.rejections.clear()  # the carrier routes it again
     run = invoke("send", input=ndjson(documents))
     assert run.exit_code == 0
     assert sorted(run.statuses()) == ["sent", "skipped"]

@@ -141,7 +141,7 @@ def test_schema_1_is_migrated_in_place(tmp_path: Path) -> None:
     finally:
         ledger.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_a_dry_run_reads_schema_1_without_migrating_it(tmp_path: Path) -> None:
@@ -231,3 +231,68 @@ def test_64_scribbled_bytes_anywhere_are_refused_or_harmless(tmp_path: Path) -> 
         missing = [i for i, row in enumerate(rows) if row is None or row.state != KeyState.SENT]
         assert missing == [], f"64 bytes at {where} lost keys {missing[:5]}"
     assert refused > 0
+
+
+# Schema 2 (issue 10's ledger): the tables as that smspipe wrote them.
+V2_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, machine TEXT,
+    process_start TEXT, started_at REAL NOT NULL, lease_until REAL NOT NULL, ended_at REAL);
+CREATE TABLE deliveries (key TEXT PRIMARY KEY, state TEXT NOT NULL, recipient TEXT NOT NULL, sender TEXT,
+    messaging_service_sid TEXT, account_sid TEXT, body TEXT, body_sha256 TEXT, media_sha256 TEXT,
+    match_sha256 TEXT, sid TEXT, segments INTEGER, error_code INTEGER, error_message TEXT, owner TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, attempted_at REAL, updated_at REAL NOT NULL,
+    version INTEGER NOT NULL, legacy INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE messages (sid TEXT PRIMARY KEY, key TEXT NOT NULL, recipient TEXT NOT NULL, sender TEXT,
+    messaging_service_sid TEXT, account_sid TEXT, segments INTEGER, body_sha256 TEXT, media_sha256 TEXT,
+    found_in_log INTEGER NOT NULL DEFAULT 0, run_id TEXT, created_at REAL NOT NULL);
+CREATE INDEX messages_key ON messages (key, created_at);
+CREATE INDEX messages_recipient ON messages (recipient);
+PRAGMA application_id = 1397576528;
+PRAGMA user_version = 2;
+"""
+
+
+def write_v2(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        db.executescript(V2_SCHEMA)
+        db.execute(
+            "INSERT INTO deliveries (key, state, recipient, sid, segments, updated_at, version) "
+            "VALUES ('order:1', 'sent', '+14155550101', 'SM1', 1, 1.7e9, 7)"
+        )
+        db.execute(
+            "INSERT INTO messages (sid, key, recipient, segments, created_at) "
+            "VALUES ('SM1', 'order:1', '+14155550101', 1, 1.7e9)"
+        )
+
+
+def test_schema_2_is_migrated_in_place_and_read_as_pending_before(tmp_path: Path) -> None:
+    from smspipe.ledger import Delivery, SentQuery
+
+    path = tmp_path / "ledger.sqlite3"
+    write_v2(path)
+    view = open_ledger(path, read_only=True)  # a look (status, a dry run) does not migrate
+    assert view is not None
+    try:
+        [before] = view.sent(SentQuery(statuses=frozenset({"pending"})))
+        assert before.sid == "SM1" and before.status is None
+        assert view.sent(SentQuery(statuses=frozenset({"delivered"}))) == []
+        assert view.optouts() == [] and view.opted_out("+14155550101") is None
+    finally:
+        view.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    ledger = open_ledger(path)
+    assert ledger is not None
+    try:
+        row = ledger.get("order:1")
+        assert row is not None and row.state == KeyState.SENT and row.sid == "SM1"
+        assert ledger.update_delivery("SM1", Delivery("delivered"))
+        assert ledger.add_optouts(["+14155550101"], "manual") == 1
+        [after] = ledger.sent(SentQuery())
+        assert after.status == "delivered"
+    finally:
+        ledger.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3

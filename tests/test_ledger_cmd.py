@@ -29,7 +29,7 @@ def test_migrate_makes_a_postgresql_ledger_once(send_env: dict[str, str], postgr
     first = invoke("ledger", "migrate", "--ledger", postgres_url)
     assert first.exit_code == 0, first.stderr
     assert first.stdout == ""
-    assert "made, schema 1" in first.stderr
+    assert "made, schema 2" in first.stderr
     again = invoke("ledger", "migrate", "--ledger", postgres_url)
     assert again.exit_code == 0 and "nothing to do" in again.stderr
 
@@ -40,7 +40,7 @@ def test_migrate_takes_the_ledger_from_the_environment(
     monkeypatch.setenv("SMSPIPE_LEDGER", postgres_url)
     run = invoke("ledger", "migrate")
     assert run.exit_code == 0, run.stderr
-    assert "made, schema 1" in run.stderr and postgres_url.rsplit("/", 1)[-1] in run.stderr
+    assert "made, schema 2" in run.stderr and postgres_url.rsplit("/", 1)[-1] in run.stderr
 
 
 def test_migrate_brings_an_sqlite_ledger_of_schema_1_up_to_date(
@@ -50,9 +50,9 @@ def test_migrate_brings_an_sqlite_ledger_of_schema_1_up_to_date(
     write_v1(path, [("order:1", "sent", "SM1", None)])
     run = invoke("ledger", "migrate", "--ledger", str(path))
     assert run.exit_code == 0, run.stderr
-    assert "migrated from schema 1 to 2" in run.stderr
+    assert "migrated from schema 1 to 3" in run.stderr
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_history_moves_from_sqlite_into_postgresql_and_back(
@@ -116,3 +116,28 @@ def test_copy_refuses_a_ledger_into_itself_and_a_source_that_is_not_there(
     [line] = missing.stderr.splitlines()
     assert "there is no ledger at" in line and "none.sqlite3" in line
     assert missing.stdout == ""
+
+
+def test_a_copy_carries_delivery_status_and_the_suppression_list(
+    send_env: dict[str, str], twilio_server: TwilioServer, postgres_url: str
+) -> None:
+    """Issue 14: what status --refresh learnt and who opted out move with the history."""
+    import smspipe
+    from twilio_server import Lifecycle
+
+    twilio_server.lifecycle = Lifecycle(step_seconds=0, outcomes={"+14155550001": ("undelivered", 30003)})
+    source = str(sqlite_ledger(send_env))
+    sent_with(source, sms_documents(2))
+    assert smspipe.status(refresh=True, ledger=source).report.by_status == {"delivered": 1, "undelivered": 1}
+    smspipe.optout_add(["+14155552671"], source="inbound", ledger=source)
+
+    copied = invoke("ledger", "copy", source, postgres_url, "--json")
+    assert copied.exit_code == 0, copied.stderr
+    assert json.loads(copied.stdout)["optouts_added"] == 1 and "1 opted-out number added" in copied.stderr
+    there = smspipe.status(ledger=postgres_url)
+    assert there.report.by_status == {"delivered": 1, "undelivered": 1}
+    assert [line.as_dict()["error_code"] for line in there.lines if line.status == "undelivered"] == [30003]
+    assert [(o.phone, o.source) for o in smspipe.optouts(ledger=postgres_url)] == [
+        ("+14155552671", "inbound")
+    ]
+    assert json.loads(invoke("ledger", "copy", source, postgres_url, "--json").stdout)["optouts_added"] == 0

@@ -231,7 +231,9 @@ def test_hosts_opening_a_new_ledger_at_once_make_its_schema_once(
     rows = postgres.admin(
         "SELECT value FROM smspipe.meta WHERE name = 'schema'", database=database_name(postgres_url)
     )
-    assert rows == [("1",)]
+    from smspipe.ledger.postgres import SCHEMA_VERSION
+
+    assert rows == [(str(SCHEMA_VERSION),)]
 
 
 # --- a connection lost mid-batch ---------------------------------------------------------------
@@ -289,3 +291,33 @@ def test_a_connection_lost_mid_batch_never_sends_twice_nor_prints_a_traceback(
     assert rerun.exit_code == 0, rerun.stderr
     assert twilio_server.duplicates() == {}
     assert sorted(m["body"] for m in twilio_server.messages) == sorted(d["sms"]["message"] for d in documents)
+
+
+def test_schema_1_gains_delivery_status_and_the_suppression_list_in_place(
+    send_env: dict[str, str], twilio_server: TwilioServer, postgres: Postgres, postgres_url: str
+) -> None:
+    """Issue 14 on PostgreSQL: a schema 1 ledger (issue 15's) is read as it is by a look
+    (every message pending), and migrated in place by the first run that writes."""
+    from twilio_server import Lifecycle
+
+    documents = seeded(postgres_url, twilio_server, count=2)
+    name = database_name(postgres_url)
+    columns = "status, status_rank, error_code, error_message, price, price_unit, date_sent, date_updated"
+    drops = ", ".join(f"DROP COLUMN {column.strip()}" for column in (*columns.split(","), "checked_at"))
+    postgres.admin(f"ALTER TABLE smspipe.messages {drops}", database=name)
+    postgres.admin("DROP TABLE smspipe.optouts", database=name)
+    postgres.admin("UPDATE smspipe.meta SET value = '1' WHERE name = 'schema'", database=name)
+    assert postgres.admin("SELECT value FROM smspipe.meta WHERE name = 'schema'", database=name) == [("1",)]
+
+    look = invoke("status", "--ledger", postgres_url, "--status", "pending")
+    assert look.exit_code == 75 and [r["status"] for r in look.records] == [None, None]
+    assert postgres.admin("SELECT value FROM smspipe.meta WHERE name = 'schema'", database=name) == [("1",)]
+
+    twilio_server.lifecycle = Lifecycle(step_seconds=0)
+    assert invoke("optout", "add", "--ledger", postgres_url, "+14155559999").exit_code == 0
+    refreshed = invoke("status", "--ledger", postgres_url, "--refresh")
+    assert refreshed.exit_code == 0, refreshed.stderr
+    assert [r["status"] for r in refreshed.records] == ["delivered", "delivered"]
+    assert postgres.admin("SELECT value FROM smspipe.meta WHERE name = 'schema'", database=name) == [("2",)]
+    again = invoke("send", "--ledger", postgres_url, input=ndjson(documents))
+    assert again.statuses() == ["skipped", "skipped"]

@@ -13,13 +13,16 @@ from typing import Any
 
 import pytest
 
-from conftest import ndjson, run_process, sms_documents
+from conftest import check_send_record, ndjson, run_process, sms_documents
 from processes import Spawn
 from twilio_server import TwilioServer, wait_until
 
 
 def records_of(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    records = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    for record in records:
+        check_send_record(record)
+    return records
 
 
 def assert_each_created_once(server: TwilioServer, documents: list[dict[str, Any]]) -> None:

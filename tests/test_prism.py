@@ -26,7 +26,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +256,13 @@ def test_prism_accepts_every_request_the_async_gateway_makes(prism: str) -> None
                     body="no such body",
                     since=datetime.now(UTC),
                 )
+            await gateway.create_message(
+                SMS(to="+14155552675", body="Scheduled for the end of quiet hours"),
+                sender=None,
+                messaging_service_sid="MG" + "a" * 32,
+                status_callback=None,
+                send_at=datetime.now(UTC) + timedelta(hours=2),
+            )
             state = await gateway.fetch_message(created.sid)
             assert state.sid.startswith(("SM", "MM"))
             account = await gateway.fetch_account()
@@ -266,7 +273,7 @@ def test_prism_accepts_every_request_the_async_gateway_makes(prism: str) -> None
     asyncio.run(every_request())
     methods = [line.split()[1] for line in log]
     # (The spec's example page always has a next page: the lookup follows it to its limit.)
-    assert methods[:3] == ["POST"] * 3 and set(methods[3:]) == {"GET"}, log[:10]
+    assert methods[:3] == ["POST"] * 3 and methods[-3] == "POST" and set(methods[3:-3]) == {"GET"}, log[:10]
     assert all(" -> 20" in line for line in log), [line for line in log if " -> 20" not in line]
     fetch, account = log[-2:]
     assert "/Messages/" in fetch and fetch.split()[2].endswith(".json")
@@ -334,3 +341,34 @@ def test_vendored_spec_is_twilios() -> None:
     assert "/2010-04-01/Accounts/{AccountSid}/Messages.json" in spec["paths"]
     assert "MIT" in (SPEC.parent / "LICENSE").read_text()
     assert Path(INSTALLER).exists()
+
+
+def test_prism_accepts_a_scheduled_create_and_the_get_by_sid_of_status_refresh(
+    prism_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 14's requests: a create scheduled at the end of quiet hours (ScheduleType=fixed,
+    SendAt in UTC, a Messaging Service), then `status --refresh` fetching it by SID."""
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(ZoneInfo("America/Los_Angeles"))
+    quiet = f"{now - timedelta(hours=2):%H:%M}-{now + timedelta(hours=2):%H:%M}"
+    ledger = str(tmp_path / "ledger.sqlite3")
+    document = {"request_id": "scheduled", "sms": {"phone": "+14155552671", "message": "Our sale starts"}}
+    run = invoke(
+        "send",
+        "--ledger",
+        ledger,
+        "--verbose",
+        "--quiet-hours",
+        quiet,
+        "--schedule",
+        "--messaging-service-sid",
+        "MG" + "a" * 32,
+        input=json.dumps(document),
+    )
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.statuses() == ["scheduled"] and "-> 201" in run.stderr
+    refreshed = invoke("status", "--ledger", ledger, "--refresh", "--verbose")
+    assert "/Messages/" in refreshed.stderr and "-> 200" in refreshed.stderr, refreshed.stderr
+    assert refreshed.exit_code in (0, 1, 75)  # Prism answers the spec's example status
+    assert TOKEN not in run.everything + refreshed.everything

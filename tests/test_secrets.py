@@ -136,3 +136,51 @@ def test_no_command_prints_a_secret(world: tuple[dict[str, str], Path], tmp_path
     assert codes[("validate", str(tmp_path / "missing.json"))] == 2
     assert (tmp_path / "new.yaml").exists()
     assert os.stat(tmp_path / "new.yaml").st_mode & 0o777 == 0o600
+
+
+def test_no_command_of_issue_14_prints_a_secret(
+    world: tuple[dict[str, str], Path], twilio_server: TwilioServer, tmp_path: Path
+) -> None:
+    """status (--refresh, refused too), send --wait / --quiet-hours / --schedule, optout."""
+    from twilio_server import Lifecycle
+
+    env, document = world
+    twilio_server.lifecycle = Lifecycle(step_seconds=0.05)
+    samples = ROOT / "samples"
+    stop_list = tmp_path / "stop.csv"
+    stop_list.write_text("contact_id,status\n+14155552679,opt-out\nnot a number,opt-out\n")
+    service = "MG" + "a" * 32
+    later = tmp_path / "later.json"
+    later.write_text(json.dumps({"sms": {"phone": "+14155552677", "message": "later"}}))
+    commands: list[tuple[str, ...]] = [
+        ("send", "-v", "--wait=30", str(samples / "sms.json")),
+        ("send", "-v", "--quiet-hours", "00:00-23:59", str(document)),
+        (
+            "send",
+            "-v",
+            "--quiet-hours",
+            "00:00-23:59",
+            "--schedule",
+            "--messaging-service-sid",
+            service,
+            str(document),
+        ),
+        ("status", "-v", "--refresh"),
+        ("status", "--json"),
+        ("send", str(later)),  # queued in the ledger: the next refresh fetches it
+        ("status", "--refresh", "--account-sid", ACCOUNT_SID, "--auth-token", FLAG_TOKEN),
+        ("optout", "add", "+14155552678"),
+        ("optout", "import", str(stop_list)),
+        ("optout", "list", "--json"),
+        ("optout", "remove", "+14155552678"),
+    ]
+    codes = {}
+    for args in commands:
+        run = run_process("--traceback", *args, env=env, input="")
+        assert "Traceback" not in run.stderr, (args, run.stderr)
+        assert_no_secret(run, " ".join(args))
+        codes[args] = run.exit_code
+    assert codes[commands[0]] == 0  # sent and delivered: the sweep covered the wait
+    assert codes[("status", "-v", "--refresh")] == 0
+    assert codes[("status", "--refresh", "--account-sid", ACCOUNT_SID, "--auth-token", FLAG_TOKEN)] == 2
+    assert codes[("optout", "import", str(stop_list))] == 1

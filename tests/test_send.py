@@ -147,16 +147,18 @@ def test_sender_precedence_flag_then_document_then_environment_then_config(
     assert senders() == ["+15017120009"] * 2
 
 
-def test_no_sender_anywhere_is_invalid_with_a_hint(
+def test_no_sender_anywhere_is_a_setup_error_said_once(
     send_env: dict[str, str], twilio_server: TwilioServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A missing sender is a setup problem, not bad data: exit 2, one error line, no `invalid`."""
     monkeypatch.delenv("SMSPIPE_FROM")
     run = invoke("send", input=ndjson(sms_documents(2)))
 
-    assert run.exit_code == 1
-    assert run.statuses() == ["invalid", "invalid"]
-    assert "no sender" in run.records[0]["summary"]
-    assert "--from" in run.stderr and "messaging_service_sid" in run.stderr
+    assert run.exit_code == 2
+    assert "invalid" not in run.statuses()
+    errors = [line for line in run.stderr.splitlines() if line.startswith("smspipe: error:")]
+    assert len(errors) == 1
+    assert "no sender" in errors[0] and "--from" in errors[0] and "messaging_service_sid" in errors[0]
     assert twilio_server.creates() == []
 
 
@@ -309,7 +311,8 @@ def test_a_rejection_fails_that_document_and_the_batch_goes_on(
     send_env: dict[str, str], twilio_server: TwilioServer
 ) -> None:
     documents = sms_documents(3)
-    twilio_server.reject(documents[1]["sms"]["phone"], 21610, "Attempt to send to unsubscribed recipient")
+    # (21610, opted out, is not a failure since issue 14: tests/test_status.py)
+    twilio_server.reject(documents[1]["sms"]["phone"], 21612, "The 'To' phone number is not reachable")
     run = invoke("send", input=ndjson(documents))
 
     assert run.exit_code == 1
@@ -317,11 +320,11 @@ def test_a_rejection_fails_that_document_and_the_batch_goes_on(
     assert [r["status"] for r in records] == ["sent", "failed", "sent"]
     error = records[1]["error"]
     assert error == {
-        "code": 21610,
-        "message": "Attempt to send to unsubscribed recipient",
-        "more_info": "https://www.twilio.com/docs/errors/21610",
+        "code": 21612,
+        "message": "The 'To' phone number is not reachable",
+        "more_info": "https://www.twilio.com/docs/errors/21612",
     }
-    assert "failed: Attempt to send to unsubscribed recipient" in records[1]["summary"]
+    assert "failed: The 'To' phone number is not reachable" in records[1]["summary"]
     assert len(twilio_server.creates()) == 3  # a 4xx is never retried
 
 
@@ -474,12 +477,21 @@ def test_terminal_rendering_is_a_table(send_env: dict[str, str]) -> None:
         segments=1,
     )
     buffer = io.StringIO()
-    table = _Table(Console(file=buffer, width=200, markup=False, highlight=False))
+    table = _Table(Console(file=buffer, width=200, markup=False, highlight=False), dry_run=False)
     table.add(delivery.Result(verdict, delivery.Status.SENT, "r1", sid="SM" + "a" * 32))
     lines = buffer.getvalue().splitlines()
-    assert lines[0].split() == ["STATUS", "TO", "SID", "SUMMARY"]
-    assert lines[1].split()[:3] == ["sent", "+14155552671", "SM" + "a" * 32]
-    assert lines[1].endswith('SMS "Hello" sent to +14155552671')
+    assert lines[0].split() == ["STATUS", "REQUEST_ID", "TO", "SID", "MESSAGE"]
+    assert lines[1].split()[:4] == ["sent", "r1", "+14155552671", "SM" + "a" * 32]
+    # the recipient has its column: the message column does not repeat it
+    assert lines[1].endswith('"Hello"') and lines[1].count("+14155552671") == 1
+
+
+def test_a_dry_run_table_has_no_column_of_dashes(send_env: dict[str, str]) -> None:
+    run = run_process("send", "--dry-run", "--format", "text", str(SAMPLES / "sms.json"), env=send_env)
+    assert run.exit_code == 0, run.stderr
+    header, row = run.stdout.splitlines()[:2]
+    assert header.split() == ["STATUS", "REQUEST_ID", "TO", "MESSAGE"]
+    assert " - " not in row and row.split()[0] == "dry-run"
 
 
 def run_ok(run: Run) -> None:

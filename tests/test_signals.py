@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ndjson, run_process, sms_documents
+from conftest import check_send_record, ndjson, run_process, sms_documents
 from processes import Spawn
 from twilio_server import TwilioServer, wait_until
 
@@ -39,6 +39,8 @@ def test_a_signal_settles_the_requests_in_flight_and_prints_the_summary(
     summary = [line for line in stderr.splitlines() if " documents: " in line]
     assert summary, stderr
     records = [json.loads(line) for line in stdout.splitlines()]
+    for record in records:
+        check_send_record(record)
     created = {m["sid"] for m in twilio_server.messages}
     assert {r["sid"] for r in records if r["status"] == "sent"} == created
     assert 0 < len(created) < 40

@@ -44,7 +44,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conftest import ndjson
+from conftest import check_send_record, ndjson
 from smspipe.delivery.planner import content_key
 from smspipe.sms import SMS
 from twilio_server import ACCOUNT_SID, AUTH_TOKEN, TwilioServer
@@ -175,6 +175,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         for line in stdout.splitlines():
             if line.strip():
                 self.records.append(json.loads(line))
+                check_send_record(self.records[-1])
         return process.returncode, stderr
 
     @rule(

@@ -440,8 +440,13 @@ def test_customer_welcome() -> None:
 
 
 def test_shipment_names_tracking_number_and_order() -> None:
+    # the sample's status is "ready": packed, not shipped yet, and the text says so
     text = message_for("shipment", sample("shipment"))
-    assert text == "Hi Joe, your order R154085346 has shipped. Tracking number: 12345678."
+    assert text == "Hi Joe, your order R154085346 is packed and ready to ship. Tracking number: 12345678."
+    shipped = {**sample("shipment"), "status": "shipped"}
+    assert message_for("shipment", shipped) == (
+        "Hi Joe, your order R154085346 has shipped. Tracking number: 12345678."
+    )
     result = run("shipment", SAMPLES / "shipment.json")
     assert out(result)[0]["request_id"] == "shipment:12836:ready"
     bare = sample("shipment")
@@ -456,7 +461,7 @@ def test_shop_name_signs_the_built_in_texts(tmp_path: Path) -> None:
     assert message_for("order", order(), "--shop-name", "Acme").startswith("Acme: Hi Joe, ")
     config = write_config(tmp_path, "shop_name: Acme Outfitters\n")
     assert message_for("shipment", sample("shipment"), "--config", str(config)).startswith(
-        "Acme Outfitters: Hi Joe, your order R154085346 has shipped."
+        "Acme Outfitters: Hi Joe, your order R154085346 is packed and ready to ship."
     )
 
 
@@ -568,7 +573,7 @@ def test_syntax_error_in_flag_template() -> None:
 def test_from_flag_and_config(tmp_path: Path) -> None:
     result = run("order", "--from", "(415) 555-0100", input=json.dumps(ORDER_A))
     assert result.exit_code == 0, result.stderr
-    assert list(out(result)[0]["sms"]) == ["from", "phone", "message"]
+    assert list(out(result)[0]["sms"]) == ["from", "phone", "message", "category"]
     assert out(result)[0]["sms"]["from"] == "+14155550100"
     config = write_config(tmp_path, "from: AcmeShop\n")
     result = run("order", "--config", config, input=json.dumps(ORDER_A))
@@ -807,8 +812,8 @@ def test_output_document_shape() -> None:
     result = run("order", SAMPLES / "order.json")
     assert result.stdout == (
         '{"request_id":"order:R154085346:complete","sms":{"phone":"+14155552671","message":'
-        '"Hi Joe, thanks for your order R154085346 of $210.00! We will text you when it ships."'
-        "}}\n"
+        '"Hi Joe, thanks for your order R154085346 of $210.00! We will text you when it ships.",'
+        '"category":"transactional"}}\n'
     )
     assert result.stderr == "1 order: 1 translated, 0 failed\n"
 
@@ -913,3 +918,12 @@ def test_real_pipeline_translate_into_validate(kind: str, bare_env: dict[str, st
 def test_importing_the_cli_does_not_import_jinja2() -> None:
     code = "import sys, smspipe.cli.app; assert 'jinja2' not in sys.modules, 'jinja2 imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_order_and_shipment_texts_are_transactional_welcome_texts_are_not() -> None:
+    """Issue 14: quiet hours hold back what is not transactional; a welcome text can wait."""
+    order = out(run("order", input=json.dumps(ORDER_A)))[0]["sms"]
+    assert order["category"] == "transactional"
+    welcome = run("customer", SAMPLES / "customer.json")
+    assert welcome.exit_code == 0, welcome.stderr
+    assert "category" not in out(welcome)[0]["sms"]

@@ -318,6 +318,9 @@ def test_bundled_samples() -> None:
     result = run("--json", str(SAMPLES / "batch.ndjson"))
     assert result.exit_code == 1
     rows = reports(result.stdout)
-    assert [r["valid"] for r in rows] == [True, True, False, True, True]
+    assert [r["valid"] for r in rows] == [True, True, False, True, True, True, False]
     assert rows[2]["line"] == 3
     assert "ends too early" in rows[2]["errors"][0]["message"]
+    assert rows[5]["encoding"] == "UCS-2" and rows[5]["warnings"]
+    assert (rows[6]["line"], rows[6]["request_id"]) == (7, "batch-7")
+    assert "'555-555-5555' is not a valid phone number for US" in rows[6]["errors"][0]["message"]

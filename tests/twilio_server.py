@@ -224,6 +224,8 @@ class TwilioServer:
         self.retry_after = "1"
         #: the next N message log lookups (GET Messages.json) are answered 503
         self.fail_lookups = 0
+        #: the next GETs of one message by SID are answered these statuses ("429", "500", "503")
+        self.fetch_faults: deque[str] = deque()
         self.slow_seconds = 2.0
         self.late_seconds = 3.0
         self.trickle_interval = 0.5
@@ -364,6 +366,10 @@ class TwilioServer:
                     roll -= probability
         return None
 
+    def _next_fetch_fault(self) -> str | None:
+        with self._lock:
+            return self.fetch_faults.popleft() if self.fetch_faults else None
+
     def _authenticate(self, username: str | None, password: str | None, account: str) -> bool:
         if username is None or password is None:
             return False
@@ -385,20 +391,17 @@ class TwilioServer:
         service = first("MessagingServiceSid")
         body = first("Body")
         media = form.get("MediaUrl", [])
-        if not to:
-            return 400, twilio_error(21604, "A 'To' phone number is required.", 400)
-        if not sender and not service:
-            return 400, twilio_error(
-                21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.", 400
-            )
-        if not body and not media:
-            return 400, twilio_error(21602, "Message body is required.", 400)
-        if len(media) > 10:
-            return 400, twilio_error(21623, "Too many media URLs", 400)
-        if to in self.rejections:
-            code, reason = self.rejections[to]
-            return 400, twilio_error(code, reason, 400)
+        refused = self._refusal(to, sender, service, body, media)
+        if refused is not None:
+            return refused
+        assert to is not None
         created = self.clock()
+        send_at = None
+        if first("ScheduleType") is not None or first("SendAt") is not None:
+            scheduled = self._check_schedule(first("ScheduleType"), first("SendAt"), service, created)
+            if isinstance(scheduled, tuple):
+                return scheduled
+            send_at = scheduled
         now = datetime.fromtimestamp(created, UTC)
         sid = "SM" + uuid.uuid4().hex
         body = body or ""
@@ -420,7 +423,7 @@ class TwilioServer:
             "price": None,
             "price_unit": "USD",
             "sid": sid,
-            "status": "accepted" if service and not sender else "queued",
+            "status": "scheduled" if send_at else "accepted" if service and not sender else "queued",
             "subresource_uris": {"media": f"{API}/Accounts/{account}/Messages/{sid}/Media.json"},
             "to": to,
             "uri": f"{API}/Accounts/{account}/Messages/{sid}.json",
@@ -428,6 +431,7 @@ class TwilioServer:
             "_status_callback": first("StatusCallback"),
             "_media": media,
             "_notified": 0,
+            "_send_at": send_at,
         }
         with self._lock:
             self.messages.append(message)
@@ -435,9 +439,48 @@ class TwilioServer:
             self._start_dispatcher()
         return 201, _public(message)
 
+    def _refusal(
+        self, to: str | None, sender: str | None, service: str | None, body: str | None, media: list[str]
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Twilio's 400 for a create it refuses, or None."""
+        if not to:
+            return 400, twilio_error(21604, "A 'To' phone number is required.", 400)
+        if not sender and not service:
+            return 400, twilio_error(
+                21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.", 400
+            )
+        if not body and not media:
+            return 400, twilio_error(21602, "Message body is required.", 400)
+        if len(media) > 10:
+            return 400, twilio_error(21623, "Too many media URLs", 400)
+        if to in self.rejections:
+            code, reason = self.rejections[to]
+            return 400, twilio_error(code, reason, 400)
+        return None
+
+    @staticmethod
+    def _check_schedule(
+        schedule_type: str | None, send_at: str | None, service: str | None, now: float
+    ) -> float | tuple[int, dict[str, Any]]:
+        """Twilio's rules for a scheduled message: the moment to send it, or the refusal."""
+        if schedule_type != "fixed":
+            return 400, twilio_error(35126, "The ScheduleType value provided is not supported", 400)
+        if not service:
+            return 400, twilio_error(35118, "MessagingServiceSid is required to schedule a message", 400)
+        if not send_at:
+            return 400, twilio_error(35111, "SendAt timestamp is missing", 400)
+        moment = datetime.fromisoformat(send_at.replace("Z", "+00:00")).timestamp()
+        if not 300 <= moment - now <= 35 * 86400:
+            return 400, twilio_error(35114, "Scheduling does not support this timestamp", 400)
+        return moment
+
     def _view(self, message: dict[str, Any], now: float) -> dict[str, Any]:
         """The message as the API shows it at *now*: its life cycle so far, its body as logged."""
         record = dict(message)
+        if record["_send_at"] is not None:
+            if now < record["_send_at"]:
+                return _public(record)  # scheduled: nothing moves before its moment
+            record["_created"] = record["_send_at"]
         elapsed = now - record["_created"]
         if self.lifecycle is not None:
             self._advance(record, elapsed, self.lifecycle)
@@ -729,6 +772,12 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, self.twilio._account(account), {}
         one = rest.removeprefix(f"{account}/Messages/").removesuffix(".json")
         if method == "GET" and rest == f"{account}/Messages/{one}.json" and "/" not in one:
+            failing = self.twilio._next_fetch_fault()
+            if failing is not None:
+                record.fault = failing
+                status = int(failing)
+                headers = {"Retry-After": self.twilio.retry_after} if status == 429 else {}
+                return status, twilio_error(20429 if status == 429 else 20500, "Injected", status), headers
             message = self.twilio._fetch(account, one)
             if message is None:
                 return 404, twilio_error(20404, f"The requested resource {path} was not found", 404), {}

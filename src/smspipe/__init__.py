@@ -21,12 +21,19 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from smspipe.api import (
         Account,
+        OptOutImport,
         Validation,
         ValidationTotals,
         exit_code,
         load_settings,
+        optout_add,
+        optout_import,
+        optout_remove,
+        optouts,
         send,
         send_async,
+        status,
+        update_message_status,
         validate,
         verify_account,
         verify_account_async,
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from smspipe.inputs import Input, Inputs
+    from smspipe.ledger import OptOut
     from smspipe.sms import SMS, Issue, Verdict
 
 __all__ = [
@@ -60,6 +68,8 @@ __all__ = [
     "InputError",
     "Inputs",
     "Issue",
+    "OptOut",
+    "OptOutImport",
     "Progress",
     "Result",
     "SendTotals",
@@ -74,8 +84,14 @@ __all__ = [
     "__version__",
     "exit_code",
     "load_settings",
+    "optout_add",
+    "optout_import",
+    "optout_remove",
+    "optouts",
     "send",
     "send_async",
+    "status",
+    "update_message_status",
     "validate",
     "verify_account",
     "verify_account_async",
@@ -89,8 +105,16 @@ _HOMES = {
         "ValidationTotals",
         "exit_code",
         "load_settings",
+        "OptOutImport",
+        "StatusView",
+        "optout_add",
+        "optout_import",
+        "optout_remove",
+        "optouts",
         "send",
         "send_async",
+        "status",
+        "update_message_status",
         "validate",
         "verify_account",
         "verify_account_async",
@@ -108,6 +132,7 @@ _HOMES = {
     ),
     "smspipe.arguments": ("SettingValues",),
     "smspipe.inputs": ("Input", "Inputs"),
+    "smspipe.ledger": ("OptOut",),
     "smspipe.sms": ("SMS", "Issue", "Verdict"),
 }
 #: name -> (module, attribute)

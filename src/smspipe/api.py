@@ -34,27 +34,39 @@ something is sent.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Unpack
 
 from smspipe.errors import ExitCode, SmspipeError, UsageError
 from smspipe.spelling import setting
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from smspipe.arguments import SettingValues
     from smspipe.config import Credentials, Settings
     from smspipe.delivery import Progress, Result, Totals
     from smspipe.gateway import GatewayError
     from smspipe.inputs import Inputs
+    from smspipe.ledger import Ledger, OptOut
     from smspipe.sms import Policy, Verdict
+    from smspipe.tracking import Line as StatusLine
+    from smspipe.tracking import Report as StatusReport
 
 __all__ = [
     "Account",
+    "OptOutImport",
     "Validation",
     "ValidationTotals",
     "exit_code",
+    "optout_add",
+    "optout_import",
+    "optout_remove",
+    "optouts",
     "send",
     "send_async",
+    "status",
+    "update_message_status",
     "validate",
     "verify_account",
     "verify_account_async",
@@ -213,8 +225,12 @@ def _send_request(
     on_warning: Lines | None,
     settings: Mapping[str, Any],
     handle_signals: bool,
+    schedule: bool = False,
+    wait: float | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Any:
     from smspipe import delivery
+    from smspipe.delivery.gates import Rules
 
     values = dict(settings)
     if ledger is not None and ledger is not False:
@@ -229,7 +245,17 @@ def _send_request(
         dry_run=dry_run,
         use_ledger=ledger is not False,
         http_log=http_log,
+        rules=Rules.from_settings(loaded.resolved, schedule=schedule, clock=clock),
+        wait=_wait_seconds(wait),
     )
+
+
+def _wait_seconds(wait: float | None) -> float | None:
+    if wait is None:
+        return None
+    if not wait >= 0:
+        raise UsageError(f"wait: {wait!r} is not a number of seconds", hint="give 0 or more seconds")
+    return float(wait)
 
 
 def send(
@@ -238,6 +264,9 @@ def send(
     dry_run: bool = False,
     ledger: str | os.PathLike[str] | Literal[False] | None = None,
     force: bool = False,
+    schedule: bool = False,
+    wait: float | None = None,
+    clock: Callable[[], datetime] | None = None,
     on_result: Callable[[Result], None] | None = None,
     on_line: Lines | None = None,
     progress: Progress | None = None,
@@ -257,6 +286,19 @@ def send(
     ``concurrency`` requests in flight and ``rate`` started per second; a message
     whose fate is unknown is looked up in Twilio's log, never sent again blindly.
     *dry_run* does everything but the HTTP call and needs no credentials.
+
+    Before any request (and in a dry run): a recipient on the suppression list
+    is ``suppressed`` (not a failure); in ``quiet_hours`` (the recipient's local
+    time) a document not ``"category": "transactional"`` is ``deferred`` with
+    ``not_before`` (exit 75: the next run sends it), or with *schedule* and a
+    Messaging Service created ``scheduled`` for Twilio to send then; beyond
+    ``max_per_recipient`` it is ``deferred``. *clock* (a function returning an
+    aware datetime) replaces the system clock for these rules. *wait*: after
+    sending, poll the messages this run created for up to that many seconds
+    until each is final; each result then carries ``delivery`` (Twilio's
+    status, error code and what it means) and is handed to *on_result* when
+    its wait ends; exit 1 if any failed or was undelivered, 75 if any is still
+    pending.
 
     Each document's :class:`~smspipe.delivery.Result` goes to *on_result* as it
     completes (``.status``, ``.sid``, ``.to``, ``.error``, ``.record()``: the
@@ -294,6 +336,9 @@ def send(
         on_warning=on_warning,
         settings=settings,
         handle_signals=True,
+        schedule=schedule,
+        wait=wait,
+        clock=clock,
     )
     return delivery.send(
         request,
@@ -309,6 +354,9 @@ async def send_async(
     dry_run: bool = False,
     ledger: str | os.PathLike[str] | Literal[False] | None = None,
     force: bool = False,
+    schedule: bool = False,
+    wait: float | None = None,
+    clock: Callable[[], datetime] | None = None,
     on_result: Callable[[Result], None] | None = None,
     on_line: Lines | None = None,
     progress: Progress | None = None,
@@ -347,6 +395,9 @@ async def send_async(
         on_warning=on_warning,
         settings=settings,
         handle_signals=False,
+        schedule=schedule,
+        wait=wait,
+        clock=clock,
     )
     return await delivery.send_async(
         request,
@@ -509,6 +560,311 @@ async def verify_account_async(
     except GatewayError as exc:
         raise target.error(exc) from None
     return target.account(found)
+
+
+# --- the ledger: delivery status and the suppression list (issue 14) ---------------------
+
+
+LedgerPath = str | os.PathLike[str] | None
+
+
+def _ledger_settings(
+    ledger: LedgerPath,
+    config: ConfigPath,
+    env: Mapping[str, str] | None,
+    on_warning: Lines | None,
+    settings: Mapping[str, Any],
+) -> Settings:
+    values = dict(settings)
+    if ledger is not None:
+        values["ledger"] = os.fspath(ledger)
+    return load_settings(config, env, values, on_warning=on_warning)
+
+
+def _open_ledger(loaded: Settings, *, read_only: bool, verify: bool = True) -> Ledger | None:
+    """The configured ledger; None when *read_only* and there is none yet. *verify* False:
+    without the whole file's integrity check (one-row writes, as a server makes per request)."""
+    from smspipe.ledger import open_ledger
+
+    return open_ledger(loaded.resolved.ledger, read_only=read_only, verify=verify)
+
+
+def update_message_status(
+    sid: str,
+    status: str,
+    *,
+    error_code: int | None = None,
+    error_message: str | None = None,
+    ledger: LedgerPath = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> bool:
+    """Store a delivery status Twilio reported for message *sid* (a status callback, say).
+
+    Only a step forward is stored (:mod:`smspipe.lifecycle`: ``sent`` never
+    replaces ``delivered``, a final status is never replaced); returns whether
+    the ledger changed. An error code that means the recipient opted out
+    (21610, 63014) puts the recipient on the suppression list. A SID the
+    ledger does not know changes nothing (False). ::
+
+        >>> smspipe.update_message_status("SM…", "delivered", ledger="ledger.sqlite3")  # doctest: +SKIP
+        True
+    """
+    from smspipe.delivery import suppression
+    from smspipe.ledger import Delivery, SentQuery
+
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    book = _open_ledger(loaded, read_only=False, verify=False)
+    assert book is not None
+    with book:
+        changed = book.update_delivery(
+            sid, Delivery(status, error_code=error_code, error_message=error_message)
+        )
+        if error_code in suppression.OPT_OUT_CODES:
+            for record in book.sent(SentQuery(sid=sid)):
+                book.add_optouts([suppression.bare(record.recipient)], suppression.source_for(error_code))
+    return changed
+
+
+def _numbers(phones: Iterable[str], loaded: Settings) -> list[str]:
+    """*phones* in E.164 (the configured region for national forms); a UsageError naming the bad ones."""
+    from smspipe.delivery import suppression
+
+    if isinstance(phones, str):  # one number, not its characters
+        phones = [phones]
+    good, bad = suppression.normalise_all(phones, loaded.resolved.default_region)
+    if bad:
+        raise UsageError(
+            "not a phone number: "
+            + "; ".join(bad[:5])
+            + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""),
+            hint="give numbers in E.164 form (+14155552671) or national form for `default_region`",
+        )
+    return good
+
+
+def optout_add(
+    phones: Iterable[str],
+    *,
+    source: str,
+    ledger: LedgerPath = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> int:
+    """Put *phones* on the suppression list: ``send`` never texts them (status ``suppressed``).
+
+    Numbers are normalised to E.164 (national forms read for ``default_region``;
+    a ``whatsapp:`` prefix is dropped: the person opted out, not the channel).
+    *source* says why (``inbound`` for a STOP, ``manual``…). All or nothing: a
+    number that is not one raises UsageError (exit 2) and nothing is added.
+    Returns how many were not on the list yet. ::
+
+        >>> smspipe.optout_add(["+14155552671"], source="inbound")  # doctest: +SKIP
+        1
+    """
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    numbers = _numbers(phones, loaded)
+    book = _open_ledger(loaded, read_only=False, verify=False)
+    assert book is not None
+    with book:
+        return book.add_optouts(numbers, source)
+
+
+def optout_remove(
+    phones: Iterable[str],
+    *,
+    ledger: LedgerPath = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> int:
+    """Take *phones* off the suppression list (a START); how many were on it. ::
+
+    >>> smspipe.optout_remove(["+14155552671"])  # doctest: +SKIP
+    1
+    """
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    numbers = _numbers(phones, loaded)
+    book = _open_ledger(loaded, read_only=True, verify=False)
+    if book is None:
+        return 0
+    book.close()
+    book = _open_ledger(loaded, read_only=False, verify=False)
+    assert book is not None
+    with book:
+        return book.remove_optouts(numbers)
+
+
+class StatusView(NamedTuple):
+    """What :func:`status` found: one line per message, the report over them, what a refresh did."""
+
+    #: ``line.as_dict()`` is the NDJSON ``smspipe status --json`` prints
+    lines: list[StatusLine]
+    report: StatusReport
+    #: messages fetched from Twilio (a refresh), rows it moved forward, fetches that failed
+    fetched: int = 0
+    changed: int = 0
+    #: ``SM…: why`` for each message a refresh could not fetch
+    faults: list[str] = []  # noqa: RUF012 - a NamedTuple default, never mutated
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """75 when some message is pending, else 1 when some failed or was undelivered, else 0."""
+        return self.report.exit_code()
+
+
+def status(
+    *,
+    since: str | float | datetime | None = None,
+    statuses: list[str] | None = None,
+    to: str | None = None,
+    request_id: str | None = None,
+    refresh: bool = False,
+    limit: int | None = None,
+    ledger: LedgerPath = None,
+    on_line: Lines | None = None,
+    http_log: Lines | None = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> StatusView:
+    """What the ledger knows of the messages Twilio created: status, error, price.
+
+    Filters (all optional, all apply): *since* (``"24h"``, ``"7d"``,
+    ``"2026-12-01"``, an ISO 8601 moment, Unix seconds or a datetime),
+    *statuses* (Twilio's, or ``"pending"`` for every one not final), *to* (a
+    number, normalised), *request_id*; *limit*: the newest N. *refresh* first
+    fetches every selected message that is not final from Twilio (``GET`` by
+    SID, with send's concurrency, pacing and retries) and stores its state,
+    never moving a final status back. No ledger yet: nothing to show. ::
+
+        >>> view = smspipe.status(since="24h", refresh=True)  # doctest: +SKIP
+        >>> view.report.delivery_rate, view.exit_code         # doctest: +SKIP
+        (0.98, <ExitCode.OK: 0>)
+    """
+    from datetime import UTC
+    from datetime import datetime as moment_type
+
+    from smspipe import tracking as status_core
+    from smspipe.ledger import SentQuery
+
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    now = moment_type.now(UTC)
+    if isinstance(since, moment_type):
+        since = since.timestamp()
+    query = SentQuery(
+        since=status_core.parse_since(since, now) if isinstance(since, str) else since,
+        statuses=status_core.statuses_filter(statuses),
+        to=_numbers([to], loaded)[0] if to else None,
+        key=request_id,
+        limit=limit,
+    )
+    book = _open_ledger(loaded, read_only=not refresh)
+    if book is None:
+        return StatusView([], status_core.Report())
+    fetched = changed = 0
+    faults: list[str] = []
+    with book:
+        records = book.sent(query)
+        if refresh:
+            from smspipe.delivery import follow
+            from smspipe.lifecycle import is_final
+
+            pending = [record.sid for record in records if not is_final(record.status)]
+            if pending:
+                found = follow.refresh(loaded, book, pending, on_line=on_line or _log_line, http_log=http_log)
+                fetched, changed = len(found.states), found.changed
+                faults = [f"{sid}: {fault.message}" for sid, fault in found.faults.items()]
+                records = book.sent(query)
+    lines = [status_core.Line(record) for record in records]
+    return StatusView(lines, status_core.Report.of(records), fetched, changed, faults)
+
+
+class OptOutImport(NamedTuple):
+    """What :func:`optout_import` did: numbers read, newly added, and the lines it could not read."""
+
+    read: int
+    added: int
+    #: ``opt-outs.csv:7: '12' is not a valid phone number…; fix or remove the line``
+    problems: list[str]
+
+
+def optout_import(
+    path: str | os.PathLike[str],
+    *,
+    source: str = "import",
+    ledger: LedgerPath = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> OptOutImport:
+    """Add the numbers of a file to the suppression list (``-``: stdin).
+
+    The file holds one number per line (``#`` comments and blank lines
+    skipped), or is a CSV with a header row: the number is the column named
+    ``contact_id`` (Twilio's consent exports), ``phone_number``, ``phone``,
+    ``number``… (else the first), and where a ``status`` column exists only
+    the rows that say opted out count. Numbers are normalised to E.164
+    (``default_region`` for national forms). A line that is not a number is
+    reported (``problems``) and the others are added all the same. ::
+
+        >>> smspipe.optout_import("stop-list.csv").added  # doctest: +SKIP
+        41
+    """
+    import sys
+
+    from smspipe.delivery import suppression
+    from smspipe.errors import InputError
+
+    name = os.fspath(path)
+    try:
+        if name == "-":
+            text, where = sys.stdin.read(), "<stdin>"
+        else:
+            with open(name, encoding="utf-8-sig", errors="replace") as handle:
+                text, where = handle.read(), name
+    except OSError as exc:
+        raise InputError(
+            f"{name}: cannot read it ({exc.strerror})", hint="give the path of a readable file"
+        ) from None
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    numbers, problems = suppression.read_optout_file(text, where, loaded.resolved.default_region)
+    added = 0
+    if numbers:
+        book = _open_ledger(loaded, read_only=False)
+        assert book is not None
+        with book:
+            added = book.add_optouts(numbers, source)
+    return OptOutImport(len(numbers), added, [str(problem) for problem in problems])
+
+
+def optouts(
+    *,
+    ledger: LedgerPath = None,
+    config: ConfigPath = None,
+    env: Mapping[str, str] | None = None,
+    on_warning: Lines | None = None,
+    **settings: Unpack[SettingValues],
+) -> list[OptOut]:
+    """The suppression list, oldest first: :class:`~smspipe.ledger.OptOut` (``phone``, ``source``,
+    ``added_at`` in Unix seconds). Empty when there is no ledger yet. ::
+
+    >>> [o.phone for o in smspipe.optouts()]  # doctest: +SKIP
+    ['+14155552671']
+    """
+    loaded = _ledger_settings(ledger, config, env, on_warning, settings)
+    book = _open_ledger(loaded, read_only=True)
+    if book is None:
+        return []
+    with book:
+        return book.optouts()
 
 
 # --- the exit code ------------------------------------------------------------------------

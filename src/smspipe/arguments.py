@@ -40,3 +40,6 @@ class SettingValues(TypedDict, total=False):
     max_wait: float
     reconcile_grace: float
     run_lease: float
+    quiet_hours: str | None
+    quiet_hours_timezone: str | None
+    max_per_recipient: str | None

@@ -323,10 +323,20 @@ class AsyncGateway:
         return f"<AsyncGateway {self.account_sid} via {self.host}>"
 
     async def create_message(
-        self, sms: SMS, *, sender: str | None, messaging_service_sid: str | None, status_callback: str | None
+        self,
+        sms: SMS,
+        *,
+        sender: str | None,
+        messaging_service_sid: str | None,
+        status_callback: str | None,
+        send_at: datetime | None = None,
     ) -> SentMessage:
-        """POST a message. Raises one of the :class:`GatewayError` subclasses on failure."""
+        """POST a message (*send_at*: scheduled, Twilio sends it then; a Messaging Service only).
+        Raises one of the :class:`GatewayError` subclasses on failure."""
         arguments = _create_arguments(sms, sender, messaging_service_sid, status_callback)
+        if send_at is not None:
+            arguments["schedule_type"] = "fixed"
+            arguments["send_at"] = send_at.astimezone(UTC)
         try:
             message = await self._messages.create_async(**arguments)
         except self._unreadable as exc:

@@ -23,7 +23,7 @@ from smspipe.spelling import setting
 #: hatchling makes; read directly, which spares importlib.resources at start-up).
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 MAX_MESSAGE_CHARS = 1600
-SMS_FIELDS = ("id", "from", "phone", "message", "media_url", "status_callback")
+SMS_FIELDS = ("id", "from", "phone", "message", "media_url", "status_callback", "category")
 SECRET_PARAMETERS = frozenset({"twilio_auth_token", "twilio_api_secret"})
 
 
@@ -51,6 +51,12 @@ class SMS(NamedTuple):
     media_url: tuple[str, ...] = ()
     status_callback: str | None = None
     id: str | int | None = None
+    #: "transactional" (sent in quiet hours), "marketing", or None (held back like marketing)
+    category: str | None = None
+
+    @property
+    def transactional(self) -> bool:
+        return self.category == "transactional"
 
     def as_document(self) -> dict[str, Any]:
         """The hub SMS object, normalised."""
@@ -65,6 +71,8 @@ class SMS(NamedTuple):
             out["media_url"] = list(self.media_url)
         if self.status_callback is not None:
             out["status_callback"] = self.status_callback
+        if self.category is not None:
+            out["category"] = self.category
         return out
 
 
@@ -288,6 +296,10 @@ class Policy:
     max_segments: int | None = None
 
 
+#: codes people use that ISO 3166 (and so phonenumbers) spells otherwise
+_REGION_ALIASES = {"UK": "GB", "EL": "GR", "EN": "GB"}
+
+
 def make_policy(
     region: str, allowed_countries: Iterable[str] = (), max_segments: int | None = None
 ) -> Policy:
@@ -296,9 +308,13 @@ def make_policy(
     if not phone.is_region(code):
         from smspipe.errors import UsageError
 
-        raise UsageError(
-            f"unknown region {region!r}", hint="use a two-letter country code such as US, GB or DE"
+        known = _REGION_ALIASES.get(code)
+        hint = (
+            f"did you mean {known!r}? (the ISO 3166 code)"
+            if known
+            else "use a two-letter country code such as US, GB or DE"
         )
+        raise UsageError(f"unknown region {region!r}", hint=hint)
     return Policy(
         default_region=code,
         allowed_countries=frozenset(c.upper() for c in allowed_countries),
@@ -360,7 +376,9 @@ def check_item(doc: Document, path: str, item: Any, envelope: dict[str, Any], po
     if verdict.errors or to is None or not isinstance(body, str):
         return verdict
     media = item.get("media_url") or ()
-    verdict.sms = SMS(to, body, sender, tuple(media), item.get("status_callback"), item.get("id"))
+    verdict.sms = SMS(
+        to, body, sender, tuple(media), item.get("status_callback"), item.get("id"), item.get("category")
+    )
     return verdict
 
 

@@ -78,10 +78,12 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "shipment": {
         "shipped": _SIGN + _HI + ", " + _SHIPMENT_OF + " has shipped" + _TRACKING + ".",
+        # packed, not yet handed over: "has shipped" would be untrue
+        "ready": _SIGN + _HI + ", " + _SHIPMENT_OF + " is packed and ready to ship" + _TRACKING + ".",
     },
 }
 # Which built-in text a status gets; any other status gets the kind's first one
-# (order: the "received" text), with a warning once per status.
+# (order: the "placed" text; shipment: the "shipped" one), with a warning once per status.
 BUILTIN_FOR_STATUS: dict[str, dict[str, str]] = {
     "order": {
         "placed": "placed",
@@ -92,8 +94,7 @@ BUILTIN_FOR_STATUS: dict[str, dict[str, str]] = {
         "shipped": "shipped",
     },
     "customer": {"welcome": "welcome"},
-    # One shipment text whatever the status: the flow texts shipments that went out.
-    "shipment": {},
+    "shipment": {"shipped": "shipped", "ready": "ready"},
 }
 
 #: what a template can use besides the object itself (documented in the README)
@@ -405,7 +406,9 @@ class Templates:
             )
         except TemplateSyntaxError as exc:
             raise UsageError(
-                f"{origin}: line {exc.lineno}: {exc.message}", hint="fix the Jinja2 syntax"
+                # Jinja2 ends some messages with a period, and the hint follows
+                f"{origin}: line {exc.lineno}: {(exc.message or 'syntax error').rstrip('.')}",
+                hint="fix the Jinja2 syntax",
             ) from None
         # Template.render merges the globals (a ChainMap over the environment's)
         # into every render's context, and the context lists their names: half

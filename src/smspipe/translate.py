@@ -49,6 +49,11 @@ KINDS: dict[str, tuple[str, str]] = {
     "shipment": ("shipment", "shipments"),
 }
 
+# The category each kind's texts carry: an order or shipment update answers something the
+# customer did, and is wanted at any hour (quiet hours exempt it); a welcome text to a new
+# customer is not urgent, so it carries none and waits for the morning like marketing.
+CATEGORY: dict[str, str] = {"order": "transactional", "shipment": "transactional"}
+
 # The names this module has always offered (tests and callers use them).
 _CLEAN = CLEAN
 _is_mapping = is_mapping
@@ -255,6 +260,9 @@ class Translator:
             body["from"] = self.sender
         body["phone"] = to
         body["message"] = message
+        category = CATEGORY.get(self.kind)
+        if category is not None:
+            body["category"] = category
         return {"request_id": request_id, "sms": body}
 
     def _checked(self, request: dict[str, Any], compiled: Compiled, outcome: Outcome) -> str | None:

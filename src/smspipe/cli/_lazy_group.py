@@ -71,11 +71,11 @@ class LazyCommands(MutableMapping[str, "Command"]):
         return len({**dict.fromkeys(self._names), **self._built})
 
 
-def lazy_group(names: Iterable[str], load: Loader) -> type[TyperGroup]:
-    """A TyperGroup class whose subcommands *names* are built by ``load(name)`` on first use."""
+def lazy_group(names: Iterable[str], load: Loader, base: type[TyperGroup] = TyperGroup) -> type[TyperGroup]:
+    """A *base* subclass whose subcommands *names* are built by ``load(name)`` on first use."""
     listed = tuple(names)
 
-    class LazyGroup(TyperGroup):
+    class LazyGroup(base):  # type: ignore[valid-type,misc]
         def __init__(self, **attrs: Any) -> None:
             super().__init__(**attrs)
             self.commands = LazyCommands(listed, load)

@@ -15,6 +15,7 @@ import typer
 from smspipe import __version__
 from smspipe._fastpaths import use_reference
 from smspipe.cli._lazy_group import lazy_group
+from smspipe.cli._one_line import OneLineErrors
 from smspipe.errors import ExitCode, SmspipeError, redact
 
 # name -> (module of smspipe.cli, the command function or Typer in it).
@@ -23,7 +24,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("translate", "translate"),
     "send": ("send", "send"),
     "schema": ("schema", "schema"),
+    "status": ("status", "status"),
+    # Groups last: Typer lists plain commands before groups (SMSPIPE_REFERENCE=typer lists the same)
     "config": ("config_cmd", "app"),
+    "optout": ("optout", "app"),
     "ledger": ("ledger_cmd", "app"),
 }
 
@@ -36,7 +40,9 @@ def _implementation(name: str) -> Any:
 # Only the subcommand that runs is built (smspipe.cli._lazy_group), unless
 # SMSPIPE_REFERENCE=typer asks for a plain Typer app with every command registered.
 _EAGER = use_reference("typer")
-_GROUP: dict[str, Any] = {} if _EAGER else {"cls": lazy_group(_COMMANDS, _implementation)}
+_GROUP: dict[str, Any] = {
+    "cls": OneLineErrors if _EAGER else lazy_group(_COMMANDS, _implementation, OneLineErrors)
+}
 
 app = typer.Typer(
     name="smspipe",
@@ -44,7 +50,7 @@ app = typer.Typer(
     help="Turn e-commerce events into text messages and deliver them through Twilio.\n\n"
     "  smspipe translate order orders.ndjson | smspipe validate --pass | smspipe send",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     # Locals hold tokens: never show them, and keep tracebacks for --traceback.
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -67,7 +73,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
     show_traceback: Annotated[
         bool,

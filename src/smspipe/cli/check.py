@@ -29,9 +29,8 @@ def check(
         bool,
         typer.Option("--json", help="Print the result as JSON (the default when stdout is not a terminal)."),
     ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log the HTTP request to stderr (secrets masked).")
-    ] = False,
+    verbose: options.Verbose = False,
+    quiet: options.Quiet = False,
 ) -> None:
     """Verify the Twilio credentials by fetching the account they belong to.
 
@@ -64,7 +63,9 @@ def check(
         account = api.verify_account(
             config=config_path,
             http_log=output.err if verbose else None,
-            on_warning=lambda line: output.err(f"smspipe: warning: {line}"),
+            on_warning=(lambda line: None)
+            if quiet
+            else (lambda line: output.err(f"smspipe: warning: {line}")),
             **given,
         )
         _render(account, as_json=json_output or not output.is_terminal(sys.stdout))

@@ -4,6 +4,7 @@ secrets from outside the command line; flag values checked before anything runs.
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +41,9 @@ FLAGS = {
     "template": "--template",
     "template_file": "--template-file",
     "dry_run": "--dry-run",
+    "quiet_hours": "--quiet-hours",
+    "schedule": "--schedule",
+    "wait": "--wait",
 }
 SPELLING = Spelling("flag", "flags", FLAGS)
 
@@ -147,6 +151,62 @@ ApiSecretFile = Annotated[
         show_default=False,
     ),
 ]
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+Format = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--format",
+        help="What stdout gets: text (a readable report) or json (NDJSON, one record a line). "
+        "Default: text on a terminal, json otherwise. Problems go to stderr either way.",
+        show_default=False,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
+Quiet = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Errors only on stderr: no warnings, no summary line, no progress."),
+]
+Verbose = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="More on stderr: a line for every document, not only problems; each HTTP request "
+        "where one is made (secrets masked).",
+    ),
+]
+
+
+def as_json(chosen: OutputFormat | None, json_flag: bool) -> bool:
+    """Whether stdout gets NDJSON: --format, else --json, else NDJSON unless stdout is a terminal."""
+    from smspipe.cli.output import is_terminal
+    from smspipe.errors import UsageError
+
+    if chosen is not None:
+        if json_flag and chosen is not OutputFormat.json:
+            raise UsageError("--json and --format text both given", hint="give one of them")
+        return chosen is OutputFormat.json
+    return json_flag or not is_terminal(sys.stdout)
+
+
+def note_empty_stdin(sources: list[str], count: int, *, quiet: bool) -> None:
+    """Say so when stdin was the only input and held no document (a pipe fed nothing).
+
+    Not an error (a cron job with no new orders exits 0), but a CI step piping
+    nothing by mistake should be told.
+    """
+    from smspipe.cli.output import err
+    from smspipe.documents import STDIN
+
+    if count == 0 and not quiet and sources == [STDIN]:
+        err("smspipe: warning: no documents read from stdin")
+
 
 # --- secrets from outside the command line ------------------------------------------
 
@@ -259,3 +319,21 @@ def check_flags(flags: dict[str, Any], spelling: dict[str, str] | None = None) -
         if problem is not None:
             option = (spelling or {}).get(name) or FLAGS.get(name) or "--" + name.replace("_", "-")
             raise UsageError(f"{option}: {problem.removeprefix(name + ': ')}")
+
+
+def seconds(name: str, text: str | None) -> float | None:
+    """A flag's number of seconds (``--wait 60``), or None when not given; UsageError (exit 2) if not one."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        from smspipe.errors import UsageError
+
+        raise UsageError(
+            f"{FLAGS[name]} {text!r} is not a number of seconds",
+            hint=f"give 0 or more seconds ({FLAGS[name]}=SECONDS, or put {FLAGS[name]} after the inputs)",
+        )
+    return value

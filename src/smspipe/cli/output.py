@@ -140,8 +140,20 @@ class ErrLines:
 def console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
-    # Markup and highlighting off: user and API text is printed as it is.
+    # Markup and highlighting off: user and API text is printed as it is. NO_COLOR
+    # (https://no-color.org) means no style at all: rich's own no_color keeps bold
+    # and dim, a console without a colour system renders none.
+    if no_color():
+        return Console(
+            stderr=stderr, markup=False, highlight=False, emoji=False, soft_wrap=True, color_system=None
+        )
     return Console(stderr=stderr, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def no_color() -> bool:
+    import os
+
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def plural(count: int, word: str, plural_word: str | None = None) -> str:

@@ -21,11 +21,20 @@ def available() -> list[str]:
 
 def schema(
     name: Annotated[
-        str, typer.Argument(help="sms, request, order, customer, shipment or config", metavar="NAME")
-    ],
+        str | None,
+        typer.Argument(
+            help="sms, request, result, order, customer, shipment or config; none: list them",
+            metavar="[NAME]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Print the JSON Schema of a document kind (sms, request, order, customer, shipment, config)."""
+    """Print the JSON Schema of a document kind (sms, request, order, customer, shipment,
+    config) or of send's result records (result); with no name, list the names."""
     with guarded():
+        if name is None:
+            sys.stdout.write("".join(f"{known}\n" for known in available()))
+            return
         if name == "config":
             from smspipe.config import config_schema
 

@@ -12,29 +12,30 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, ClassVar
 
 import typer
 
-from smspipe.cli import options, output
+from smspipe.cli import one_message, options, output
 from smspipe.cli.app import guarded, settle_heap
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from smspipe.cli._progress import InputBytes
     from smspipe.delivery import Progress, Result, Totals
 
 
 def send(
     inputs: options.Inputs = None,
+    to: one_message.To = None,
+    body: one_message.Body = None,
+    media_urls: one_message.MediaUrl = None,
+    request_id: one_message.RequestId = None,
     dry_run: Annotated[
         bool,
         typer.Option(
             "--dry-run", help="Validate and show what would be sent; no HTTP, no credentials needed."
         ),
     ] = False,
-    json_output: Annotated[
-        bool,
-        typer.Option(
-            "--json", help="One NDJSON result per document (the default when stdout is not a terminal)."
-        ),
-    ] = False,
+    output_format: options.Format = None,
+    json_output: options.JsonFlag = False,
     sender: Annotated[
         str | None,
         typer.Option(
@@ -123,6 +124,35 @@ def send(
             show_default=False,
         ),
     ] = None,
+    quiet_hours: Annotated[
+        str | None,
+        typer.Option(
+            "--quiet-hours",
+            help='HH:MM-HH:MM in the recipient\'s local time: documents not "category": '
+            '"transactional" are deferred (exit 75) until it ends (config `quiet_hours`).',
+            show_default=False,
+        ),
+    ] = None,
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule",
+            help="In quiet hours, with a Messaging Service: have Twilio send it when they end (scheduled).",
+        ),
+    ] = False,
+    wait: Annotated[
+        str | None,
+        typer.Option(
+            "--wait",
+            metavar="[SECONDS]",
+            is_flag=False,
+            flag_value="300",
+            help="After sending, wait up to SECONDS (default 300) for each message's final status: "
+            "exit 1 if any failed or was undelivered, 75 if any is still pending. Put it after the inputs "
+            "or write --wait=SECONDS.",
+            show_default=False,
+        ),
+    ] = None,
     failed_path: Annotated[
         Path | None,
         typer.Option(
@@ -132,15 +162,8 @@ def send(
         ),
     ] = None,
     config_path: options.ConfigPath = None,
-    verbose: Annotated[
-        bool,
-        typer.Option(
-            "--verbose", "-v", help="Log each HTTP request (method, URL, status) to stderr; secrets masked."
-        ),
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress and no summary line on stderr.")
-    ] = False,
+    verbose: options.Verbose = False,
+    quiet: options.Quiet = False,
     progress: Annotated[
         bool | None,
         typer.Option(
@@ -168,12 +191,15 @@ def send(
       smspipe translate order orders.ndjson | smspipe send
 
       smspipe send --dry-run samples/sms.json
+
+      smspipe send --to +14155552671 --body "Your order R1001 has shipped"
     """
     with guarded():
+        single = one_message.document_from_flags(to, body, media_urls, request_id, inputs)
         secrets = options.read_secrets(
             {"auth_token": auth_token, "api_secret": api_secret},
             {"auth_token": auth_token_file, "api_secret": api_secret_file},
-            stdin_holds_documents=options.stdin_holds_documents(inputs),
+            stdin_holds_documents=single is None and options.stdin_holds_documents(inputs),
         )
         given = options.given(
             account_sid=account_sid,
@@ -192,25 +218,35 @@ def send(
             shared_rate=shared_rate or None,
             retries=retries,
             max_wait=max_wait,
+            quiet_hours=quiet_hours,
         )
         options.check_flags({**options.as_settings(given), "ledger": ledger_path or None})
-        sources = options.sources(inputs, "smspipe send - < batch.ndjson")
+        sources: list[Any] = (
+            [single] if single is not None else options.sources(inputs, "smspipe send - < batch.ndjson")
+        )
         view = _View(
             dry_run=dry_run,
-            as_json=json_output or not output.is_terminal(sys.stdout),
+            as_json=options.as_json(output_format, json_output),
             show_progress=(progress if progress is not None else output.is_terminal(sys.stderr))
             and not quiet,
             quiet=quiet,
+            verbose=verbose,
         )
         from smspipe import api
 
+        if view.show_progress:
+            from smspipe.cli._progress import input_bytes
+
+            view.reading = input_bytes(sources)
         settle_heap()
         with view.showing(failed_path):
             totals = api.send(
-                sources,
+                view.reading.files() if view.reading is not None else sources,
                 dry_run=dry_run,
                 ledger=False if no_ledger else (ledger_path or None),
                 force=force,
+                schedule=schedule,
+                wait=options.seconds("wait", wait),
                 on_result=view.emit,
                 on_line=view.log,
                 on_warning=view.warn,
@@ -219,6 +255,7 @@ def send(
                 config=config_path,
                 **given,
             )
+        options.note_empty_stdin(sources, totals.total, quiet=quiet)
         view.finish(totals)
         code = api.exit_code(totals)
         if code:
@@ -229,13 +266,18 @@ class _View:
     """What `send` shows: a result per document (NDJSON or a table), a progress bar, the
     documents to re-run (--failed), the count line."""
 
-    def __init__(self, *, dry_run: bool, as_json: bool, show_progress: bool, quiet: bool) -> None:
+    def __init__(
+        self, *, dry_run: bool, as_json: bool, show_progress: bool, quiet: bool, verbose: bool
+    ) -> None:
         from smspipe.delivery import Progress
 
         self.dry_run = dry_run
         self.as_json = as_json
         self.show_progress = show_progress and not dry_run
         self.quiet = quiet
+        self.verbose = verbose
+        #: the input files' bytes read, for the bar's percentage and ETA (None: a pipe)
+        self.reading: InputBytes | None = None
         self.progress = Progress()
         self._print_lock = threading.Lock()
         self._table: _Table | None = None
@@ -247,7 +289,7 @@ class _View:
         """The --failed file open and the progress bar up while the run lasts."""
         self._failed = _open_failed(failed_path) if failed_path is not None else None
         if self.show_progress:
-            self._display = _Display(self.progress, shared=_same_terminal())
+            self._display = _Display(self.progress, shared=_same_terminal(), reading=self.reading)
             self._display.start()
         try:
             yield
@@ -273,6 +315,9 @@ class _View:
                 output.write_json_line(result.record(), flush=True)
             else:
                 self._row(result)
+            if self.verbose or result.verdict.warnings or result.status not in _WITHOUT_PROBLEMS:
+                for line in problem_lines(result, verbose=self.verbose, quiet=self.quiet):
+                    output.err(line)
             if self._failed is not None and result.needs_rerun:
                 document = result.failed_document()
                 if document is not None:
@@ -283,7 +328,8 @@ class _View:
             display = self._display
             # On one terminal, rows go through the bar's console (above the bar).
             self._table = _Table(
-                display.console if display is not None and display.shared else output.console()
+                display.console if display is not None and display.shared else output.console(),
+                dry_run=self.dry_run,
             )
         self._table.add(result)
 
@@ -292,12 +338,46 @@ class _View:
 
         if not self.quiet:
             output.err(totals.line())
-        if totals.no_sender:
+        if totals.no_sender and totals.fatal_message is None:
             output.err(f"smspipe: some documents have no sender: {no_sender_hint()}")
         if totals.fatal_message:
             output.err(f"smspipe: error: {totals.fatal_message}")
         elif totals.run_fault and not self.quiet:
             output.err(f"smspipe: {totals.run_fault}")
+
+
+#: statuses that need no line on stderr (unless -v): the common case, checked first
+_WITHOUT_PROBLEMS = frozenset({"sent", "skipped", "dry-run"})
+
+
+def problem_lines(result: Result, *, verbose: bool = False, quiet: bool = False) -> list[str]:
+    """The lines stderr gets for one result, whatever stdout gets: one per problem
+    (an invalid document's errors, a refusal, a conflict, an unknown fate) and, unless
+    *quiet*, per warning; with *verbose*, one for every other result too. A fault
+    that stops the batch (credentials, sender) is said once, at the end."""
+    verdict = result.verdict
+    lines = _outcome_lines(result, verbose=verbose and not quiet)
+    if not quiet and verdict.warnings:
+        lines += [f"{verdict.where}: warning: {warning}" for warning in verdict.warnings]
+    return lines
+
+
+def _outcome_lines(result: Result, *, verbose: bool) -> list[str]:
+    from smspipe.delivery import Status
+
+    verdict, status, error = result.verdict, result.status, result.error
+    where = verdict.where
+    if status in (Status.SENT, Status.SKIPPED, Status.DRY_RUN):
+        return [f"{where}: {status.value}: {result.summary}"] if verbose else []
+    if error is not None and error.fatal:
+        return []
+    if status == Status.INVALID and verdict.errors:
+        return [f"{where}: {issue}" for issue in verdict.errors]
+    detail = (error.message if error is not None else None) or result.note or status.value
+    detail = detail.removeprefix(f"{where}: ")
+    if status == Status.INVALID:
+        return [f"{where}: {detail}"]
+    return [f"{where}: {status.value}: {result.to}: {detail}"]
 
 
 def _open_failed(path: Path) -> IO[str]:
@@ -324,23 +404,36 @@ class _Table:
         "failed": "red",
         "invalid": "red",
         "dry-run": "yellow",
+        "suppressed": "magenta",
+        "deferred": "yellow",
+        "scheduled": "cyan",
     }
 
-    def __init__(self, console: Console) -> None:
+    #: request IDs longer than this are cut (sha256 keys), so that the columns stay aligned
+    KEY_WIDTH = 26
+
+    def __init__(self, console: Console, *, dry_run: bool) -> None:
         self.console = console
+        # A dry run has no SIDs: no column of dashes.
+        self.show_sid = not dry_run
         self._header = False
 
     def add(self, result: Result) -> None:
         from rich.text import Text
 
         if not self._header:
-            self.console.print(Text(f"{'STATUS':<8} {'TO':<16} {'SID':<34} SUMMARY", style="bold"))
+            sid = f"{'SID':<34} " if self.show_sid else ""
+            self.console.print(
+                Text(f"{'STATUS':<8} {'REQUEST_ID':<{self.KEY_WIDTH}} {'TO':<16} {sid}MESSAGE", style="bold")
+            )
             self._header = True
         line = Text()
         line.append(f"{result.status.value:<8} ", style=self.STYLES.get(result.status.value, ""))
+        line.append(f"{_cut(result.key, self.KEY_WIDTH):<{self.KEY_WIDTH}} ")
         line.append(f"{result.to or '-':<16} ")
-        line.append(f"{result.sid or '-':<34} ", style="dim")
-        line.append(result.summary)
+        if self.show_sid:
+            line.append(f"{result.sid or '-':<34} ", style="dim")
+        line.append(_message_column(result))
         self.console.print(line)
         if result.error is not None and result.error.more_info:
             self.console.print(Text(f"{'':<8} {result.error.more_info}", style="dim"))
@@ -352,10 +445,32 @@ class _Table:
             self.console.print(
                 Text(
                     f"{'':<8} from {via}, {result.verdict.encoding}, "
-                    f"{output.plural(result.verdict.segments or 0, 'segment')}: {job.sms.body}",
+                    f"{output.plural(result.verdict.segments or 0, 'segment')}",
                     style="dim",
                 )
             )
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _message_column(result: Result) -> str:
+    """The text sent (the recipient has its column), and why it was not sent."""
+    from smspipe.delivery import Status
+    from smspipe.delivery.results import quote_body
+
+    message = result.verdict.sms
+    if message is None:  # unreadable: the reader's words, without the place (its own column)
+        detail = result.error.message if result.error is not None else "invalid document"
+        return detail.removeprefix(f"{result.verdict.where}: ")
+    text = quote_body(message.body)
+    if result.status in (Status.SENT, Status.SKIPPED):
+        return text + (f" ({result.note})" if result.note else "")
+    if result.status == Status.DRY_RUN:
+        return text
+    reason = result.note or (result.error.message if result.error is not None else "")
+    return f"{text}: {reason}" if reason else text
 
 
 def _same_terminal() -> bool:
@@ -371,8 +486,10 @@ def _same_terminal() -> bool:
 class _Display:
     """A progress bar on stderr (a terminal): sent, skipped, failed, retrying, rate."""
 
-    def __init__(self, progress: Progress, *, shared: bool) -> None:
+    def __init__(self, progress: Progress, *, shared: bool, reading: InputBytes | None = None) -> None:
         self.counters = progress
+        #: bytes read of the input files: a total, a percentage, an ETA (None: a pipe, the bar pulses)
+        self.reading = reading
         #: stdout is the terminal the bar is drawn on
         self.shared = shared
         self.console = output.console(stderr=True)
@@ -381,23 +498,21 @@ class _Display:
     def start(self) -> None:
         import time
 
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress
 
-        describe = self._describe
+        describe, reading = self._describe, self.reading
 
         class Bar(Progress):
             def get_renderables(self) -> Any:
                 for task in self.tasks:  # counters change between results too
                     task.description = describe()
+                    if reading is not None:
+                        self.update(task.id, completed=reading.read)
                 yield from super().get_renderables()
 
         self.counters.started = time.monotonic()
         self._live = Bar(
-            SpinnerColumn(),
-            TextColumn("sending"),
-            BarColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
+            *self._columns(),
             console=self.console,
             transient=True,
             # Lines written meanwhile go above the bar; stdout only when it
@@ -405,8 +520,39 @@ class _Display:
             redirect_stdout=self.shared,
             redirect_stderr=True,
         )
-        self._live.add_task(describe(), total=None)
+        total = reading.total if reading is not None and reading.total > 0 else None
+        self._live.add_task(describe(), total=total)
         self._live.start()
+
+    def _columns(self) -> list[Any]:
+        """Spinner, bar, counters, elapsed; with the input's size, the percentage read and an ETA."""
+        from rich.progress import (
+            BarColumn,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        if self.reading is None:
+            return [
+                SpinnerColumn(),
+                TextColumn("sending"),
+                BarColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+            ]
+        return [
+            SpinnerColumn(),
+            TextColumn("sending"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        ]
 
     def _describe(self) -> str:
         import time

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from smspipe.cli import options, output
 from smspipe.cli.app import guarded, settle_heap
 
+if TYPE_CHECKING:
+    from smspipe import translate as core
+
 
 class Kind(StrEnum):
     order = "order"
     customer = "customer"
     shipment = "shipment"
+
+
+def _kind(value: str) -> Kind:
+    """A kind as the user may say it: ``orders`` is ``order`` (the hub's plural key)."""
+    word = value.strip().lower()
+    for kind in Kind:
+        if word in (kind.value, kind.value + "s"):
+            return kind
+    raise typer.BadParameter(f"{value!r} is not a kind: choose order, customer or shipment")
 
 
 class AddressChoice(StrEnum):
@@ -28,7 +41,10 @@ def translate(
     kind: Annotated[
         Kind,
         typer.Argument(
-            help="What the inputs hold: order, customer or shipment.", metavar="KIND", show_default=False
+            help="What the inputs hold: order, customer or shipment (orders, customers, shipments too).",
+            metavar="KIND",
+            show_default=False,
+            parser=_kind,
         ),
     ],
     inputs: Annotated[
@@ -80,12 +96,10 @@ def translate(
     max_segments: options.MaxSegments = None,
     region: options.Region = None,
     config_path: options.ConfigPath = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="NDJSON, one document a line, also on a terminal.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No warnings and no summary on stderr (errors still).")
-    ] = False,
+    output_format: options.Format = None,
+    json_output: options.JsonFlag = False,
+    quiet: options.Quiet = False,
+    verbose: options.Verbose = False,
 ) -> None:
     """Render hub objects into SMS request documents, one per object.
 
@@ -144,25 +158,43 @@ def translate(
             inputs, output.is_terminal(sys.stdin), f"smspipe translate {kind.value} - < {kind.value}s.ndjson"
         )
 
-        pretty = not json_output and output.is_terminal(sys.stdout)
-        write = output.write_json_pretty if pretty else output.write_json_line
-        translated = failed = 0
+        pretty = not options.as_json(output_format, json_output)
         settle_heap()
-        with output.ErrLines() as err_lines:
-            for outcome in translator.run(documents.read_values(sources)):
-                if outcome.request is not None:
-                    write(outcome.request)
-                    translated += 1
-                else:
-                    err_lines.add(outcome.error_line())
-                    failed += 1
-                if outcome.warnings and not quiet:
-                    for line in outcome.warning_lines():
-                        err_lines.add(line)
+        translated, failed = _write(
+            translator.run(documents.read_values(sources)), pretty=pretty, quiet=quiet, verbose=verbose
+        )
         sys.stdout.flush()
+        options.note_empty_stdin(sources, translated + failed, quiet=quiet)
         if not quiet:
             output.err(
                 f"{output.plural(translated + failed, kind.value)}: {translated} translated, {failed} failed"
             )
         if failed:
             raise typer.Exit(int(ExitCode.INVALID))
+
+
+def _write(outcomes: Iterable[core.Outcome], *, pretty: bool, quiet: bool, verbose: bool) -> tuple[int, int]:
+    """Each request to stdout, each problem (and with -v each translation) to stderr; the counts."""
+    write = output.write_json_pretty if pretty else output.write_json_line
+    translated = failed = 0
+    with output.ErrLines() as err_lines:
+        for outcome in outcomes:
+            if outcome.request is not None:
+                write(outcome.request)
+                translated += 1
+                if verbose:
+                    err_lines.add(_translated_line(outcome))
+            else:
+                err_lines.add(outcome.error_line())
+                failed += 1
+            if outcome.warnings and not quiet:
+                for line in outcome.warning_lines():
+                    err_lines.add(line)
+    return translated, failed
+
+
+def _translated_line(outcome: core.Outcome) -> str:
+    request = outcome.request or {}
+    sms = request.get("sms") or {}
+    prefix = f"{outcome.where}: {outcome.label}" if outcome.label else outcome.where
+    return f"{prefix}: ok: {request.get('request_id')} to {sms.get('phone')}"

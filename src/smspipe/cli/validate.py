@@ -18,26 +18,27 @@ if TYPE_CHECKING:
 
 def validate(
     inputs: options.Inputs = None,
-    json_report: Annotated[
-        bool, typer.Option("--json", help="Report as NDJSON, one line per document (the default when piped).")
-    ] = False,
+    output_format: options.Format = None,
+    json_report: options.JsonFlag = False,
     pass_valid: Annotated[
         bool,
         typer.Option(
             "--pass",
             help="Write the valid documents, normalised, to stdout and the report to "
-            "stderr, for the next command in a pipe.",
+            "stderr (NDJSON with --json), for the next command in a pipe.",
         ),
     ] = False,
     region: options.Region = None,
     max_segments: options.MaxSegments = None,
     config_path: options.ConfigPath = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")] = False,
+    quiet: options.Quiet = False,
+    verbose: options.Verbose = False,
 ) -> None:
     """Check SMS documents against the schema, phone rules and encoding.
 
-    Exit 0 when every document is valid, 1 when any is invalid or unreadable,
-    2 on a usage error.
+    Every problem is one line on stderr (source:line: what, how to fix),
+    whatever stdout gets. Exit 0 when every document is valid (or there are
+    none), 1 when any is invalid or unreadable, 2 on a usage error.
 
       smspipe validate samples/sms.json
 
@@ -51,21 +52,16 @@ def validate(
         never_fail_on_surrogates()
 
         settings = config.load(config_path, flags={"default_region": region, "max_segments": max_segments})
-        for warning in settings.warnings:
-            output.err(f"smspipe: warning: {warning}")
+        if not quiet:
+            for warning in settings.warnings:
+                output.err(f"smspipe: warning: {warning}")
         resolved = settings.resolved
         policy = sms.make_policy(resolved.default_region, resolved.allowed_countries, resolved.max_segments)
         sources = documents.input_sources(
             inputs, output.is_terminal(sys.stdin), "smspipe validate - < batch.ndjson"
         )
-
-        to_terminal = output.is_terminal(sys.stdout)
-        if pass_valid:
-            report = _Report(json=json_report, stream=sys.stderr, rich=False)
-        else:
-            as_json = json_report or not to_terminal
-            report = _Report(json=as_json, stream=sys.stdout, rich=not as_json)
-
+        report = _report_for(pass_valid, output_format, json_report)
+        problems = output.ErrLines()
         valid = invalid = 0
         settle_heap()
         add, check = report.add, sms.check
@@ -81,24 +77,51 @@ def validate(
                     valid += 1
                     if pass_valid:
                         output.write_json_line(verdict.normalised())
+                if verdict.errors or verdict.warnings or verbose:
+                    _problem_lines(verdict, problems, quiet=quiet, verbose=verbose)
         sys.stdout.flush()
+        problems.flush()
+        options.note_empty_stdin(sources, valid + invalid, quiet=quiet)
         if not quiet:
-            summary = f"{output.plural(valid + invalid, 'document')}: {valid} valid, {invalid} invalid"
-            if report.rich:
-                report.console.print(summary, style="bold red" if invalid else "bold green")
-            else:
-                output.err(summary)
+            output.err(f"{output.plural(valid + invalid, 'document')}: {valid} valid, {invalid} invalid")
         if invalid:
             raise typer.Exit(int(ExitCode.INVALID))
 
 
-class _Report:
-    """Writes one verdict at a time: NDJSON, plain lines, or rich on a terminal."""
+def _report_for(pass_valid: bool, chosen: options.OutputFormat | None, json_flag: bool) -> _Report:
+    """Where the per-document report goes: stdout, or stderr with --pass (stdout then
+    carries the documents), where text adds nothing to the problem lines."""
+    if pass_valid:
+        as_json = json_flag or chosen is options.OutputFormat.json
+        return _Report(json=as_json, stream=sys.stderr, text=False)
+    return _Report(json=options.as_json(chosen, json_flag), stream=sys.stdout, text=True)
 
-    def __init__(self, *, json: bool, stream: IO[str], rich: bool) -> None:
+
+def _problem_lines(verdict: Verdict, lines: output.ErrLines, *, quiet: bool, verbose: bool) -> None:
+    """One line on stderr per error (always) and per warning (unless -q); with -v, a line
+    for a valid document too. Added as one text: a stream of invalid documents is
+    the case this runs for, once per document."""
+    where = verdict.where
+    text = [f"{where}: {error}" for error in verdict.errors]
+    if not quiet:
+        text += [f"{where}: warning: {warning}" for warning in verdict.warnings]
+        if verbose and not verdict.errors and verdict.sms is not None:
+            text.append(
+                f"{where}: ok: {verdict.sms.to}, {verdict.encoding}, "
+                f"{output.plural(verdict.segments or 0, 'segment')}"
+            )
+    if text:
+        lines.add("\n".join(text))
+
+
+class _Report:
+    """Writes one verdict at a time: NDJSON, or a line of text (styled on a terminal);
+    the errors and warnings themselves are the problem lines on stderr."""
+
+    def __init__(self, *, json: bool, stream: IO[str], text: bool) -> None:
         self.json = json
         self.stream = stream
-        self.rich = rich
+        self.text = text and not json
         self._console: Console | None = None
 
     @property
@@ -110,18 +133,10 @@ class _Report:
     def add(self, verdict: Verdict) -> None:
         if self.json:
             output.write_json_line(verdict.report(), self.stream)
-        elif self.rich:
-            self._rich(verdict)
-        else:
-            self._plain(verdict)
+        elif self.text:
+            self._text(verdict)
 
-    def _plain(self, verdict: Verdict) -> None:
-        for error in verdict.errors:
-            output.err(f"{verdict.where}: {error}")
-        for warning in verdict.warnings:
-            output.err(f"{verdict.where}: warning: {warning}")
-
-    def _rich(self, verdict: Verdict) -> None:
+    def _text(self, verdict: Verdict) -> None:
         from rich.text import Text
 
         line = Text()
@@ -135,8 +150,9 @@ class _Report:
         else:
             line.append("invalid ", style="red")
             line.append(verdict.where, style="bold")
+            line.append(f"  {output.plural(len(verdict.errors), 'error')}")
+        if verdict.warnings:
+            line.append(f"  {output.plural(len(verdict.warnings), 'warning')}", style="yellow")
         self.console.print(line)
-        for error in verdict.errors:
-            self.console.print(Text("        ") + Text(str(error), style="red"))
-        for warning in verdict.warnings:
-            self.console.print(Text("        warning: ", style="yellow") + Text(str(warning)))
+        # The problem line that follows on stderr must come after this one on a terminal.
+        self.console.file.flush()

@@ -48,19 +48,25 @@ class Credentials:
         return "api key" if self.username.startswith("SK") else "auth token"
 
 
-def no_credentials_hint() -> str:
-    """Every way to give credentials, the caller's own first."""
+def no_credentials_hint(*, documents: bool = False) -> str:
+    """Every way to give credentials, the caller's own first; a document's parameters
+    only where documents are read (send, not an account check)."""
     sid, token, key, secret = (setting(name) for name in CREDENTIAL_KEYS)
+    in_documents = (
+        "put twilio_account_sid/twilio_auth_token in the document's parameters, " if documents else ""
+    )
     return (
         f"pass {sid}/{token} (or {key}/{secret} with {sid}), "
         "set TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN (or TWILIO_API_KEY/TWILIO_API_SECRET), "
-        "put twilio_account_sid/twilio_auth_token in the document's parameters, "
-        "or run `smspipe config init`"
+        f"{in_documents}or run `smspipe config init`"
     )
 
 
-def resolve_credentials(settings: Settings, parameters: Mapping[str, Any] | None = None) -> Credentials:
-    """The credentials for a document with these *parameters* (None: the run's own).
+def resolve_credentials(
+    settings: Settings, parameters: Mapping[str, Any] | None = None, *, documents: bool = False
+) -> Credentials:
+    """The credentials for a document with these *parameters* (None: the run's own);
+    *documents*: the run reads documents, whose parameters could carry them.
 
     Raises CredentialsError when there are none, or half a pair. Where they
     may travel is the api_url's concern: ``settings.resolved.api_url_for_sending()``.
@@ -69,13 +75,13 @@ def resolve_credentials(settings: Settings, parameters: Mapping[str, Any] | None
     for layer in layers:
         for name in SECRET_KEYS:
             register_secret(layer.get(name))
-    return _pair(layers)
+    return _pair(layers, documents=documents or parameters is not None)
 
 
-def _pair(layers: list[Layer]) -> Credentials:
+def _pair(layers: list[Layer], *, documents: bool) -> Credentials:
     deciding = precedence.first_holding(layers, CREDENTIAL_KEYS)
     if deciding is None:
-        raise CredentialsError("no Twilio credentials", hint=no_credentials_hint())
+        raise CredentialsError("no Twilio credentials", hint=no_credentials_hint(documents=documents))
     weaker = layers[layers.index(deciding) + 1 :]
     if deciding.holds("api_key") or deciding.holds("api_secret"):
         if not (deciding.holds("api_key") and deciding.holds("api_secret")):

@@ -43,6 +43,9 @@ EXAMPLES: dict[str, str] = {
     "timeout": "30",
     "reconcile_grace": "300",
     "run_lease": "60",
+    "quiet_hours": '"21:00-08:00"',
+    "quiet_hours_timezone": '"America/New_York"',
+    "max_per_recipient": '"3/24h"',
 }
 
 #: How the commented file is laid out; a key in no section goes under "Other".
@@ -67,6 +70,7 @@ SECTIONS: dict[str, list[str]] = {
         "reconcile_grace",
         "run_lease",
     ],
+    "send: quiet hours and caps": ["quiet_hours", "quiet_hours_timezone", "max_per_recipient"],
 }
 
 _HEADER = """\

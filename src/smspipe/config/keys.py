@@ -36,6 +36,8 @@ SENDER = {
     "minLength": 1,
     "pattern": "^(?:[Ww][Hh][Aa][Tt][Ss][Aa][Pp][Pp]:[ ]*)?[+(]?[0-9][0-9 ().-]{2,24}$|^(?![\\s\\S]*\\S{12})",
 }
+#: a time of day, HH:MM (24 hours)
+_CLOCK = "([01][0-9]|2[0-3]):[0-5][0-9]"
 _TEMPLATE_SET = {
     "oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": {"type": "string"}}]
 }
@@ -192,6 +194,27 @@ KEYS: dict[str, Key] = {
             "log is taken as not created (and sent by a later run)",
             env="SMSPIPE_RECONCILE_GRACE",
             default=300,
+        ),
+        Key(
+            "quiet_hours",
+            {"type": ["string", "null"], "pattern": f"^{_CLOCK}-{_CLOCK}$"},
+            "hours, HH:MM-HH:MM in the recipient's local time (from the number), when nothing but "
+            'documents with "category": "transactional" is sent: the others are deferred to the next '
+            "run after it (or scheduled with Twilio)",
+            env="SMSPIPE_QUIET_HOURS",
+            default=None,
+        ),
+        Key(
+            "quiet_hours_timezone",
+            {"type": ["string", "null"], "minLength": 1},
+            "IANA time zone for quiet hours where a number's own zone is unknown (default: UTC)",
+            default=None,
+        ),
+        Key(
+            "max_per_recipient",
+            {"type": ["string", "null"], "pattern": "^[1-9][0-9]*/[1-9][0-9]*[smhd]$"},
+            "at most this many messages to one recipient per period, COUNT/PERIOD (3/24h); more are deferred",
+            default=None,
         ),
         Key(
             "run_lease",

@@ -58,6 +58,11 @@ class Resolved:
     run_lease: float
     #: where the state (the default ledger) lives
     state_dir: Path
+    #: "21:00-08:00" (smspipe.delivery.quiet), or None
+    quiet_hours: str | None = None
+    quiet_hours_timezone: str | None = None
+    #: "3/24h", or None
+    max_per_recipient: str | None = None
 
     def api_url_for_sending(self) -> str | None:
         """The api_url to send credentials to (None: Twilio's own); InsecureTransport
@@ -193,6 +198,9 @@ def resolve(settings: Settings) -> Resolved:
         reconcile_grace=_seconds(settings, "reconcile_grace", positive=False),
         run_lease=_seconds(settings, "run_lease", positive=True),
         state_dir=state_dir(settings.env),
+        quiet_hours=value("quiet_hours") or None,
+        quiet_hours_timezone=value("quiet_hours_timezone") or None,
+        max_per_recipient=value("max_per_recipient") or None,
     )
 
 

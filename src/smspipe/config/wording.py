@@ -155,9 +155,8 @@ def describe(error: Any, *, secret: bool) -> tuple[str, str]:
         ), "give it a value or remove the line"
     if kind == "enum":
         return f"must be one of: {', '.join(str(v) for v in expected)}{shown}", _SEE_EXAMPLE
-    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
-    if kind in bounds:
-        return f"must be {bounds[kind]} {expected}{shown}", _SEE_EXAMPLE
+    if kind in _BOUNDS:
+        return _describe_bound(kind, expected, error.schema, shown), _SEE_EXAMPLE
     if kind == "additionalProperties" and isinstance(value, dict):
         known = list(error.schema.get("properties", {}))
         extra = [str(k) for k in value if k not in known]
@@ -171,6 +170,17 @@ def describe(error: Any, *, secret: bool) -> tuple[str, str]:
             want = " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in options)
             return f"must be {want}, got {_kind(value)}", _SEE_EXAMPLE
     return "is not valid", _SEE_EXAMPLE
+
+
+_BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+
+
+def _describe_bound(kind: str, expected: Any, schema: Mapping[str, Any], shown: str) -> str:
+    """``must be >= 1``; the whole range when there is one (``must be from 1 to 100``)."""
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if kind in ("minimum", "maximum") and low is not None and high is not None:
+        return f"must be from {low} to {high}{shown}"
+    return f"must be {_BOUNDS[kind]} {expected}{shown}"
 
 
 def _describe_type(expected: Any, value: Any) -> tuple[str, str]:

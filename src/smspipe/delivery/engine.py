@@ -389,9 +389,9 @@ class Engine:
     def _count(self, result: Result) -> None:
         progress = self.ctx.progress
         status = result.status
-        if status == Status.SENT:
+        if status in (Status.SENT, Status.SCHEDULED):
             progress.sent += 1
-        elif status == Status.SKIPPED:
+        elif status in (Status.SKIPPED, Status.SUPPRESSED, Status.DEFERRED):
             progress.skipped += 1
         elif status == Status.UNKNOWN:
             progress.unknown += 1

@@ -111,7 +111,7 @@ class Planner:
         if not self.need_credentials:
             return
         try:
-            self._default_credentials = config.resolve_credentials(self.settings)
+            self._default_credentials = config.resolve_credentials(self.settings, documents=True)
         except CredentialsError as exc:
             self._no_credentials = (exc.message, exc.hint)
 
@@ -167,12 +167,13 @@ class Planner:
         sender = self.sender_for(verdict)
         key = verdict.request_id or content_key(message)
         if not sender:
+            # A setup problem, not bad data: said once, exit 2 (as missing credentials are).
             return Result(
                 verdict,
-                Status.INVALID,
+                Status.FAILED,
                 key,
                 note=NO_SENDER,
-                error=ErrorInfo(f"{verdict.where}: {NO_SENDER}: {no_sender_hint()}"),
+                error=ErrorInfo(f"{NO_SENDER}: {no_sender_hint()}", fatal=True),
             )
         credentials: config.Credentials | None = None
         if self.need_credentials:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from smspipe import sms
+from smspipe import lifecycle, sms
 from smspipe.errors import ExitCode, redact
 from smspipe.spelling import setting
 
@@ -52,10 +53,18 @@ class Status(StrEnum):
     INVALID = "invalid"
     #: a dry run would send it
     DRY_RUN = "dry-run"
+    #: the recipient is on the suppression list (opted out): not sent, not a failure
+    SUPPRESSED = "suppressed"
+    #: held back (quiet hours, the per-recipient cap) until ``not_before``: the next run sends it (exit 75)
+    DEFERRED = "deferred"
+    #: Twilio holds it and sends it at ``send_at`` (quiet hours with a Messaging Service)
+    SCHEDULED = "scheduled"
 
 
-#: statuses that mean the document needs nothing more
-DELIVERED = frozenset({Status.SENT, Status.SKIPPED})
+#: statuses that mean the document's message was created
+DELIVERED = frozenset({Status.SENT, Status.SKIPPED, Status.SCHEDULED})
+#: statuses that mean the document needs nothing more (not in a re-run's input)
+SETTLED = DELIVERED | {Status.SUPPRESSED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,10 @@ class Result:
     attempts: int = 0
     #: for a conflict: what the key was bound to
     earlier: Earlier | None = None
+    #: deferred: the earliest moment it may be sent; scheduled: when Twilio sends it (UTC)
+    not_before: datetime | None = None
+    #: ``send --wait``: where the message stood when the wait ended
+    delivery: DeliveryReport | None = None
 
     @property
     def to(self) -> str | None:
@@ -123,8 +136,8 @@ class Result:
 
     @property
     def needs_rerun(self) -> bool:
-        """Not delivered, and not a dry run's: its document belongs in a re-run (``failed_document``)."""
-        return self.status not in DELIVERED and self.status != Status.DRY_RUN
+        """Not settled, and not a dry run's: its document belongs in a re-run (``failed_document``)."""
+        return self.status not in SETTLED and self.status != Status.DRY_RUN
 
     @property
     def summary(self) -> str:
@@ -135,54 +148,62 @@ class Result:
             return f"invalid: {first}"
         text = f"SMS {quote_body(message.body)}"
         status = self.status
-        if status == Status.SENT:
-            return f"{text} sent to {message.to}" + (f" ({self.note})" if self.note else "")
-        if status == Status.SKIPPED:
-            return f"{text} already sent to {message.to}" + (f" ({self.note})" if self.note else "")
-        if status == Status.DRY_RUN:
-            return f"{text} would be sent to {message.to}"
+        wording = _WORDING.get(status)
         if status == Status.CONFLICT and self.earlier is not None:
-            return f"{text} to {message.to} not sent: {self.note}"
-        if status == Status.UNKNOWN:
-            return f"{text} to {message.to}: not known yet whether it was sent: {self.note}"
-        if status == Status.INVALID:
-            return f"{text} to {message.to} not sent: {self.note or 'invalid'}"
-        reason = self.note or (self.error.message if self.error else "not sent")
-        return f"{text} to {message.to} failed: {reason}"
+            wording = "{text} to {to} not sent: {note}"
+        if wording is None:
+            reason = self.note or (self.error.message if self.error else "not sent")
+            return f"{text} to {message.to} failed: {reason}"
+        note = self.note or _NO_NOTE.get(status, "")
+        return wording.format(text=text, to=message.to, note=note, paren=f" ({note})" if note else "")
 
     def record(self) -> dict[str, Any]:
-        """The NDJSON line ``send`` prints for this document."""
+        """The NDJSON line ``send`` prints for this document.
+
+        The same fields for every status (null where they do not apply), and a
+        few more per status: ``smspipe schema result`` (schemas/result.json)."""
+        job, verdict, status = self.job, self.verdict, self.status.value
+        message = verdict.sms
         out: dict[str, Any] = {
             "request_id": self.key,
-            "status": self.status.value,
+            "status": status,
             "summary": redact(self.summary),
             "sid": self.sid,
-            "to": self.to,
-            "segments": self.segments if self.segments is not None else self.verdict.segments,
+            "to": message.to if message else None,
+            "from": job.sender.sender if job is not None else (message.sender if message else None),
+            "messaging_service_sid": job.sender.messaging_service_sid if job is not None else None,
+            "segments": self.segments if self.segments is not None else verdict.segments,
             "error": self.error.as_dict() if self.error else None,
-            "source": self.verdict.source,
-            "line": self.verdict.line,
+            "note": redact(self.note) if self.note and status in _NOTED else None,
+            "source": verdict.source,
+            "line": verdict.line,
+            "index": verdict.index,
         }
-        if self.verdict.index is not None:
-            out["index"] = self.verdict.index
-        if self.job is not None:
-            out["from"] = self.job.sender.sender
-            if self.job.sender.messaging_service_sid:
-                out["messaging_service_sid"] = self.job.sender.messaging_service_sid
-        if self.status == Status.INVALID and self.verdict.errors:
-            out["errors"] = [issue.as_dict() for issue in self.verdict.errors]
-        if self.status == Status.DRY_RUN and self.job is not None:
-            out["body"] = self.job.sms.body
-            out["encoding"] = self.verdict.encoding
-            if self.job.sms.media_url:
-                out["media_url"] = list(self.job.sms.media_url)
-            if self.job.status_callback:
-                out["status_callback"] = self.job.status_callback
-        if self.earlier is not None:
-            out["earlier"] = {"to": self.earlier.to, "sid": self.earlier.sid}
-        if self.note and self.status in (Status.SKIPPED, Status.SENT, Status.UNKNOWN):
-            out["note"] = redact(self.note)
+        # status values as strings: an enum member's lookup costs more than the record
+        if status == "dry-run":
+            out.update(self._dry_run_fields())
+        elif status == "invalid":
+            out["errors"] = [issue.as_dict() for issue in verdict.errors]
+        elif status == "conflict":
+            out["earlier"] = {"to": self.earlier.to, "sid": self.earlier.sid} if self.earlier else None
+        elif status == "deferred":
+            out["not_before"] = iso_utc(self.not_before) if self.not_before is not None else None
+        elif status == "scheduled":
+            out["send_at"] = iso_utc(self.not_before) if self.not_before is not None else None
+        if self.delivery is not None:  # send --wait: where the message stood when the wait ended
+            out["delivery"] = self.delivery.as_dict()
         return out
+
+    def _dry_run_fields(self) -> dict[str, Any]:
+        job = self.job
+        if job is None:
+            return {"body": None, "encoding": self.verdict.encoding, "media_url": [], "status_callback": None}
+        return {
+            "body": job.sms.body,
+            "encoding": self.verdict.encoding,
+            "media_url": list(job.sms.media_url or ()),
+            "status_callback": job.status_callback,
+        }
 
     def failed_document(self) -> dict[str, Any] | None:
         """The original document (or this item of a collection), for ``--failed``."""
@@ -202,6 +223,57 @@ class Result:
             single["request_id"] = self.verdict.request_id
         single[key] = items[index]
         return single
+
+
+#: how a result's summary reads, by status (failed and a conflict without its earlier message: failed)
+_WORDING = {
+    Status.SENT: "{text} sent to {to}{paren}",
+    Status.SKIPPED: "{text} already sent to {to}{paren}",
+    Status.DRY_RUN: "{text} would be sent to {to}",
+    Status.UNKNOWN: "{text} to {to}: not known yet whether it was sent: {note}",
+    Status.SUPPRESSED: "{text} to {to} not sent: {note}",
+    Status.DEFERRED: "{text} to {to} deferred: {note}",
+    Status.SCHEDULED: "{text} scheduled for {to}: {note}",
+    Status.INVALID: "{text} to {to} not sent: {note}",
+}
+_NO_NOTE = {Status.SUPPRESSED: "opted out", Status.INVALID: "invalid"}
+
+#: statuses whose record carries the note (why skipped or held, where the sid came from)
+NOTED = frozenset(
+    {Status.SKIPPED, Status.SENT, Status.UNKNOWN, Status.SUPPRESSED, Status.DEFERRED, Status.SCHEDULED}
+)
+_NOTED = frozenset(status.value for status in NOTED)
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-12-02T08:00:00Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """Where a message stood after ``send --wait``: Twilio's status, and why it did not arrive."""
+
+    status: str | None
+    error_code: int | None = None
+    error_message: str | None = None
+    #: what the error code means and what to do (smspipe.twilio_errors), when known
+    meaning: str | None = None
+    action: str | None = None
+    price: str | None = None
+    price_unit: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "final": lifecycle.is_final(self.status)}
+        if self.error_code is not None or self.error_message is not None:
+            out["error_code"] = self.error_code
+            out["error_message"] = self.error_message
+            out["meaning"] = self.meaning
+            out["action"] = self.action
+        if self.price is not None:
+            out["price"] = self.price
+            out["price_unit"] = self.price_unit
+        return out
 
 
 def quote_body(body: str) -> str:
@@ -232,6 +304,9 @@ class Totals:
     #: a fault of the run itself (a full ledger, a lost lease): exit 75 even if every
     #: document was delivered
     run_fault: str | None = None
+    #: send --wait: messages that failed or were undelivered (exit 1), still pending at the deadline (75)
+    undelivered: int = 0
+    still_pending: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, result: Result) -> None:
@@ -240,7 +315,7 @@ class Totals:
             if result.note == NO_SENDER:
                 self.no_sender = True
             error = result.error
-            if result.status == Status.UNKNOWN:
+            if result.status in (Status.UNKNOWN, Status.DEFERRED):
                 self.temporary += 1
             elif result.status == Status.FAILED and error is not None:
                 if error.fatal:
@@ -252,6 +327,14 @@ class Totals:
                     self.rejected += 1
             elif result.status == Status.FAILED:
                 self.rejected += 1
+
+    def followed(self, report: DeliveryReport) -> None:
+        """``send --wait`` found a message in this state when the wait ended."""
+        with self._lock:
+            if report.status in lifecycle.NOT_DELIVERED:
+                self.undelivered += 1
+            elif not lifecycle.is_final(report.status):
+                self.still_pending += 1
 
     def fault(self, message: str) -> None:
         """The run itself met a temporary fault (exit 75)."""
@@ -272,8 +355,16 @@ class Totals:
         parts = [f"{self.counts[s]} {s.value}" for s in Status if self.counts[s]]
         noun = "document" if self.total == 1 else "documents"
         text = f"{self.total} {noun}" + (": " + ", ".join(parts) if parts else "")
-        if self.temporary:
-            text += f" ({self.temporary} not delivered yet because of temporary faults: run again later)"
+        deferred = self.counts[Status.DEFERRED]
+        faults = self.temporary - deferred
+        if faults:
+            text += f" ({faults} not delivered yet because of temporary faults: run again later)"
+        if deferred:
+            text += f" ({deferred} deferred by quiet hours or the per-recipient cap: run again later)"
+        if self.undelivered:
+            text += f" ({self.undelivered} failed or undelivered after sending)"
+        if self.still_pending:
+            text += f" ({self.still_pending} not final when the wait ended)"
         return text
 
 
@@ -287,8 +378,13 @@ def exit_code(totals: Totals) -> ExitCode:
         return ExitCode.TERMINATED
     if totals.signal is not None:
         return ExitCode.INTERRUPTED
-    if totals.temporary or totals.run_fault is not None:
+    if totals.temporary or totals.run_fault is not None or totals.still_pending:
         return ExitCode.TEMPFAIL
-    if totals.rejected or totals.counts[Status.INVALID] or totals.counts[Status.CONFLICT]:
+    if (
+        totals.rejected
+        or totals.counts[Status.INVALID]
+        or totals.counts[Status.CONFLICT]
+        or totals.undelivered
+    ):
         return ExitCode.INVALID
     return ExitCode.OK

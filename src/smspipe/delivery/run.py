@@ -17,23 +17,25 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smspipe import config, documents, sms
-from smspipe.delivery import states
+from smspipe.delivery import gates, states, suppression
+from smspipe.delivery.gates import Rules
 from smspipe.delivery.options import Options, Progress
 from smspipe.delivery.planner import Job, Planner
-from smspipe.delivery.results import Earlier, ErrorInfo, Result, Status, Totals
+from smspipe.delivery.results import DeliveryReport, Earlier, ErrorInfo, Result, Status, Totals
 from smspipe.errors import SmspipeError, Terminated, UsageError
-from smspipe.ledger import KeyRow, KeyState, Ledger, Message, open_ledger
+from smspipe.ledger import KeyRow, KeyState, Ledger, Message, OptOut, SentQuery, open_ledger
 from smspipe.ledger import Settings as LedgerSettings
 from smspipe.spelling import setting
 
 if TYPE_CHECKING:
     from smspipe.delivery.engine import Writer
-    from smspipe.gateway import AsyncGateway
+    from smspipe.delivery.runtime import Context
+    from smspipe.gateway import AsyncGateway, MessageState
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,10 @@ class SendRequest:
     use_ledger: bool = True
     #: one line per HTTP request (``-v``)
     http_log: Callable[[str], None] | None = None
+    #: quiet hours, the per-recipient cap, scheduling and the clock (smspipe.delivery.gates)
+    rules: Rules = field(default_factory=Rules)
+    #: ``send --wait``: seconds to wait for the final status of what this run created
+    wait: float | None = None
 
 
 def options_from(settings: config.Settings, *, force: bool = False, handle_signals: bool = True) -> Options:
@@ -204,9 +210,12 @@ async def _deliver(
     book = LedgerThread(ledger) if ledger is not None else None
     gateways = Gateways(_gateway_factory(request))
     writers: list[Writer] = []
+    # send --wait: the results of messages this run created wait for their final status
+    held: list[Result] = []
+    write = _holding(on_result, held) if request.wait is not None else on_result
 
     def writer(freed: Callable[[int], None], broken: Callable[[], None]) -> Writer:
-        writers.append(Writer(totals, on_result, on_line, freed, broken))
+        writers.append(Writer(totals, write, on_line, freed, broken))
         return writers[0]
 
     ctx = Context(
@@ -217,22 +226,87 @@ async def _deliver(
         run_id=ledger.run.run_id if ledger is not None else uuid.uuid4().hex,
         log=lambda line: writers[0].line(line),  # noqa: PLW0108 - the writer is made below
         progress=progress or Progress(),
+        rules=request.rules,
+        optouts=_optouts_snapshot(request) if ledger is None else frozenset(),
     )
     if ledger is not None:  # without a ledger there is no lease to lose
         ctx.lease_renewed(started)
     engine = Engine(ctx, writer)
     try:
         await engine.run(Feed(items, options.admitted), planner.default_credentials)
+        await engine.writer.close()  # every result written: the held ones are all there
+        if held and request.wait is not None and not ctx.stopping:
+            await _wait_for_final(ctx, held, request.wait, on_line, totals)
     finally:
         try:
             await gateways.aclose()
         finally:
             await engine.writer.close()
+            for result in held:  # in their order, each with its final status when it has one
+                on_result(result)
             if book is not None:
                 await to_thread(book.close)
     totals.signal = ctx.signal
     if engine.writer.error is not None:
         raise engine.writer.error
+
+
+def _holding(on_result: Callable[[Result], None], held: list[Result]) -> Callable[[Result], None]:
+    """*on_result*, but a message this run created is kept back (``send --wait``)."""
+
+    def write(result: Result) -> None:
+        if result.status == Status.SENT and result.sid and result.job is not None:
+            held.append(result)
+        else:
+            on_result(result)
+
+    return write
+
+
+async def _wait_for_final(
+    ctx: Context, held: list[Result], seconds: float, on_line: Callable[[str], None], totals: Totals
+) -> None:
+    """Poll the held messages until final or *seconds* pass; each result gets its delivery."""
+    from smspipe.delivery import follow
+
+    by_credentials: dict[config.Credentials, list[str]] = {}
+    for result in held:
+        assert result.job is not None and result.job.credentials is not None and result.sid is not None
+        by_credentials.setdefault(result.job.credentials, []).append(result.sid)
+    states: dict[str, MessageState] = {}
+    for credentials, sids in by_credentials.items():
+        waited = await follow.wait_for(ctx, ctx.gateways.get(credentials), sids, seconds, on_line)
+        states.update(waited.states)
+    for result in held:
+        assert result.sid is not None
+        result.delivery = _report(states.get(result.sid))
+        totals.followed(result.delivery)
+
+
+def _report(state: MessageState | None) -> DeliveryReport:
+    from smspipe import twilio_errors
+
+    if state is None:
+        return DeliveryReport(None)
+    explained = twilio_errors.explain(state.error_code)
+    return DeliveryReport(
+        state.status,
+        state.error_code,
+        state.error_message,
+        explained.meaning if explained else None,
+        explained.action if explained else None,
+        state.price,
+        state.price_unit,
+    )
+
+
+def _optouts_snapshot(request: SendRequest) -> frozenset[str]:
+    """A run without a ledger still never texts a number on the configured ledger's list."""
+    ledger = open_ledger(request.settings.resolved.ledger, read_only=True)
+    if ledger is None:
+        return frozenset()
+    with ledger:
+        return frozenset(entry.phone for entry in ledger.optouts())
 
 
 def _gateway_factory(request: SendRequest) -> Callable[[config.Credentials], AsyncGateway]:
@@ -266,17 +340,41 @@ def dry_run(request: SendRequest) -> Iterator[Result]:
         planner.legacy_accounts = ledger.legacy_accounts()
     run_id = uuid.uuid4().hex
     memory = _Seen() if request.use_ledger else None
+    optouts = frozenset() if request.use_ledger else _optouts_snapshot(request)
     try:
         for item in _planned(planner, request.documents):
             if isinstance(item, Result):
                 yield item
             else:
-                yield _judge(item, ledger, memory, run_id, request.options.force)
+                judged = _judge(item, ledger, memory, run_id, request.options.force)
+                held = None
+                if judged.status == Status.DRY_RUN:
+                    held = _held(item, ledger, optouts, request.rules)
+                yield held or judged
     finally:
         if memory is not None:
             memory.close()
         if ledger is not None:
             ledger.close()
+
+
+def _held(job: Job, ledger: Ledger | None, optouts: frozenset[str], rules: Rules) -> Result | None:
+    """What a real run would hold back (suppressed, deferred, scheduled), judged the same way."""
+    now = rules.now()
+    phone = suppression.bare(job.sms.to)
+    opted_out = ledger.opted_out(phone) if ledger is not None else None
+    if opted_out is None and phone in optouts:
+        opted_out = OptOut(phone, "suppression list", now.timestamp())
+    since = gates.cap_window(rules, now)
+    recent = None
+    if ledger is not None and since is not None and rules.cap is not None:
+        recent = ledger.sent(SentQuery(since=since, to=job.sms.to, limit=rules.cap.count))
+    decision = gates.hold(job, rules, opted_out=opted_out, recent=recent, now=now)
+    if decision is None:
+        return None
+    return Result(
+        job.verdict, decision.status, job.key, job=job, note=decision.note, not_before=decision.not_before
+    )
 
 
 def _judge(job: Job, ledger: Ledger | None, memory: _Seen | None, run_id: str, force: bool) -> Result:

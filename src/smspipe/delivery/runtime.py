@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from smspipe import config
+from smspipe.delivery.gates import Rules
 from smspipe.delivery.options import Options, Progress
 from smspipe.delivery.pacing import Pacer
 from smspipe.delivery.results import ErrorInfo, Totals
@@ -264,6 +265,10 @@ class Context:
     run_id: str
     log: Callable[[str], None]
     progress: Progress = field(default_factory=Progress)
+    #: quiet hours, the cap, scheduling, the clock (smspipe.delivery.gates)
+    rules: Rules = field(default_factory=Rules)
+    #: the suppression list as the run started, for a run without a ledger to ask
+    optouts: frozenset[str] = frozenset()
     pacer: Pacer = field(init=False)
     slots: asyncio.Semaphore = field(init=False)
     rng: random.Random = field(default_factory=random.Random)

@@ -13,13 +13,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from smspipe.delivery import reconcile, states
+from smspipe.delivery import gates, reconcile, states, suppression
 from smspipe.delivery.policy import Next
 from smspipe.delivery.results import ErrorInfo, Result, Status
 from smspipe.delivery.states import Action, Settlement
 from smspipe.errors import SmspipeError
 from smspipe.gateway import GatewayError, SentMessage, TemporaryFault
-from smspipe.ledger import Attempt, FoundOutcome, KeyRow, LedgerError, Message
+from smspipe.ledger import (
+    Attempt,
+    FoundOutcome,
+    KeyRow,
+    LedgerError,
+    Message,
+    OptOut,
+    SentQuery,
+    SentRecord,
+)
 
 if TYPE_CHECKING:
     from smspipe.delivery.planner import Job
@@ -51,20 +60,27 @@ async def deliver(ctx: Context, job: Job, *, fresh: bool = True) -> Result | Wai
     """Take *job* to its result (*fresh*: not seen before in this run, so its key is
     likely new)."""
     try:
+        held = await _held(ctx, job)
         if ctx.ledger is None:
-            outcome = await _send(ctx, job, claim=None)
+            if isinstance(held, Result):
+                return held
+            outcome = await _send(ctx, job, claim=None, send_at=held)
             assert not isinstance(outcome, _Lost)
             return outcome
-        return await _decide_and_send(ctx, job, guess=fresh)
+        return await _decide_and_send(ctx, job, held, guess=fresh)
     except SmspipeError as exc:  # the ledger failed: stop the batch, report this one not sent
         return _ledger_fault(ctx, job, exc)
 
 
-async def _decide_and_send(ctx: Context, job: Job, *, guess: bool = True) -> Result | Waiting:
+async def _decide_and_send(
+    ctx: Context, job: Job, held: Result | datetime | None, *, guess: bool = True
+) -> Result | Waiting:
+    """*held*: what the gates made of it (smspipe.delivery.gates), applied once the key's row
+    says it is to be sent (a key sent earlier is skipped, whatever the hour)."""
     assert ctx.ledger is not None
     book = ctx.ledger
     facts = states.Facts(job.sms.to, job.body_sha256, job.media_sha256)
-    guess = guess and not job.legacy_keys and ctx.new_keys.likely()
+    guess = guess and held is None and not job.legacy_keys and ctx.new_keys.likely()
     if guess:
         # No row is decided SEND: claiming the key as new reads it too (one call to the ledger, not two).
         outcome = await _send(ctx, job, claim=None)
@@ -78,7 +94,8 @@ async def _decide_and_send(ctx: Context, job: Job, *, guess: bool = True) -> Res
         if round_ == 0 and not guess:
             ctx.new_keys.seen(row is None)
         decision = states.decide(row, facts, force=ctx.options.force, run_id=ctx.run_id)
-        settled = settled_by(job, decision)
+        # A key sent earlier is skipped whatever the gates say; else a held message stops here.
+        settled = settled_by(job, decision) or (held if isinstance(held, Result) else None)
         if settled is not None:
             return settled
         action = decision.action
@@ -89,7 +106,8 @@ async def _decide_and_send(ctx: Context, job: Job, *, guess: bool = True) -> Res
             if adopted is None:
                 continue  # found, unsettled, or changed meanwhile: decide again
             version = adopted.version
-        outcome = await _send(ctx, job, claim=version)
+        send_at = held if isinstance(held, datetime) else None
+        outcome = await _send(ctx, job, claim=version, send_at=send_at)
         if not isinstance(outcome, _Lost):
             return outcome
     return unknown(job, "its ledger row kept changing under other runs: the next run settles it")
@@ -124,6 +142,33 @@ def settled_by(job: Job, decision: states.Decision) -> Result | Waiting | None:
     if action == Action.UNSETTLED:
         return unknown(job, decision.note or "an earlier document of this run with this key is unsettled")
     return None
+
+
+async def _held(ctx: Context, job: Job) -> Result | datetime | None:
+    """What the gates make of *job* before any claim: suppressed or deferred (a Result), to
+    be scheduled with Twilio (the moment), or None: send it now."""
+    rules = ctx.rules
+    now = rules.now()
+    phone = suppression.bare(job.sms.to)
+    opted_out: OptOut | None = None
+    recent: list[SentRecord] | None = None
+    book = ctx.ledger
+    if book is not None:
+        opted_out = await book.run(book.ledger.opted_out, phone)
+        since = gates.cap_window(rules, now)
+        if since is not None and rules.cap is not None:
+            query = SentQuery(since=since, to=job.sms.to, limit=rules.cap.count)
+            recent = await book.run(book.ledger.sent, query)
+    elif phone in ctx.optouts:
+        opted_out = OptOut(phone, "suppression list", now.timestamp())
+    decision = gates.hold(job, rules, opted_out=opted_out, recent=recent, now=now)
+    if decision is None:
+        return None
+    if decision.status == Status.SCHEDULED:
+        return decision.not_before
+    return Result(
+        job.verdict, decision.status, job.key, job=job, note=decision.note, not_before=decision.not_before
+    )
 
 
 async def recheck(ctx: Context, waiting: list[Waiting]) -> list[Result | Waiting | None]:
@@ -163,7 +208,9 @@ async def _reconcile(ctx: Context, job: Job, row: KeyRow) -> KeyRow | None:
     return adopted if outcome.settlement == Settlement.ABSENT else None
 
 
-async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
+async def _send(
+    ctx: Context, job: Job, *, claim: int | None, send_at: datetime | None = None
+) -> Result | _Lost:
     """Claim (*claim*: the version read, None for no row), then create the message:
     retrying what certainly created nothing, never resending what may exist unseen."""
     assert job.credentials is not None
@@ -177,7 +224,7 @@ async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
             if not isinstance(started, float):
                 return started
             claimed = True
-            outcome = await _create(ctx, gateway, job)
+            outcome = await _create(ctx, gateway, job, send_at)
             if not isinstance(outcome, GatewayError):
                 break
             step = ctx.options.policy.after(outcome, attempt, ctx.rng)
@@ -188,7 +235,7 @@ async def _send(ctx: Context, job: Job, *, claim: int | None) -> Result | _Lost:
             if not await _wait_to_retry(ctx, outcome, step.delay):
                 return await _give_back(ctx, job, True, not_sent(ctx, job))
     # Recording what Twilio created holds no slot: the next request may go meanwhile.
-    return await _sent(ctx, job, outcome, attempt)
+    return await _sent(ctx, job, outcome, attempt, send_at)
 
 
 async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) -> float | Result | _Lost:
@@ -218,7 +265,9 @@ async def _begin(ctx: Context, job: Job, claim: int | None, *, claimed: bool) ->
         return time.time()
 
 
-async def _create(ctx: Context, gateway: AsyncGateway, job: Job) -> SentMessage | GatewayError:
+async def _create(
+    ctx: Context, gateway: AsyncGateway, job: Job, send_at: datetime | None
+) -> SentMessage | GatewayError:
     ctx.progress.in_flight += 1
     try:
         return await gateway.create_message(
@@ -226,6 +275,7 @@ async def _create(ctx: Context, gateway: AsyncGateway, job: Job) -> SentMessage 
             sender=job.sender.sender,
             messaging_service_sid=job.sender.messaging_service_sid,
             status_callback=job.status_callback,
+            send_at=send_at,
         )
     except GatewayError as fault:
         return fault
@@ -258,6 +308,8 @@ async def _after_failure(
     if step == Next.FAIL:
         if book is not None:
             await book.run(book.ledger.record_failed, job.key, fault.code, fault.message)
+        if fault.code in suppression.OPT_OUT_CODES:
+            return await _opted_out(ctx, job, fault, attempt)
         return Result(
             job.verdict,
             Status.FAILED,
@@ -336,15 +388,38 @@ async def _look_up(
     return unknown(job, note, attempts=attempt, code=fault.code, more_info=fault.more_info)
 
 
-async def _sent(ctx: Context, job: Job, message: SentMessage, attempt: int) -> Result:
+async def _opted_out(ctx: Context, job: Job, fault: GatewayError, attempt: int) -> Result:
+    """Twilio refused it because the recipient opted out: on the list from now on, and not a failure."""
+    assert fault.code is not None
+    source = suppression.source_for(fault.code)
+    if ctx.ledger is not None:
+        book = ctx.ledger
+        await book.run(book.ledger.add_optouts, [suppression.bare(job.sms.to)], source)
+    return Result(
+        job.verdict,
+        Status.SUPPRESSED,
+        job.key,
+        job=job,
+        attempts=attempt,
+        note=f"opted out: Twilio refused it ({fault.code}: {suppression.OPT_OUT_CODES[fault.code]}); "
+        "added to the suppression list",
+        error=ErrorInfo.from_gateway(fault),
+    )
+
+
+async def _sent(
+    ctx: Context, job: Job, message: SentMessage, attempt: int, send_at: datetime | None = None
+) -> Result:
     result = Result(
         job.verdict,
-        Status.SENT,
+        Status.SCHEDULED if send_at is not None else Status.SENT,
         job.key,
         job=job,
         sid=message.sid,
         segments=message.segments,
         attempts=attempt,
+        not_before=send_at,
+        note=f"quiet hours: Twilio sends it at {send_at:%Y-%m-%d %H:%M} UTC" if send_at else None,
     )
     if ctx.ledger is None:
         return result
@@ -359,6 +434,7 @@ async def _sent(ctx: Context, job: Job, message: SentMessage, attempt: int) -> R
         segments=message.segments,
         body_sha256=job.body_sha256,
         media_sha256=job.media_sha256,
+        status=message.status,
     )
     try:
         await book.later(book.ledger.record_sent, job.key, record)

@@ -14,6 +14,7 @@ from smspipe.ledger.base import (
     OPEN_STATES,
     Attempt,
     Counts,
+    Delivery,
     FoundOutcome,
     Holder,
     KeyRow,
@@ -29,7 +30,10 @@ from smspipe.ledger.base import (
     LedgerUnavailable,
     Merged,
     Message,
+    OptOut,
     RunInfo,
+    SentQuery,
+    SentRecord,
     Settings,
     StoredKey,
 )
@@ -41,6 +45,7 @@ __all__ = [
     "OPEN_STATES",
     "Attempt",
     "Counts",
+    "Delivery",
     "FoundOutcome",
     "Holder",
     "KeyRow",
@@ -56,7 +61,10 @@ __all__ = [
     "LedgerUnavailable",
     "Merged",
     "Message",
+    "OptOut",
     "RunInfo",
+    "SentQuery",
+    "SentRecord",
     "Settings",
     "StoredKey",
     "is_postgres",
@@ -75,6 +83,7 @@ def open_ledger(
     read_only: bool = False,
     settings: Settings | None = None,
     run: RunInfo | None = None,
+    verify: bool = True,
 ) -> Ledger | None:
     """The ledger at *target*, checked and ready; None when *read_only* and there is none yet.
 
@@ -82,6 +91,9 @@ def open_ledger(
     imported only then). Raises :class:`LedgerError` (exit 2) for a ledger that
     cannot be used as it is, :class:`LedgerFull` or :class:`LedgerUnavailable`
     (exit 75) for one that cannot be written or reached now.
+
+    *verify* False skips checking the whole file (a server's one-row writes per request:
+    the check costs a hundred times the write); damage met is refused all the same.
     """
     if is_postgres(target):
         from smspipe.ledger.postgres import open_postgres
@@ -89,4 +101,4 @@ def open_ledger(
         return open_postgres(str(target), read_only=read_only, settings=settings, run=run)
     from smspipe.ledger.sqlite import open_sqlite
 
-    return open_sqlite(target, read_only=read_only, settings=settings, run=run)
+    return open_sqlite(target, read_only=read_only, settings=settings, run=run, verify=verify)

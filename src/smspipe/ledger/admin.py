@@ -12,7 +12,7 @@ from typing import Any
 
 from smspipe.errors import ExitCode
 from smspipe.ledger import is_postgres, open_ledger
-from smspipe.ledger.base import LedgerError, Merged
+from smspipe.ledger.base import Delivery, Ledger, LedgerError, Merged, SentQuery
 
 
 def describe(target: str | Path) -> str:
@@ -58,6 +58,8 @@ class Copied:
     source: str
     target: str
     merged: Merged
+    #: numbers of the source's suppression list the target lacked (issue 14)
+    optouts_added: int = 0
 
     @property
     def exit_code(self) -> ExitCode:
@@ -75,6 +77,8 @@ class Copied:
                 f"; {len(merged.conflicts)} left as they are in the target, which holds another "
                 "history for them (nothing is overwritten)"
             )
+        if self.optouts_added:
+            line += f"; {self.optouts_added} opted-out number{'' if self.optouts_added == 1 else 's'} added"
         return line
 
     def as_dict(self) -> dict[str, Any]:
@@ -84,6 +88,7 @@ class Copied:
             "added": self.merged.added,
             "present": self.merged.present,
             "conflicts": [{"key": key, "why": why} for key, why in self.merged.conflicts],
+            "optouts_added": self.optouts_added,
         }
 
 
@@ -107,8 +112,32 @@ def copy(source: str | Path, target: str | Path) -> Copied:
         assert destination is not None
         try:
             merged = destination.merge(origin.history())
+            optouts_added = _copy_after_the_201(origin, destination)
         finally:
             destination.close()
     finally:
         origin.close()
-    return Copied(shown_source, shown_target, merged)
+    return Copied(shown_source, shown_target, merged, optouts_added)
+
+
+def _copy_after_the_201(origin: Ledger, destination: Ledger) -> int:
+    """The delivery status the source knows (a step forward only, as ever) and its suppression
+    list (added to, never removed from): how many opted-out numbers the target lacked."""
+    for record in origin.sent(SentQuery()):
+        if record.status is not None:
+            destination.update_delivery(
+                record.sid,
+                Delivery(
+                    record.status,
+                    error_code=record.error_code,
+                    error_message=record.error_message,
+                    price=record.price,
+                    price_unit=record.price_unit,
+                    date_sent=record.date_sent,
+                    date_updated=record.date_updated,
+                ),
+            )
+    by_source: dict[str, list[str]] = {}
+    for entry in origin.optouts():
+        by_source.setdefault(entry.source, []).append(entry.phone)
+    return sum(destination.add_optouts(phones, source) for source, phones in by_source.items())

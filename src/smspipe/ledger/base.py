@@ -12,6 +12,11 @@ a lease it renews (a heartbeat); a run whose lease lapsed is dead to every other
 run, and must not send on itself. Times (lease, age of an attempt) are the
 backend's own clock, so runs on several hosts agree on them.
 
+After the 201 (issue 14), each message row also carries its delivery status as
+Twilio last reported it (:class:`Delivery`, moved forward only, see
+:mod:`smspipe.lifecycle`), and the ledger holds the suppression list
+(:class:`OptOut`): numbers never texted again.
+
 Any backend (SQLite, PostgreSQL) passes ``tests/ledger_contract.py``.
 """
 
@@ -166,6 +171,8 @@ class Message:
     #: the run that created (or found) it
     run_id: str | None = None
     created_at: float | None = None
+    #: Twilio's status in its answer (``queued``, ``accepted``, ``scheduled``), when known
+    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +257,74 @@ class FoundOutcome(StrEnum):
     TAKEN = "taken"
     #: another open key has the same recipient and text: it may be that key's message
     AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where a message stands after the 201, as Twilio last reported it (a fetch, a callback).
+
+    Times are Unix seconds (UTC). None where Twilio said nothing (yet).
+    """
+
+    status: str
+    error_code: int | None = None
+    error_message: str | None = None
+    #: what Twilio billed, as Twilio writes it (a negative decimal string)
+    price: str | None = None
+    price_unit: str | None = None
+    date_sent: float | None = None
+    date_updated: float | None = None
+    segments: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SentRecord:
+    """One row of ``messages`` with its delivery state: a line of ``smspipe status``."""
+
+    sid: str
+    key: str
+    recipient: str
+    sender: str | None
+    messaging_service_sid: str | None
+    account_sid: str | None
+    segments: int | None
+    #: when it was recorded (Unix seconds)
+    created_at: float
+    status: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    price: str | None = None
+    price_unit: str | None = None
+    date_sent: float | None = None
+    date_updated: float | None = None
+    #: when its status was last stored (a refresh, a callback)
+    checked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SentQuery:
+    """Which messages :meth:`Ledger.sent` lists; every filter optional, all of them apply."""
+
+    #: recorded at or after (Unix seconds)
+    since: float | None = None
+    #: these statuses; ``pending`` stands for every status that is not final (none known too)
+    statuses: frozenset[str] | None = None
+    to: str | None = None
+    key: str | None = None
+    sid: str | None = None
+    #: at most this many, the newest first; None: all, oldest first
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    """A number on the suppression list: never texted again until removed."""
+
+    phone: str
+    #: what put it there: ``twilio:21610`` (a refused send), ``inbound`` (a STOP), ``manual``, ``import``
+    source: str
+    #: Unix seconds
+    added_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,6 +556,39 @@ class Ledger(ABC):
         This default runs each operation on its own.
         """
         yield
+
+    # delivery status (issue 14)
+
+    @abstractmethod
+    def sent(self, query: SentQuery) -> list[SentRecord]:
+        """The messages Twilio created that *query* selects, with their delivery state."""
+
+    @abstractmethod
+    def update_delivery(self, sid: str, delivery: Delivery) -> bool:
+        """Store *delivery* for message *sid*, only as a step forward
+        (:func:`smspipe.lifecycle.may_follow`); True when it changed the row."""
+
+    @abstractmethod
+    def sent_since(self, recipient: str, since: float) -> int:
+        """How many messages to *recipient* were recorded at or after *since* (per-recipient caps)."""
+
+    # the suppression list
+
+    @abstractmethod
+    def add_optouts(self, phones: Iterable[str], source: str) -> int:
+        """Put *phones* (E.164) on the list; how many were not on it yet."""
+
+    @abstractmethod
+    def remove_optouts(self, phones: Iterable[str]) -> int:
+        """Take *phones* off the list; how many were on it."""
+
+    @abstractmethod
+    def optouts(self) -> list[OptOut]:
+        """The whole list, oldest first."""
+
+    @abstractmethod
+    def opted_out(self, phone: str) -> OptOut | None:
+        """*phone*'s entry on the list, if it is on it."""
 
     @abstractmethod
     def close(self) -> None: ...

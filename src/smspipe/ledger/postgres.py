@@ -35,11 +35,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from smspipe import lifecycle
 from smspipe.errors import register_secret
 from smspipe.ledger.base import (
     OPEN_STATES,
     Attempt,
     Counts,
+    Delivery,
     FoundOutcome,
     Holder,
     KeyRow,
@@ -55,7 +57,10 @@ from smspipe.ledger.base import (
     LedgerUnavailable,
     Merged,
     Message,
+    OptOut,
     RunInfo,
+    SentQuery,
+    SentRecord,
     Settings,
     StoredKey,
     chunks,
@@ -71,7 +76,8 @@ if TYPE_CHECKING:
 
 #: the PostgreSQL schema that holds the ledger's tables
 SCHEMA = "smspipe"
-SCHEMA_VERSION = 1
+#: 1: issue 15's tables; 2 (issue 14): delivery status on messages, the suppression list
+SCHEMA_VERSION = 2
 APPLICATION = "smspipe ledger"
 INSTALL = "pip install 'smspipe[postgres]'"
 #: a lock another run holds this long is a busy ledger (as SQLite's busy timeout)
@@ -128,6 +134,21 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "pace": ("name", "last_start"),
 }
+#: what schema 2 adds (issue 14): messages' delivery status, the suppression list
+DELIVERY_COLUMNS = (
+    "status",
+    "status_rank",
+    "error_code",
+    "error_message",
+    "price",
+    "price_unit",
+    "date_sent",
+    "date_updated",
+    "checked_at",
+)
+COLUMNS_V1 = dict(COLUMNS)
+COLUMNS["messages"] = (*COLUMNS["messages"], *DELIVERY_COLUMNS)
+COLUMNS["optouts"] = ("phone", "source", "added_at")
 
 CREATE = (
     f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
@@ -176,7 +197,16 @@ CREATE = (
         media_sha256          text,
         found_in_log          boolean NOT NULL DEFAULT false,
         run_id                text,
-        created_at            double precision NOT NULL
+        created_at            double precision NOT NULL,
+        status                text,
+        status_rank           integer,
+        error_code            integer,
+        error_message         text,
+        price                 text,
+        price_unit            text,
+        date_sent             double precision,
+        date_updated          double precision,
+        checked_at            double precision
     )""",
     f"CREATE TABLE {SCHEMA}.pace (name text PRIMARY KEY, last_start double precision NOT NULL)",
     f"""CREATE INDEX deliveries_open ON {SCHEMA}.deliveries (recipient, match_sha256)
@@ -185,6 +215,32 @@ CREATE = (
     f"CREATE INDEX deliveries_legacy ON {SCHEMA}.deliveries (account_sid) WHERE legacy",
     f"CREATE INDEX messages_key ON {SCHEMA}.messages (key, created_at)",
     f"CREATE INDEX messages_recipient ON {SCHEMA}.messages (recipient)",
+)
+#: schema 1 -> 2 (issue 14), in place; also the end of a new ledger's CREATE
+MIGRATE_FROM_1 = (
+    *(
+        f"ALTER TABLE {SCHEMA}.messages ADD COLUMN IF NOT EXISTS {column} {kind}"
+        for column, kind in (
+            ("status", "text"),
+            ("status_rank", "integer"),
+            ("error_code", "integer"),
+            ("error_message", "text"),
+            ("price", "text"),
+            ("price_unit", "text"),
+            ("date_sent", "double precision"),
+            ("date_updated", "double precision"),
+            ("checked_at", "double precision"),
+        )
+    ),
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.optouts (
+        phone    text PRIMARY KEY,
+        source   text NOT NULL,
+        added_at double precision NOT NULL
+    )""",
+    f"CREATE INDEX IF NOT EXISTS messages_created ON {SCHEMA}.messages (created_at)",
+    f"CREATE INDEX IF NOT EXISTS messages_recipient_created ON {SCHEMA}.messages (recipient, created_at)",
+    f"""CREATE INDEX IF NOT EXISTS messages_pending ON {SCHEMA}.messages (created_at)
+        WHERE status_rank IS NULL OR status_rank < {lifecycle.FINAL_RANK}""",
 )
 
 _LATEST = ", ".join(f"m.{column} AS m_{column}" for column in COLUMNS["messages"])
@@ -200,8 +256,8 @@ LEFT JOIN LATERAL (
 """
 _INSERT_MESSAGE = (
     f"INSERT INTO {SCHEMA}.messages (sid, key, recipient, sender, messaging_service_sid, account_sid, "
-    "segments, body_sha256, media_sha256, found_in_log, run_id, created_at) "
-    f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, {NOW})) "
+    "segments, body_sha256, media_sha256, found_in_log, run_id, created_at, status, status_rank) "
+    f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, {NOW}), %s, %s) "
     "ON CONFLICT (sid) DO NOTHING"
 )
 
@@ -227,8 +283,10 @@ class PostgresLedger(Ledger):
         read_only: bool,
         settings: Settings,
         run: RunInfo,
+        schema: int = SCHEMA_VERSION,
     ) -> None:
         self._db = connection
+        self._schema = schema
         self._url = url
         self.location = location
         self.read_only = read_only
@@ -636,6 +694,8 @@ class PostgresLedger(Ledger):
                     message.found_in_log,
                     message.run_id,
                     message.created_at if message.created_at is not None else stored.updated_at,
+                    message.status,
+                    lifecycle.rank(message.status),
                 ),
             )
         return True
@@ -746,6 +806,8 @@ class PostgresLedger(Ledger):
                 found_in_log,
                 self.run.run_id,
                 message.created_at,
+                message.status,
+                lifecycle.rank(message.status),
             ),
         ).rowcount
         if not inserted:
@@ -839,9 +901,138 @@ class PostgresLedger(Ledger):
                 ),
             )
 
+    # --- delivery status (issue 14) -------------------------------------------------------
+
+    def sent(self, query: SentQuery) -> list[SentRecord]:
+        if self._schema < 2 and query.statuses is not None:
+            if "pending" not in query.statuses:  # no status is known in schema 1: all pending
+                return []
+            query = SentQuery(query.since, None, query.to, query.key, query.sid, query.limit)
+        where, values = _sent_filters(query)
+        columns = _SENT_COLUMNS if self._schema >= 2 else _SENT_BASE
+        order = "created_at DESC, sid" if query.limit is not None else "created_at, sid"
+        sql = f"SELECT {columns} FROM {SCHEMA}.messages {where} ORDER BY {order}"
+        if query.limit is not None:
+            sql += " LIMIT %s"
+            values.append(query.limit)
+        with self._read() as cur:
+            records = cur.execute(sql, values).fetchall()
+        found = [SentRecord(**record) for record in records]
+        return found[::-1] if query.limit is not None else found
+
+    def update_delivery(self, sid: str, delivery: Delivery) -> bool:
+        rank = lifecycle.rank(delivery.status)
+        with self._write() as cur:
+            changed = cur.execute(
+                f"UPDATE {SCHEMA}.messages SET status = %s, status_rank = %s, error_code = %s, "
+                "error_message = %s, price = coalesce(%s, price), price_unit = coalesce(%s, price_unit), "
+                "date_sent = coalesce(%s, date_sent), date_updated = coalesce(%s, date_updated), "
+                f"segments = coalesce(%s, segments), checked_at = {NOW} "
+                "WHERE sid = %s AND (status_rank IS NULL OR status_rank < %s)",
+                (
+                    delivery.status,
+                    rank,
+                    delivery.error_code,
+                    None if delivery.error_message is None else delivery.error_message[:500],
+                    delivery.price,
+                    delivery.price_unit,
+                    delivery.date_sent,
+                    delivery.date_updated,
+                    delivery.segments,
+                    sid,
+                    rank,
+                ),
+            ).rowcount
+            if not changed:
+                # The same status again may bring what it lacked (a price once final).
+                cur.execute(
+                    f"UPDATE {SCHEMA}.messages SET price = coalesce(price, %s), "
+                    "price_unit = coalesce(%s, price_unit), date_sent = coalesce(date_sent, %s), "
+                    f"checked_at = {NOW} WHERE sid = %s AND status = %s",
+                    (delivery.price, delivery.price_unit, delivery.date_sent, sid, delivery.status),
+                )
+        return bool(changed)
+
+    def sent_since(self, recipient: str, since: float) -> int:
+        with self._read() as cur:
+            found = cur.execute(
+                f"SELECT count(*) FROM {SCHEMA}.messages WHERE recipient = %s AND created_at >= %s",
+                (recipient, since),
+            ).fetchone()
+        return int(found["count"]) if found else 0
+
+    # --- the suppression list ---------------------------------------------------------------
+
+    def add_optouts(self, phones: Iterable[str], source: str) -> int:
+        with self._write() as cur:
+            return sum(
+                cur.execute(
+                    f"INSERT INTO {SCHEMA}.optouts (phone, source, added_at) VALUES (%s, %s, {NOW}) "
+                    "ON CONFLICT (phone) DO NOTHING",
+                    (phone, source),
+                ).rowcount
+                for phone in dict.fromkeys(phones)
+            )
+
+    def remove_optouts(self, phones: Iterable[str]) -> int:
+        with self._write() as cur:
+            return sum(
+                cur.execute(f"DELETE FROM {SCHEMA}.optouts WHERE phone = %s", (phone,)).rowcount
+                for phone in dict.fromkeys(phones)
+            )
+
+    def optouts(self) -> list[OptOut]:
+        if self._schema < 2:
+            return []
+        with self._read() as cur:
+            records = cur.execute(
+                f"SELECT phone, source, added_at FROM {SCHEMA}.optouts ORDER BY added_at, phone"
+            ).fetchall()
+        return [OptOut(**record) for record in records]
+
+    def opted_out(self, phone: str) -> OptOut | None:
+        if self._schema < 2:
+            return None
+        with self._read() as cur:
+            record = cur.execute(
+                f"SELECT phone, source, added_at FROM {SCHEMA}.optouts WHERE phone = %s", (phone,)
+            ).fetchone()
+        return OptOut(**record) if record is not None else None
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._db.close()
+
+
+_SENT_BASE = "sid, key, recipient, sender, messaging_service_sid, account_sid, segments, created_at"
+_SENT_COLUMNS = (
+    _SENT_BASE + ", status, error_code, error_message, price, price_unit, date_sent, date_updated, checked_at"
+)
+
+
+def _sent_filters(query: SentQuery) -> tuple[str, list[object]]:
+    """The WHERE clause of :meth:`PostgresLedger.sent`, and its values."""
+    clauses: list[str] = []
+    values: list[object] = []
+    for column, value, test in (
+        ("created_at", query.since, ">="),
+        ("recipient", query.to, "="),
+        ("key", query.key, "="),
+        ("sid", query.sid, "="),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {test} %s")
+            values.append(value)
+    if query.statuses is not None:
+        named = sorted(query.statuses - {"pending"})
+        alternatives = []
+        if named:
+            alternatives.append("status = ANY(%s)")
+            values.append(named)
+        if "pending" in query.statuses:
+            alternatives.append(f"status_rank IS NULL OR status_rank < {lifecycle.FINAL_RANK}")
+        clauses.append("(" + " OR ".join(alternatives or ["false"]) + ")")
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", values
 
 
 def _begin(durable: bool) -> str:
@@ -870,6 +1061,7 @@ def _message(record: dict[str, Any], prefix: str = "") -> Message:
         found_in_log=bool(record[prefix + "found_in_log"]),
         run_id=record[prefix + "run_id"],
         created_at=record[prefix + "created_at"],
+        status=record.get(prefix + "status"),
     )
 
 
@@ -1055,6 +1247,7 @@ def open_postgres(
             return None
         if version != SCHEMA_VERSION and not read_only:
             _migrate(db, location)
+            version = SCHEMA_VERSION
     except BaseException:
         db.close()
         raise
@@ -1065,6 +1258,7 @@ def open_postgres(
         read_only=read_only,
         settings=settings or Settings(),
         run=run or RunInfo.this_process(),
+        schema=version or SCHEMA_VERSION,
     )
 
 
@@ -1091,7 +1285,7 @@ def _check_schema(db: psycopg.Connection[Any], location: str) -> int | None:
     if not columns:
         return None
     version = _version(meta, location)
-    for table, wanted in COLUMNS.items():
+    for table, wanted in (COLUMNS if version >= 2 else COLUMNS_V1).items():
         if table not in columns:
             raise LedgerDamaged(
                 f"the ledger {location} is damaged: table {table} is missing", hint=_restore()
@@ -1160,12 +1354,14 @@ def _migrate(db: psycopg.Connection[Any], location: str) -> None:
     try:
         with db.transaction():
             db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            if _check_schema(db, location) == SCHEMA_VERSION:
+            found = _check_schema(db, location)
+            if found == SCHEMA_VERSION:
                 return  # another host made it while this one waited
-            for statement in CREATE:
+            for statement in (*CREATE, *MIGRATE_FROM_1) if found is None else MIGRATE_FROM_1:
                 db.execute(statement)
             db.execute(
-                f"INSERT INTO {SCHEMA}.meta (name, value) VALUES ('application', %s), ('schema', %s)",
+                f"INSERT INTO {SCHEMA}.meta (name, value) VALUES ('application', %s), ('schema', %s) "
+                "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
                 (APPLICATION, str(SCHEMA_VERSION)),
             )
     except psycopg.errors.InsufficientPrivilege as exc:

@@ -22,6 +22,7 @@ keyed by a content hash of account, sender and text are found by that hash
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import tempfile
@@ -29,10 +30,12 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from smspipe import lifecycle
 from smspipe.ledger.base import (
     OPEN_STATES,
     Attempt,
     Counts,
+    Delivery,
     FoundOutcome,
     Holder,
     KeyRow,
@@ -46,7 +49,10 @@ from smspipe.ledger.base import (
     LedgerReadOnly,
     Merged,
     Message,
+    OptOut,
     RunInfo,
+    SentQuery,
+    SentRecord,
     Settings,
     StoredKey,
     chunks,
@@ -60,7 +66,7 @@ from smspipe.spelling import setting
 
 #: "SMSP": PRAGMA application_id of a smspipe ledger
 APPLICATION_ID = 0x534D5350
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: integrity_check compares every index with its table (a scribbled key shows);
@@ -68,7 +74,9 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024
 #: ended runs are forgotten after this long (unless they still own a key)
 RUNS_KEPT_SECONDS = 7 * 24 * 3600
-TABLES = ("meta", "runs", "deliveries", "messages")
+TABLES = ("meta", "runs", "deliveries", "messages", "optouts")
+#: the tables each schema version has (a missing one: damaged)
+TABLES_BY_VERSION = {2: TABLES[:4], 3: TABLES}
 #: the starts of a --rate shared by every run of the ledger (made on first use)
 PACE_TABLE = "CREATE TABLE IF NOT EXISTS pace (name TEXT PRIMARY KEY, last_start REAL NOT NULL)"
 
@@ -118,7 +126,21 @@ CREATE TABLE messages (
     media_sha256          TEXT,
     found_in_log          INTEGER NOT NULL DEFAULT 0 CHECK (found_in_log IN (0, 1)),
     run_id                TEXT,
-    created_at            REAL NOT NULL
+    created_at            REAL NOT NULL,
+    status                TEXT,
+    status_rank           INTEGER,
+    error_code            INTEGER,
+    error_message         TEXT,
+    price                 TEXT,
+    price_unit            TEXT,
+    date_sent             REAL,
+    date_updated          REAL,
+    checked_at            REAL
+);
+CREATE TABLE optouts (
+    phone    TEXT PRIMARY KEY,
+    source   TEXT NOT NULL,
+    added_at REAL NOT NULL
 );
 """
 
@@ -127,7 +149,31 @@ CREATE INDEX deliveries_open ON deliveries (recipient, match_sha256)
     WHERE state IN ('sending', 'unknown');
 CREATE INDEX deliveries_legacy ON deliveries (account_sid) WHERE legacy = 1;
 CREATE INDEX messages_key ON messages (key, created_at);
-CREATE INDEX messages_recipient ON messages (recipient);
+CREATE INDEX messages_recipient ON messages (recipient, created_at);
+CREATE INDEX messages_created ON messages (created_at);
+CREATE INDEX messages_pending ON messages (created_at) WHERE status_rank IS NULL OR status_rank < 5;
+"""
+
+# Schema 2 -> 3 (issue 14): delivery status on messages, the suppression list.
+MIGRATE_FROM_2 = """
+ALTER TABLE messages ADD COLUMN status TEXT;
+ALTER TABLE messages ADD COLUMN status_rank INTEGER;
+ALTER TABLE messages ADD COLUMN error_code INTEGER;
+ALTER TABLE messages ADD COLUMN error_message TEXT;
+ALTER TABLE messages ADD COLUMN price TEXT;
+ALTER TABLE messages ADD COLUMN price_unit TEXT;
+ALTER TABLE messages ADD COLUMN date_sent REAL;
+ALTER TABLE messages ADD COLUMN date_updated REAL;
+ALTER TABLE messages ADD COLUMN checked_at REAL;
+CREATE TABLE optouts (
+    phone    TEXT PRIMARY KEY,
+    source   TEXT NOT NULL,
+    added_at REAL NOT NULL
+);
+DROP INDEX messages_recipient;
+CREATE INDEX messages_recipient ON messages (recipient, created_at);
+CREATE INDEX messages_created ON messages (created_at);
+CREATE INDEX messages_pending ON messages (created_at) WHERE status_rank IS NULL OR status_rank < 5;
 """
 
 MIGRATE_FROM_1 = """
@@ -768,8 +814,8 @@ class SqliteLedger(Ledger):
         now = self._now()
         inserted = db.execute(
             "INSERT INTO messages (sid, key, recipient, sender, messaging_service_sid, account_sid, "
-            "segments, body_sha256, media_sha256, found_in_log, run_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sid) DO NOTHING",
+            "segments, body_sha256, media_sha256, found_in_log, run_id, created_at, status, status_rank) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sid) DO NOTHING",
             (
                 message.sid,
                 key,
@@ -783,6 +829,8 @@ class SqliteLedger(Ledger):
                 int(found_in_log),
                 self.run.run_id,
                 message.created_at or now,
+                message.status,
+                lifecycle.rank(message.status),
             ),
         ).rowcount
         owner = (
@@ -873,9 +921,155 @@ class SqliteLedger(Ledger):
                 ),
             )
 
+    # --- delivery status ----------------------------------------------------------------
+
+    def sent(self, query: SentQuery) -> list[SentRecord]:
+        if self._schema == 1:
+            return []
+        if self._schema == 2 and query.statuses is not None:
+            # No status is known in schema 2: every message is pending.
+            if "pending" not in query.statuses:
+                return []
+            query = dataclasses.replace(query, statuses=None)
+        where, values = _sent_filters(query)
+        columns = _SENT_COLUMNS if self._schema >= 3 else _SENT_COLUMNS_V2
+        order = "created_at DESC, sid" if query.limit is not None else "created_at, sid"
+        # Only constants and placeholders are joined here: every value is a parameter.
+        sql = f"SELECT {columns} FROM messages {where} ORDER BY {order}"  # noqa: S608
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            values.append(query.limit)
+        with self.faults("read"):
+            records = self._db.execute(sql, values).fetchall()
+        found = [SentRecord(**dict(record)) for record in records]
+        return found[::-1] if query.limit is not None else found
+
+    def update_delivery(self, sid: str, delivery: Delivery) -> bool:
+        rank = lifecycle.rank(delivery.status)
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE messages SET status = ?, status_rank = ?, error_code = ?, error_message = ?, "
+                "price = coalesce(?, price), price_unit = coalesce(?, price_unit), "
+                "date_sent = coalesce(?, date_sent), date_updated = coalesce(?, date_updated), "
+                "segments = coalesce(?, segments), checked_at = ? "
+                "WHERE sid = ? AND (status_rank IS NULL OR status_rank < ?)",
+                (
+                    delivery.status,
+                    rank,
+                    delivery.error_code,
+                    None if delivery.error_message is None else delivery.error_message[:500],
+                    delivery.price,
+                    delivery.price_unit,
+                    delivery.date_sent,
+                    delivery.date_updated,
+                    delivery.segments,
+                    self._now(),
+                    sid,
+                    rank,
+                ),
+            ).rowcount
+            if not changed:
+                # The same status again may bring what it lacked (a price once final).
+                db.execute(
+                    "UPDATE messages SET price = coalesce(price, ?), price_unit = coalesce(?, price_unit), "
+                    "date_sent = coalesce(date_sent, ?), checked_at = ? WHERE sid = ? AND status = ?",
+                    (
+                        delivery.price,
+                        delivery.price_unit,
+                        delivery.date_sent,
+                        self._now(),
+                        sid,
+                        delivery.status,
+                    ),
+                )
+        return bool(changed)
+
+    def sent_since(self, recipient: str, since: float) -> int:
+        if self._schema == 1:
+            return 0
+        with self.faults("read"):
+            found = self._db.execute(
+                "SELECT count(*) FROM messages WHERE recipient = ? AND created_at >= ?", (recipient, since)
+            ).fetchone()
+        return int(found[0])
+
+    # --- the suppression list -----------------------------------------------------------
+
+    def add_optouts(self, phones: Iterable[str], source: str) -> int:
+        now = self._now()
+        with self._write() as db:
+            return sum(
+                db.execute(
+                    "INSERT OR IGNORE INTO optouts (phone, source, added_at) VALUES (?, ?, ?)",
+                    (phone, source, now),
+                ).rowcount
+                for phone in dict.fromkeys(phones)
+            )
+
+    def remove_optouts(self, phones: Iterable[str]) -> int:
+        with self._write() as db:
+            return sum(
+                db.execute("DELETE FROM optouts WHERE phone = ?", (phone,)).rowcount
+                for phone in dict.fromkeys(phones)
+            )
+
+    def optouts(self) -> list[OptOut]:
+        if self._schema < 3:
+            return []
+        with self.faults("read"):
+            records = self._db.execute(
+                "SELECT phone, source, added_at FROM optouts ORDER BY added_at, phone"
+            ).fetchall()
+        return [OptOut(**dict(record)) for record in records]
+
+    def opted_out(self, phone: str) -> OptOut | None:
+        if self._schema < 3:
+            return None
+        with self.faults("read"):
+            record = self._db.execute(
+                "SELECT phone, source, added_at FROM optouts WHERE phone = ?", (phone,)
+            ).fetchone()
+        return OptOut(**dict(record)) if record is not None else None
+
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
+
+
+_SENT_BASE = "sid, key, recipient, sender, messaging_service_sid, account_sid, segments, created_at"
+_SENT_COLUMNS = (
+    _SENT_BASE + ", status, error_code, error_message, price, price_unit, date_sent, date_updated, checked_at"
+)
+#: a schema 2 ledger read without migrating it (a look before the first run of this version)
+_SENT_COLUMNS_V2 = _SENT_BASE
+
+
+def _sent_filters(query: SentQuery) -> tuple[str, list[object]]:
+    """The WHERE clause of :meth:`SqliteLedger.sent`, and its values."""
+    clauses: list[str] = []
+    values: list[object] = []
+    if query.since is not None:
+        clauses.append("created_at >= ?")
+        values.append(query.since)
+    if query.to is not None:
+        clauses.append("recipient = ?")
+        values.append(query.to)
+    if query.key is not None:
+        clauses.append("key = ?")
+        values.append(query.key)
+    if query.sid is not None:
+        clauses.append("sid = ?")
+        values.append(query.sid)
+    if query.statuses is not None:
+        named = sorted(query.statuses - {"pending"})
+        alternatives = []
+        if named:
+            alternatives.append(f"status IN ({', '.join('?' * len(named))})")
+            values.extend(named)
+        if "pending" in query.statuses:
+            alternatives.append(f"status_rank IS NULL OR status_rank < {lifecycle.FINAL_RANK}")
+        clauses.append("(" + " OR ".join(alternatives or ["0"]) + ")")
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", values
 
 
 def _message(record: sqlite3.Row) -> Message:
@@ -957,9 +1151,12 @@ def open_sqlite(
     read_only: bool = False,
     settings: Settings | None = None,
     run: RunInfo | None = None,
+    verify: bool = True,
 ) -> SqliteLedger | None:
     """The ledger at *path*, checked (see the module's docstring); None when *read_only*
-    and there is no ledger yet."""
+    and there is no ledger yet. *verify* False skips the integrity check of the whole file
+    (a one-row write per request, as a server's callbacks make: damage met on the way is
+    still refused, page by page)."""
     given = Path(path).expanduser()
     location = str(given)
     real = Path(os.path.realpath(given))
@@ -977,7 +1174,8 @@ def open_sqlite(
     connection = _connect(real, location, read_only=read_only)
     try:
         schema = _check_schema(connection, real, location)
-        _check_integrity(connection, real, location)
+        if verify:
+            _check_integrity(connection, real, location)
         if not read_only:
             _prepare(connection, real, location, schema)
             schema = SCHEMA_VERSION
@@ -1109,7 +1307,7 @@ def _check_schema(db: sqlite3.Connection, real: Path, location: str) -> int:
                 f"the ledger {location} was written by a newer smspipe (schema {version})",
                 hint=f"upgrade smspipe, or pass {setting('ledger')} with another path",
             )
-        required: tuple[str, ...] = TABLES
+        required: tuple[str, ...] = TABLES_BY_VERSION.get(version, TABLES)
     elif application_id == 0 and version == 1 and "deliveries" in tables:
         required = ("deliveries",)
     else:
@@ -1155,11 +1353,16 @@ def _prepare(db: sqlite3.Connection, real: Path, location: str, schema: int) -> 
 
 
 def _migrate(db: sqlite3.Connection) -> None:
+    """In place, in one transaction: schema 1 is rebuilt at the current schema, 2 gains columns."""
     db.execute("BEGIN IMMEDIATE")
     try:
         # Another run may have migrated it while this one waited for the lock.
-        if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            script = MIGRATE_FROM_1.format(schema=SCHEMA, indexes=INDEXES)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            if version == 2 and db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+                script = MIGRATE_FROM_2
+            else:
+                script = MIGRATE_FROM_1.format(schema=SCHEMA, indexes=INDEXES)
             for statement in _statements(script):
                 db.execute(statement)
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
