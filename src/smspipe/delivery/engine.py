@@ -252,6 +252,7 @@ class Engine:
             feed.start()
             self._pump_task = loop.create_task(self._pump(feed))
             await asyncio.gather(self._pump_task, return_exceptions=True)
+            self._hurry_if_last()
             await self._drain()
             await self._recheck()
         finally:
@@ -296,12 +297,23 @@ class Engine:
                     break
                 task = asyncio.create_task(self._one(item))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._finished)
         except Exception as exc:  # reading failed: settle what is in flight, then raise it
             self._failure = exc
             self.ctx.stop()
         finally:
             feed.close()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._hurry_if_last()
+
+    def _hurry_if_last(self) -> None:
+        """Every document admitted, and no more of them than slots: each holds its slot or
+        is past it, so no claim is to come that outcomes could share a commit with."""
+        pumped = self._pump_task is not None and self._pump_task.done()
+        if pumped and self.ctx.ledger is not None and len(self._tasks) <= self.ctx.options.concurrency:
+            self.ctx.ledger.hurry()
 
     async def _drain(self) -> None:
         while self._tasks:

@@ -39,7 +39,8 @@ class LedgerThread:
     one hand-over back to the loop for all of them. Each caller is answered only
     once its batch is committed, so a claim is still durable before its request
     leaves. An outcome (:meth:`later`) may wait a moment for company: recorded
-    with the next claims, it costs no transaction of its own.
+    with the next claims, it costs no transaction of its own; once no claim is
+    to come (:meth:`hurry`), it waits no more.
     """
 
     #: calls in one batch at most: a batch's transaction stays short for other runs
@@ -52,6 +53,12 @@ class LedgerThread:
         self._handed: queue.SimpleQueue[list[_Call] | None] = queue.SimpleQueue()
         #: calls made in this turn of the loop, handed over at its end
         self._pending: list[_Call] = []
+        #: how long an outcome may wait for company (seconds); 0 once no claim is to come
+        self._outcome_delay = self.OUTCOME_DELAY
+        #: a hand-over is due at the end of this turn of the loop
+        self._handing_over = False
+        #: the hand-over of outcomes that no other call came to take along
+        self._outcomes_due: asyncio.TimerHandle | None = None
         self._thread = threading.Thread(target=self._serve, name="smspipe-ledger", daemon=True)
         self._thread.start()
 
@@ -62,25 +69,49 @@ class LedgerThread:
     def later(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """As :meth:`run`, for an outcome no request waits for: it may wait
         :attr:`OUTCOME_DELAY` to be committed with the calls that follow it."""
-        return self._call(function, args, time.monotonic() + self.OUTCOME_DELAY)
+        delay = self._outcome_delay
+        return self._call(function, args, time.monotonic() + delay if delay else None)
+
+    def hurry(self) -> None:
+        """No claim is to come (the last request of the run has started): an outcome
+        would wait for company in vain, and the run's end with it."""
+        self._outcome_delay = 0.0
+        if self._pending:  # outcomes waiting for company: it is not coming
+            for call in self._pending:
+                call.due = None
+            self._hand_over()
 
     def _call(
         self, function: Callable[..., T], args: tuple[Any, ...], due: float | None
     ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._hand_over)
         self._pending.append(_Call(loop, future, function, args, due))
+        if due is None:
+            if not self._handing_over:
+                self._handing_over = True
+                loop.call_soon(self._hand_over)
+        elif self._outcomes_due is None and not self._handing_over:
+            # An outcome wakes the ledger's thread only when due: until then, the next
+            # call takes it along (one wake-up, one commit for both).
+            self._outcomes_due = loop.call_later(self._outcome_delay, self._hand_over)
         return future
 
     def _hand_over(self) -> None:
-        calls, self._pending = self._pending, []
-        self._handed.put(calls)
+        self._handing_over = False
+        if self._outcomes_due is not None:
+            self._outcomes_due.cancel()
+            self._outcomes_due = None
+        if self._pending:
+            calls, self._pending = self._pending, []
+            self._handed.put(calls)
 
     def close(self) -> None:
-        if self._pending:
-            self._hand_over()
+        """End the thread once every call made is answered (from any thread: the loop's timer
+        is left alone, and finds nothing to hand over)."""
+        calls, self._pending = self._pending, []
+        if calls:
+            self._handed.put(calls)
         self._handed.put(None)
         self._thread.join()
 
