@@ -503,3 +503,20 @@ def test_the_suppression_list_adds_each_number_once_and_removes_it(make_ledger: 
     assert ledger.remove_optouts([A, "+14155550199"]) == 1
     assert other.opted_out(A) is None
     assert [o.phone for o in other.optouts()] == [B]
+
+
+def test_the_same_status_again_brings_the_error_code_it_lacked(make_ledger: MakeLedger) -> None:
+    """A status known first without its code (Twilio's answer, a callback without
+    ErrorCode, a copied ledger), then with it: the code is kept, the first one never
+    replaced."""
+    ledger = make_ledger()
+    sent_message(ledger, "k1", "SM1")
+    assert ledger.update_delivery("SM1", Delivery("undelivered"))
+    assert not ledger.update_delivery(
+        "SM1", Delivery("undelivered", error_code=30003, error_message="Unreachable")
+    )
+    assert not ledger.update_delivery(
+        "SM1", Delivery("undelivered", error_code=30005, error_message="Unknown")
+    )
+    [record] = ledger.sent(SentQuery())
+    assert (record.status, record.error_code, record.error_message) == ("undelivered", 30003, "Unreachable")

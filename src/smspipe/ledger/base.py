@@ -32,6 +32,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any, Protocol
 
 from smspipe.errors import ConfigError, TemporaryFailure
 
@@ -641,3 +642,61 @@ def _process_stat(pid: int) -> tuple[str, str] | None:
     if len(fields) <= 19:
         return None
     return fields[0].decode(), fields[19].decode()
+
+
+# --- rows as records (both backends) ---------------------------------------------------------
+
+
+class Row(Protocol):
+    """A row as both backends give it: sqlite3.Row, or psycopg's dict row."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+def message_from_row(record: Row, prefix: str = "") -> Message:
+    """A ``messages`` row (its columns named with *prefix* when joined) as a Message."""
+    try:
+        status = record[prefix + "status"]
+    except (KeyError, IndexError):  # a query that does not select it
+        status = None
+    return Message(
+        sid=record[prefix + "sid"],
+        key=record[prefix + "key"],
+        recipient=record[prefix + "recipient"],
+        sender=record[prefix + "sender"],
+        messaging_service_sid=record[prefix + "messaging_service_sid"],
+        account_sid=record[prefix + "account_sid"],
+        segments=record[prefix + "segments"],
+        body_sha256=record[prefix + "body_sha256"],
+        media_sha256=record[prefix + "media_sha256"],
+        found_in_log=bool(record[prefix + "found_in_log"]),
+        run_id=record[prefix + "run_id"],
+        created_at=record[prefix + "created_at"],
+        status=status,
+    )
+
+
+def stored_key_from_row(record: Row, messages: Iterable[Message]) -> StoredKey:
+    """A ``deliveries`` row and its messages as a StoredKey (what ``ledger copy`` moves)."""
+    return StoredKey(
+        key=record["key"],
+        state=KeyState(record["state"]),
+        recipient=record["recipient"],
+        sender=record["sender"],
+        messaging_service_sid=record["messaging_service_sid"],
+        account_sid=record["account_sid"],
+        body=record["body"],
+        body_sha256=record["body_sha256"],
+        media_sha256=record["media_sha256"],
+        match_sha256=record["match_sha256"],
+        sid=record["sid"],
+        segments=record["segments"],
+        error_code=record["error_code"],
+        error_message=record["error_message"],
+        owner=record["owner"],
+        attempts=record["attempts"],
+        attempted_at=record["attempted_at"],
+        updated_at=record["updated_at"],
+        legacy=bool(record["legacy"]),
+        messages=tuple(messages),
+    )

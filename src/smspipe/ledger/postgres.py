@@ -65,9 +65,11 @@ from smspipe.ledger.base import (
     StoredKey,
     chunks,
     difference,
+    message_from_row,
     new_row,
     new_version,
     process_alive,
+    stored_key_from_row,
 )
 from smspipe.spelling import setting
 
@@ -508,7 +510,7 @@ class PostgresLedger(Ledger):
             attempts=record["attempts"],
             attempt_age=None if attempted is None else max(0.0, now - attempted),
             version=record["version"],
-            latest=_message(record, "m_") if record["m_sid"] is not None else None,
+            latest=message_from_row(record, "m_") if record["m_sid"] is not None else None,
             legacy=bool(record["legacy"]),
         )
 
@@ -596,11 +598,11 @@ class PostgresLedger(Ledger):
                 for row in cur.execute(
                     f"SELECT * FROM {SCHEMA}.messages WHERE key = ANY(%s) ORDER BY key, created_at", (keys,)
                 ):
-                    messages.setdefault(row["key"], []).append(_message(row))
+                    messages.setdefault(row["key"], []).append(message_from_row(row))
             if not records:
                 return
             for record in records:
-                yield _stored(record, messages.get(record["key"], []))
+                yield stored_key_from_row(record, messages.get(record["key"], []))
             after = keys[-1]
 
     def merge(self, keys: Iterable[StoredKey]) -> Merged:
@@ -620,7 +622,7 @@ class PostgresLedger(Ledger):
         for row in cur.execute(
             f"SELECT * FROM {SCHEMA}.messages WHERE key = ANY(%s) ORDER BY created_at", (list(existing),)
         ):
-            their_messages.setdefault(row["key"], []).append(_message(row))
+            their_messages.setdefault(row["key"], []).append(message_from_row(row))
         sids = [message.sid for stored in chunk for message in stored.messages]
         owners = {
             row["sid"]: row["key"]
@@ -629,7 +631,7 @@ class PostgresLedger(Ledger):
         for stored in chunk:
             record = existing.get(stored.key)
             if record is not None:
-                here = _stored(record, their_messages.get(stored.key, []))
+                here = stored_key_from_row(record, their_messages.get(stored.key, []))
                 if here.same_as(stored):
                     merged.present += 1
                 else:
@@ -944,12 +946,21 @@ class PostgresLedger(Ledger):
                 ),
             ).rowcount
             if not changed:
-                # The same status again may bring what it lacked (a price once final).
+                # The same status again may bring what it lacked (a price once final, an error code).
                 cur.execute(
                     f"UPDATE {SCHEMA}.messages SET price = coalesce(price, %s), "
                     "price_unit = coalesce(%s, price_unit), date_sent = coalesce(date_sent, %s), "
+                    "error_code = coalesce(error_code, %s), error_message = coalesce(error_message, %s), "
                     f"checked_at = {NOW} WHERE sid = %s AND status = %s",
-                    (delivery.price, delivery.price_unit, delivery.date_sent, sid, delivery.status),
+                    (
+                        delivery.price,
+                        delivery.price_unit,
+                        delivery.date_sent,
+                        delivery.error_code,
+                        None if delivery.error_message is None else delivery.error_message[:500],
+                        sid,
+                        delivery.status,
+                    ),
                 )
         return bool(changed)
 
@@ -1045,49 +1056,6 @@ def _roll_back(db: psycopg.Connection[Any]) -> None:
     with contextlib.suppress(Exception):
         if not db.closed and not db.broken:
             db.execute("ROLLBACK")
-
-
-def _message(record: dict[str, Any], prefix: str = "") -> Message:
-    return Message(
-        sid=record[prefix + "sid"],
-        key=record[prefix + "key"],
-        recipient=record[prefix + "recipient"],
-        sender=record[prefix + "sender"],
-        messaging_service_sid=record[prefix + "messaging_service_sid"],
-        account_sid=record[prefix + "account_sid"],
-        segments=record[prefix + "segments"],
-        body_sha256=record[prefix + "body_sha256"],
-        media_sha256=record[prefix + "media_sha256"],
-        found_in_log=bool(record[prefix + "found_in_log"]),
-        run_id=record[prefix + "run_id"],
-        created_at=record[prefix + "created_at"],
-        status=record.get(prefix + "status"),
-    )
-
-
-def _stored(record: dict[str, Any], messages: list[Message]) -> StoredKey:
-    return StoredKey(
-        key=record["key"],
-        state=KeyState(record["state"]),
-        recipient=record["recipient"],
-        sender=record["sender"],
-        messaging_service_sid=record["messaging_service_sid"],
-        account_sid=record["account_sid"],
-        body=record["body"],
-        body_sha256=record["body_sha256"],
-        media_sha256=record["media_sha256"],
-        match_sha256=record["match_sha256"],
-        sid=record["sid"],
-        segments=record["segments"],
-        error_code=record["error_code"],
-        error_message=record["error_message"],
-        owner=record["owner"],
-        attempts=record["attempts"],
-        attempted_at=record["attempted_at"],
-        updated_at=record["updated_at"],
-        legacy=bool(record["legacy"]),
-        messages=tuple(messages),
-    )
 
 
 # --- faults ------------------------------------------------------------------------------

@@ -58,9 +58,11 @@ from smspipe.ledger.base import (
     chunks,
     difference,
     ledger_fix,
+    message_from_row,
     new_row,
     new_version,
     process_alive,
+    stored_key_from_row,
 )
 from smspipe.spelling import setting
 
@@ -478,7 +480,7 @@ class SqliteLedger(Ledger):
             attempts=record["attempts"],
             attempt_age=None if attempted is None else max(0.0, now - attempted),
             version=record["version"],
-            latest=_message(latest) if latest else None,
+            latest=message_from_row(latest) if latest else None,
             legacy=bool(record["legacy"]),
         )
 
@@ -627,28 +629,7 @@ class SqliteLedger(Ledger):
         messages = self._db.execute(
             "SELECT * FROM messages WHERE key = ? ORDER BY created_at", (record["key"],)
         ).fetchall()
-        return StoredKey(
-            key=record["key"],
-            state=KeyState(record["state"]),
-            recipient=record["recipient"],
-            sender=record["sender"],
-            messaging_service_sid=record["messaging_service_sid"],
-            account_sid=record["account_sid"],
-            body=record["body"],
-            body_sha256=record["body_sha256"],
-            media_sha256=record["media_sha256"],
-            match_sha256=record["match_sha256"],
-            sid=record["sid"],
-            segments=record["segments"],
-            error_code=record["error_code"],
-            error_message=record["error_message"],
-            owner=record["owner"],
-            attempts=record["attempts"],
-            attempted_at=record["attempted_at"],
-            updated_at=record["updated_at"],
-            legacy=bool(record["legacy"]),
-            messages=tuple(_message(message) for message in messages),
-        )
+        return stored_key_from_row(record, (message_from_row(message) for message in messages))
 
     def merge(self, keys: Iterable[StoredKey]) -> Merged:
         merged = Merged()
@@ -969,14 +950,17 @@ class SqliteLedger(Ledger):
                 ),
             ).rowcount
             if not changed:
-                # The same status again may bring what it lacked (a price once final).
+                # The same status again may bring what it lacked (a price once final, an error code).
                 db.execute(
                     "UPDATE messages SET price = coalesce(price, ?), price_unit = coalesce(?, price_unit), "
-                    "date_sent = coalesce(date_sent, ?), checked_at = ? WHERE sid = ? AND status = ?",
+                    "date_sent = coalesce(date_sent, ?), error_code = coalesce(error_code, ?), "
+                    "error_message = coalesce(error_message, ?), checked_at = ? WHERE sid = ? AND status = ?",
                     (
                         delivery.price,
                         delivery.price_unit,
                         delivery.date_sent,
+                        delivery.error_code,
+                        None if delivery.error_message is None else delivery.error_message[:500],
                         self._now(),
                         sid,
                         delivery.status,
@@ -1070,23 +1054,6 @@ def _sent_filters(query: SentQuery) -> tuple[str, list[object]]:
             alternatives.append(f"status_rank IS NULL OR status_rank < {lifecycle.FINAL_RANK}")
         clauses.append("(" + " OR ".join(alternatives or ["0"]) + ")")
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", values
-
-
-def _message(record: sqlite3.Row) -> Message:
-    return Message(
-        sid=record["sid"],
-        key=record["key"],
-        recipient=record["recipient"],
-        sender=record["sender"],
-        messaging_service_sid=record["messaging_service_sid"],
-        account_sid=record["account_sid"],
-        segments=record["segments"],
-        body_sha256=record["body_sha256"],
-        media_sha256=record["media_sha256"],
-        found_in_log=bool(record["found_in_log"]),
-        run_id=record["run_id"],
-        created_at=record["created_at"],
-    )
 
 
 # --- faults ------------------------------------------------------------------------------
