@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from bench_gateway import ServerProcess, commit, machine  # noqa: E402
+from results_file import write_section  # noqa: E402
 
 from fleet import run_fleet  # noqa: E402
 from postgres_server import postgres_server  # noqa: E402
@@ -177,16 +178,6 @@ def section(cases: list[Case], command: str) -> str:
     )
 
 
-def write_section(text: str) -> None:
-    results = HERE / "RESULTS.md"
-    current = results.read_text() if results.exists() else "# Benchmark results\n"
-    if SECTION in current:
-        start = current.index(SECTION)
-        following = current.find("\n## ", start + len(SECTION))
-        current = current[:start] + current[following + 1 :] if following != -1 else current[:start]
-    results.write_text(current.rstrip("\n") + "\n\n" + text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -225,7 +216,7 @@ def main() -> None:
     text = section(cases, command.strip())
     print(text)
     if options.write:
-        write_section(text)
+        write_section(text, SECTION)
 
 
 if __name__ == "__main__":

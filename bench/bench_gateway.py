@@ -37,6 +37,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from results_file import write_section  # noqa: E402
+
 from smspipe.config import Credentials  # noqa: E402
 from smspipe.gateway import AsyncGateway  # noqa: E402
 from smspipe.sms import SMS  # noqa: E402
@@ -249,16 +251,6 @@ def section(cases: list[Case], command: str, latency: float) -> str:
     )
 
 
-def write_section(text: str) -> None:
-    results = HERE / "RESULTS.md"
-    current = results.read_text() if results.exists() else "# Benchmark results\n"
-    if SECTION in current:
-        start = current.index(SECTION)
-        following = current.find("\n## ", start + len(SECTION))
-        current = current[:start] + current[following + 1 :] if following != -1 else current[:start]
-    results.write_text(current.rstrip("\n") + "\n\n" + text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -296,7 +288,7 @@ def main() -> None:
     text = section(cases, command.strip(), options.latency)
     print(text)
     if options.write:
-        write_section(text)
+        write_section(text, SECTION)
 
 
 if __name__ == "__main__":

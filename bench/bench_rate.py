@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from soak import cpu_name, write_section  # noqa: E402
+from results_file import write_section  # noqa: E402
+from soak import cpu_name  # noqa: E402
 
 from twilio_server import ACCOUNT_SID, AUTH_TOKEN, TwilioServer  # noqa: E402
 

@@ -32,6 +32,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from results_file import write_section  # noqa: E402
+
 from smspipe.ledger import Message, open_ledger  # noqa: E402
 from twilio_server import ACCOUNT_SID, AUTH_TOKEN, Lifecycle, TwilioServer  # noqa: E402
 
@@ -146,16 +148,6 @@ def measure(rows: int, latency: float, concurrency: int) -> dict[str, float]:
     return {"elapsed": elapsed, "bound": bound, "share": bound / elapsed, "rows": rows}
 
 
-def write_section(text: str) -> None:
-    results = HERE / "RESULTS.md"
-    current = results.read_text()
-    start = current.find(SECTION)
-    if start >= 0:
-        end = current.find("\n## ", start + len(SECTION))
-        current = current[:start] + current[end + 1 :] if end >= 0 else current[:start]
-    results.write_text(current.rstrip("\n") + "\n\n" + text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -191,7 +183,7 @@ def main() -> None:
     )
     print(text)
     if args.write:
-        write_section(text)
+        write_section(text, SECTION)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from results_file import write_section  # noqa: E402
+
 from serving import Served  # noqa: E402
 from twilio_server import ACCOUNT_SID, AUTH_TOKEN, TwilioServer  # noqa: E402
 
@@ -289,17 +291,6 @@ def sigterm_section(result: dict[str, object], command: str, args: argparse.Name
     )
 
 
-def write_section(text: str) -> None:
-    results = HERE / "RESULTS.md"
-    current = results.read_text()
-    title = text.splitlines()[0]
-    if title in current:
-        start = current.index(title)
-        following = current.find("\n## ", start + len(title))
-        current = current[:start] + current[following + 1 :] if following != -1 else current[:start]
-    results.write_text(current.rstrip("\n") + "\n\n" + text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -321,7 +312,7 @@ def main() -> None:
     text = section(result, command, args)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(text, text.splitlines()[0])
     if result["lost"] or result["duplicates"] or result["split_sids"] or result["still_unanswered"]:
         raise SystemExit(1)
 

@@ -36,6 +36,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from results_file import write_section  # noqa: E402
+
 from twilio_server import ACCOUNT_SID, AUTH_TOKEN, TwilioServer  # noqa: E402
 
 SECTION = "## Soak: exactly once under faults and kills"
@@ -219,17 +221,6 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def write_section(text: str, section: str = SECTION) -> None:
-    """Put *text* in bench/RESULTS.md in place of the section headed *section*."""
-    results = HERE / "RESULTS.md"
-    current = results.read_text() if results.exists() else "# Benchmark results\n"
-    if section in current:
-        start_at = current.index(section)
-        following = current.find("\n## ", start_at + len(section))
-        current = current[:start_at] + current[following + 1 :] if following != -1 else current[:start_at]
-    results.write_text(current.rstrip("\n") + "\n\n" + text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -248,7 +239,7 @@ def main() -> int:
     for problem in result["problems"][:20]:  # type: ignore[index]
         print("problem:", problem, file=sys.stderr)
     if args.write:
-        write_section(text)
+        write_section(text, SECTION)
     return 0 if result["histogram"] == {1: count} and not result["problems"] else 1
 
 
