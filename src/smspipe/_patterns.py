@@ -1,7 +1,7 @@
 """Regular expressions compiled when first used.
 
 A character class over a wide range (``[\\ud800-\\udfff]``) takes Python's
-``re`` from 0.2 to 10 ms to compile: at import, every command would pay for
+``re`` long to compile: at import, every command would pay for
 checks that only odd input ever reaches. After the first use a pattern's
 methods are plain attributes, as quick to reach as a compiled pattern's.
 """

@@ -1,6 +1,6 @@
 """schemacheck's fast path: a JSON Schema compiled to one Python expression.
 
-jsonschema takes 10-100 us to accept a document and ~45 ms to import. Our
+jsonschema is slow to import and per document (bench/RESULTS.md). Our
 package schemas use a small subset of JSON Schema, which :func:`compile_check`
 turns into one plain Python expression answering ``is_valid`` exactly as
 ``Draft202012Validator(schema).is_valid`` does. It touches no jsonschema

@@ -148,7 +148,7 @@ def content_hash(sms: SMS, account: str | None) -> str:
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    import hashlib  # not at import time: it costs every command ~7 ms to load
+    import hashlib  # not at import time: loading it would cost every command
 
     # surrogatepass: never a crash, even for a string no reader would let through
     return "sha256:" + hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:32]

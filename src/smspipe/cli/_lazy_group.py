@@ -1,7 +1,7 @@
 """app's fast path: a root command group that builds only the subcommand that runs.
 
-Typer builds a click command from every command function's signature, ~9 ms
-for all of smspipe's, on every run; a run uses one. Here the root group's
+Typer builds a click command from every command function's signature, for
+all of smspipe's, on every run; a run uses one. Here the root group's
 ``commands`` mapping is replaced by one that builds each subcommand when it is
 first looked up (help lists them all, and so builds them all).
 

@@ -32,7 +32,7 @@ def is_terminal(stream: IO[str]) -> bool:
 # surrogates (a "\ud800" in a JSON input), which no UTF-8 stream can take: escaped
 # as JSON writes them, so that the record still reads back as it was.
 _ODD_CHARACTERS = "[\x85\u2028\u2029\ud800-\udfff]"
-_odd: list[re.Pattern[str]] = []  # compiled on the first non-ASCII text (~0.4 ms: not at start-up)
+_odd: list[re.Pattern[str]] = []  # compiled on the first non-ASCII text, not at start-up
 
 
 def _escape_odd(text: str) -> str:
