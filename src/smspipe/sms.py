@@ -200,7 +200,7 @@ def schema_issues(validator: Any, value: Any, prefix: str) -> list[Issue]:
 
 
 # Small invalid values come again and again (an export of empty objects, the
-# same typo in every line): jsonschema's explanation of one takes ~20 us, so
+# same typo in every line): jsonschema's explanation of one is costly, so
 # it is kept, by the value's JSON text.
 _issue_cache: dict[tuple[int, str, str], tuple[Issue, ...]] = {}
 _ISSUE_KEY_MAX = 256
