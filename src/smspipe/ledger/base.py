@@ -700,3 +700,29 @@ def stored_key_from_row(record: Row, messages: Iterable[Message]) -> StoredKey:
         legacy=bool(record["legacy"]),
         messages=tuple(messages),
     )
+
+
+def key_row_from_row(record: Row, *, now: float, holder: Holder | None, latest: Message | None) -> KeyRow:
+    """A ``deliveries`` row as the walk reads it, with who holds it and its latest message."""
+    attempted = record["attempted_at"]
+    return KeyRow(
+        key=record["key"],
+        state=KeyState(record["state"]),
+        recipient=record["recipient"],
+        sender=record["sender"],
+        messaging_service_sid=record["messaging_service_sid"],
+        account_sid=record["account_sid"],
+        body=record["body"],
+        body_sha256=record["body_sha256"],
+        media_sha256=record["media_sha256"],
+        sid=record["sid"],
+        segments=record["segments"],
+        error_code=record["error_code"],
+        error_message=record["error_message"],
+        holder=holder,
+        attempts=record["attempts"],
+        attempt_age=None if attempted is None else max(0.0, now - attempted),
+        version=record["version"],
+        latest=latest,
+        legacy=bool(record["legacy"]),
+    )

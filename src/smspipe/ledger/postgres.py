@@ -65,6 +65,7 @@ from smspipe.ledger.base import (
     StoredKey,
     chunks,
     difference,
+    key_row_from_row,
     message_from_row,
     new_row,
     new_version,
@@ -491,28 +492,8 @@ class PostgresLedger(Ledger):
 
     def _row(self, record: dict[str, Any]) -> KeyRow:
         now = record["now"]
-        attempted = record["attempted_at"]
-        return KeyRow(
-            key=record["key"],
-            state=KeyState(record["state"]),
-            recipient=record["recipient"],
-            sender=record["sender"],
-            messaging_service_sid=record["messaging_service_sid"],
-            account_sid=record["account_sid"],
-            body=record["body"],
-            body_sha256=record["body_sha256"],
-            media_sha256=record["media_sha256"],
-            sid=record["sid"],
-            segments=record["segments"],
-            error_code=record["error_code"],
-            error_message=record["error_message"],
-            holder=self._holder(record, now),
-            attempts=record["attempts"],
-            attempt_age=None if attempted is None else max(0.0, now - attempted),
-            version=record["version"],
-            latest=message_from_row(record, "m_") if record["m_sid"] is not None else None,
-            legacy=bool(record["legacy"]),
-        )
+        latest = message_from_row(record, "m_") if record["m_sid"] is not None else None
+        return key_row_from_row(record, now=now, holder=self._holder(record, now), latest=latest)
 
     def _holder(self, record: dict[str, Any], now: float) -> Holder | None:
         owner = record["owner"]

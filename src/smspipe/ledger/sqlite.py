@@ -57,6 +57,7 @@ from smspipe.ledger.base import (
     StoredKey,
     chunks,
     difference,
+    key_row_from_row,
     ledger_fix,
     message_from_row,
     new_row,
@@ -461,27 +462,11 @@ class SqliteLedger(Ledger):
             "SELECT * FROM messages WHERE key = ? ORDER BY created_at DESC LIMIT 1", (record["key"],)
         ).fetchone()
         now = self._now()
-        attempted = record["attempted_at"]
-        return KeyRow(
-            key=record["key"],
-            state=KeyState(record["state"]),
-            recipient=record["recipient"],
-            sender=record["sender"],
-            messaging_service_sid=record["messaging_service_sid"],
-            account_sid=record["account_sid"],
-            body=record["body"],
-            body_sha256=record["body_sha256"],
-            media_sha256=record["media_sha256"],
-            sid=record["sid"],
-            segments=record["segments"],
-            error_code=record["error_code"],
-            error_message=record["error_message"],
+        return key_row_from_row(
+            record,
+            now=now,
             holder=self._holder(record, now),
-            attempts=record["attempts"],
-            attempt_age=None if attempted is None else max(0.0, now - attempted),
-            version=record["version"],
             latest=message_from_row(latest) if latest else None,
-            legacy=bool(record["legacy"]),
         )
 
     def _holder(self, record: sqlite3.Row, now: float) -> Holder | None:
