@@ -153,6 +153,20 @@ class Attempt:
     #: two open keys with the same recipient and this cannot tell their messages apart
     match_sha256: str
 
+    def columns(self) -> tuple[str | None, ...]:
+        """``recipient, sender, messaging_service_sid, account_sid, body, body_sha256,
+        media_sha256, match_sha256``: what a claim writes to its ``deliveries`` row."""
+        return (
+            self.recipient,
+            self.sender,
+            self.messaging_service_sid,
+            self.account_sid,
+            self.body,
+            self.body_sha256,
+            self.media_sha256,
+            self.match_sha256,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -174,6 +188,37 @@ class Message:
     created_at: float | None = None
     #: Twilio's status in its answer (``queued``, ``accepted``, ``scheduled``), when known
     status: str | None = None
+
+    def columns(
+        self, key: str, *, found_in_log: bool, run_id: str | None, created_at: float | None
+    ) -> tuple[Any, ...]:
+        """``sid, key, recipient, sender, messaging_service_sid, account_sid, segments,
+        body_sha256, media_sha256, found_in_log, run_id, created_at``: its ``messages`` row
+        under *key*, recorded as the caller says (by this run, or copied as it was)."""
+        return (
+            self.sid,
+            key,
+            self.recipient,
+            self.sender,
+            self.messaging_service_sid,
+            self.account_sid,
+            self.segments,
+            self.body_sha256,
+            self.media_sha256,
+            found_in_log,
+            run_id,
+            created_at,
+        )
+
+    def copied_columns(self, key: str, created_at: float | None) -> tuple[Any, ...]:
+        """:meth:`columns` as this message was recorded (*created_at* where it has none):
+        what ``ledger copy`` writes."""
+        return self.columns(
+            key,
+            found_in_log=self.found_in_log,
+            run_id=self.run_id,
+            created_at=self.created_at if self.created_at is not None else created_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +413,34 @@ class StoredKey:
     updated_at: float
     legacy: bool
     messages: tuple[Message, ...] = ()
+
+    def copied_columns(self, version: int) -> tuple[Any, ...]:
+        """``key, state, recipient, sender, messaging_service_sid, account_sid, body,
+        body_sha256, media_sha256, match_sha256, sid, segments, error_code, error_message,
+        owner, attempts, attempted_at, updated_at, version, legacy``: the ``deliveries``
+        row ``ledger copy`` writes."""
+        return (
+            self.key,
+            str(self.state),
+            self.recipient,
+            self.sender,
+            self.messaging_service_sid,
+            self.account_sid,
+            self.body,
+            self.body_sha256,
+            self.media_sha256,
+            self.match_sha256,
+            self.sid,
+            self.segments,
+            self.error_code,
+            self.error_message,
+            self.owner,
+            self.attempts,
+            self.attempted_at,
+            self.updated_at,
+            version,
+            self.legacy,
+        )
 
     def same_as(self, other: StoredKey) -> bool:
         """The same history: state, recipient, message and every message under the key."""

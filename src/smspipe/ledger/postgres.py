@@ -636,28 +636,7 @@ class PostgresLedger(Ledger):
             "error_message, owner, attempts, attempted_at, updated_at, version, legacy) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (key) DO NOTHING",
-            (
-                stored.key,
-                str(stored.state),
-                stored.recipient,
-                stored.sender,
-                stored.messaging_service_sid,
-                stored.account_sid,
-                stored.body,
-                stored.body_sha256,
-                stored.media_sha256,
-                stored.match_sha256,
-                stored.sid,
-                stored.segments,
-                stored.error_code,
-                stored.error_message,
-                stored.owner,
-                stored.attempts,
-                stored.attempted_at,
-                stored.updated_at,
-                new_version(),
-                stored.legacy,
-            ),
+            stored.copied_columns(new_version()),
         ).rowcount
         if not added:
             return False
@@ -665,18 +644,7 @@ class PostgresLedger(Ledger):
             cur.execute(
                 _INSERT_MESSAGE,
                 (
-                    message.sid,
-                    stored.key,
-                    message.recipient,
-                    message.sender,
-                    message.messaging_service_sid,
-                    message.account_sid,
-                    message.segments,
-                    message.body_sha256,
-                    message.media_sha256,
-                    message.found_in_log,
-                    message.run_id,
-                    message.created_at if message.created_at is not None else stored.updated_at,
+                    *message.copied_columns(stored.key, stored.updated_at),
                     message.status,
                     lifecycle.rank(message.status),
                 ),
@@ -689,18 +657,7 @@ class PostgresLedger(Ledger):
         with self._write(durable=True) as cur:
             self._check_lease(cur)
             fresh = new_version()
-            values = (
-                attempt.recipient,
-                attempt.sender,
-                attempt.messaging_service_sid,
-                attempt.account_sid,
-                attempt.body,
-                attempt.body_sha256,
-                attempt.media_sha256,
-                attempt.match_sha256,
-                self.run.run_id,
-                fresh,
-            )
+            values = (*attempt.columns(), self.run.run_id, fresh)
             if version is None:
                 inserted = cur.execute(
                     f"INSERT INTO {SCHEMA}.deliveries (recipient, sender, messaging_service_sid, "
@@ -777,18 +734,9 @@ class PostgresLedger(Ledger):
         inserted = cur.execute(
             _INSERT_MESSAGE,
             (
-                message.sid,
-                key,
-                message.recipient,
-                message.sender,
-                message.messaging_service_sid,
-                message.account_sid,
-                message.segments,
-                message.body_sha256,
-                message.media_sha256,
-                found_in_log,
-                self.run.run_id,
-                message.created_at,
+                *message.columns(
+                    key, found_in_log=found_in_log, run_id=self.run.run_id, created_at=message.created_at
+                ),
                 message.status,
                 lifecycle.rank(message.status),
             ),

@@ -643,48 +643,14 @@ class SqliteLedger(Ledger):
             "body, body_sha256, media_sha256, match_sha256, sid, segments, error_code, error_message, "
             "owner, attempts, attempted_at, updated_at, version, legacy) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                stored.key,
-                str(stored.state),
-                stored.recipient,
-                stored.sender,
-                stored.messaging_service_sid,
-                stored.account_sid,
-                stored.body,
-                stored.body_sha256,
-                stored.media_sha256,
-                stored.match_sha256,
-                stored.sid,
-                stored.segments,
-                stored.error_code,
-                stored.error_message,
-                stored.owner,
-                stored.attempts,
-                stored.attempted_at,
-                stored.updated_at,
-                new_version(),
-                int(stored.legacy),
-            ),
+            stored.copied_columns(new_version()),
         )
         for message in stored.messages:
             db.execute(
                 "INSERT INTO messages (sid, key, recipient, sender, messaging_service_sid, account_sid, "
                 "segments, body_sha256, media_sha256, found_in_log, run_id, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message.sid,
-                    stored.key,
-                    message.recipient,
-                    message.sender,
-                    message.messaging_service_sid,
-                    message.account_sid,
-                    message.segments,
-                    message.body_sha256,
-                    message.media_sha256,
-                    int(message.found_in_log),
-                    message.run_id,
-                    message.created_at if message.created_at is not None else stored.updated_at,
-                ),
+                message.copied_columns(stored.key, stored.updated_at),
             )
         merged.added += 1
 
@@ -694,20 +660,8 @@ class SqliteLedger(Ledger):
         now = self._now()
         with self._write(durable=True) as db:
             self._check_lease(db, now)
-            values = (
-                attempt.recipient,
-                attempt.sender,
-                attempt.messaging_service_sid,
-                attempt.account_sid,
-                attempt.body,
-                attempt.body_sha256,
-                attempt.media_sha256,
-                attempt.match_sha256,
-                self.run.run_id,
-                now,
-                now,
-                new_version(),
-            )
+            fresh = new_version()
+            values = (*attempt.columns(), self.run.run_id, now, now, fresh)
             if version is None:
                 inserted = db.execute(
                     "INSERT INTO deliveries (recipient, sender, messaging_service_sid, account_sid, "
@@ -717,7 +671,7 @@ class SqliteLedger(Ledger):
                     (*values, key),
                 ).rowcount
                 # A new row holds what was just written: no need to read it back.
-                return new_row(key, attempt, self.run.run_id, values[-1]) if inserted else None
+                return new_row(key, attempt, self.run.run_id, fresh) if inserted else None
             else:
                 changed = db.execute(
                     "UPDATE deliveries SET recipient = ?, sender = ?, messaging_service_sid = ?, "
@@ -783,18 +737,12 @@ class SqliteLedger(Ledger):
             "segments, body_sha256, media_sha256, found_in_log, run_id, created_at, status, status_rank) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sid) DO NOTHING",
             (
-                message.sid,
-                key,
-                message.recipient,
-                message.sender,
-                message.messaging_service_sid,
-                message.account_sid,
-                message.segments,
-                message.body_sha256,
-                message.media_sha256,
-                int(found_in_log),
-                self.run.run_id,
-                message.created_at or now,
+                *message.columns(
+                    key,
+                    found_in_log=found_in_log,
+                    run_id=self.run.run_id,
+                    created_at=message.created_at or now,
+                ),
                 message.status,
                 lifecycle.rank(message.status),
             ),
