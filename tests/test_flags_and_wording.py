@@ -152,3 +152,30 @@ def test_the_result_schema_is_valid_and_describes_every_status() -> None:
     schema = json.loads(invoke("schema", "result").stdout)
     jsonschema.Draft202012Validator.check_schema(schema)
     assert set(schema["properties"]["status"]["enum"]) == {status.value for status in Status}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate", str(SAMPLES / "sms.json")),
+        ("translate", "order", str(SAMPLES / "order.json")),
+        ("send", "--dry-run", "--from", "+15017122661", str(SAMPLES / "sms.json")),
+    ],
+)
+def test_quiet_silences_the_config_files_warnings_too(
+    bare_env: dict[str, str], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """A config file that draws a warning (a secret readable by others): said without
+    -q, nothing on stderr with it (the library's fallback is a log record, and an
+    unconfigured logging module prints those to stderr)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        'account_sid: "AC0123456789abcdef0123456789abcdef"\nauth_token: "abcdefghijklmnop1234"\n'
+    )
+    config.chmod(0o644)
+    env = {**bare_env, "SMSPIPE_CONFIG": str(config)}
+    loud = run_process(*args, env=env)
+    quiet = run_process(*args, "-q", env=env)
+    assert loud.exit_code == quiet.exit_code == 0, (loud.stderr, quiet.stderr)
+    assert "accessible to group or others" in loud.stderr
+    assert quiet.stderr == ""

@@ -63,9 +63,7 @@ def check(
         account = api.verify_account(
             config=config_path,
             http_log=output.err if verbose else None,
-            on_warning=(lambda line: None)
-            if quiet
-            else (lambda line: output.err(f"smspipe: warning: {line}")),
+            on_warning=output.warnings(quiet=quiet),
             **given,
         )
         _render(account, as_json=json_output or not output.is_terminal(sys.stdout))

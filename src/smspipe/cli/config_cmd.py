@@ -153,7 +153,7 @@ def init(
         config.write_file(path, text, force=force)
         settings = config.load(path, env=os.environ)  # read back, as every command will
         for warning in settings.warnings:
-            output.err(f"smspipe: warning: {warning}")
+            output.warn(warning)
         output.err(f"smspipe: wrote {path} (mode 600)")
         if not (values.get("auth_token") or values.get("api_secret")):
             output.err(
@@ -291,7 +291,7 @@ def show(
         options.check_flags(flags, FLAG_NAMES)
         settings = config.load(config_path, flags=flags)
         for warning in settings.warnings:
-            output.err(f"smspipe: warning: {warning}")
+            output.warn(warning)
         report = config.effective(settings)
         if json_output or not output.is_terminal(sys.stdout):
             from smspipe.errors import redact

@@ -275,9 +275,9 @@ def _secret_from_stdin(value_flag: str, file_flag: str, what: str, stdin_holds_d
 
 
 def _warn(line: str) -> None:
-    from smspipe.cli.output import err
+    from smspipe.cli.output import warn
 
-    err(f"smspipe: warning: {line}")
+    warn(line)
 
 
 # --- flag values -----------------------------------------------------------------------

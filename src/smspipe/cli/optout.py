@@ -63,7 +63,9 @@ def add(
         given = _common(region, ledger_path)
         from smspipe import api
 
-        added = api.optout_add(phones, source=source, ledger=ledger_path, config=config_path, **given)
+        added = api.optout_add(
+            phones, source=source, ledger=ledger_path, config=config_path, on_warning=output.warn, **given
+        )
         output.err(f"{output.plural(added, 'number')} added ({len(phones) - added} already on the list)")
 
 
@@ -82,7 +84,9 @@ def remove(
         given = _common(region, ledger_path)
         from smspipe import api
 
-        removed = api.optout_remove(phones, ledger=ledger_path, config=config_path, **given)
+        removed = api.optout_remove(
+            phones, ledger=ledger_path, config=config_path, on_warning=output.warn, **given
+        )
         output.err(
             f"{output.plural(removed, 'number')} removed ({len(phones) - removed} were not on the list)"
         )
@@ -102,7 +106,7 @@ def list_(
         _common(None, ledger_path)
         from smspipe import api
 
-        entries = api.optouts(ledger=ledger_path, config=config_path)
+        entries = api.optouts(ledger=ledger_path, config=config_path, on_warning=output.warn)
         as_json = json_output or not output.is_terminal(sys.stdout)
         for entry in entries:
             added = datetime.fromtimestamp(entry.added_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -140,7 +144,9 @@ def import_(
         given = _common(region, ledger_path)
         from smspipe import api
 
-        done = api.optout_import(path, source=source, ledger=ledger_path, config=config_path, **given)
+        done = api.optout_import(
+            path, source=source, ledger=ledger_path, config=config_path, on_warning=output.warn, **given
+        )
         for problem in done.problems:
             output.err(problem)
         output.err(

@@ -10,6 +10,7 @@ import contextlib
 import json
 import re
 import sys
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from smspipe._fastpaths import use_reference
@@ -97,6 +98,21 @@ def printable(text: str) -> str:
 def err(line: str) -> None:
     """A plain line on stderr, secrets masked."""
     sys.stderr.write(printable(redact(line)) + "\n")
+
+
+def warn(line: str) -> None:
+    """A warning on stderr: ``smspipe: warning: …``."""
+    err(f"smspipe: warning: {line}")
+
+
+def _drop(line: str) -> None:
+    pass
+
+
+def warnings(*, quiet: bool) -> Callable[[str], None]:
+    """Where a command's warnings go: stderr, or nowhere under -q. Never the API's
+    default (a log record, which an unconfigured logging module prints bare)."""
+    return _drop if quiet else warn
 
 
 def guard_streams() -> None:

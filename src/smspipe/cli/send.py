@@ -307,7 +307,8 @@ class _View:
             sys.stderr.flush()
 
     def warn(self, line: str) -> None:
-        self.log(f"smspipe: warning: {line}")
+        if not self.quiet:
+            self.log(f"smspipe: warning: {line}")
 
     def emit(self, result: Result) -> None:
         with self._print_lock:

@@ -118,6 +118,7 @@ def status(
             limit=limit,
             ledger=ledger_path,
             on_line=output.err,
+            on_warning=output.warnings(quiet=quiet),
             http_log=output.err if verbose else None,
             config=config_path,
             **given,

@@ -132,7 +132,7 @@ def translate(
             template=template,
             template_file=template_file,
             config=config_path,
-            on_warning=None if quiet else _warn,
+            on_warning=output.warnings(quiet=quiet),
             **given,
         )
         pretty = not options.as_json(output_format, json_output)
@@ -146,10 +146,6 @@ def translate(
             )
         if failed:
             raise typer.Exit(int(ExitCode.INVALID))
-
-
-def _warn(line: str) -> None:
-    output.err(f"smspipe: warning: {line}")
 
 
 def _write(outcomes: Iterable[core.Outcome], *, pretty: bool, quiet: bool, verbose: bool) -> tuple[int, int]:

@@ -55,7 +55,9 @@ def validate(
         report = _report_for(pass_valid, output_format, json_report)
         problems = output.ErrLines()
         settle_heap()
-        validation = api.validate(sources, config=config_path, on_warning=None if quiet else _warn, **given)
+        validation = api.validate(
+            sources, config=config_path, on_warning=output.warnings(quiet=quiet), **given
+        )
         add = report.add
         for verdict in validation:
             add(verdict)
@@ -72,10 +74,6 @@ def validate(
         code = api.exit_code(totals)
         if code:
             raise typer.Exit(int(code))
-
-
-def _warn(line: str) -> None:
-    output.err(f"smspipe: warning: {line}")
 
 
 def _report_for(pass_valid: bool, chosen: options.OutputFormat | None, json_flag: bool) -> _Report:
