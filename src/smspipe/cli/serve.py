@@ -147,9 +147,10 @@ def _server_spelling() -> Spelling:
 def _hub_key(path: Path | None) -> str | None:
     if path is None:
         return os.environ.get("SMSPIPE_HUB_KEY") or None
+    from smspipe.cli.output import warn
     from smspipe.config import read_secret_file
 
     key, warnings = read_secret_file(path, what="hub key")
     for warning in warnings:
-        sys.stderr.write(f"smspipe: warning: {warning}\n")
+        warn(warning)
     return key
